@@ -112,7 +112,7 @@ class FitResult(NamedTuple):
   history: History
 
 
-def _optimizer(hparams: HParams) -> optax.GradientTransformation:
+def make_optimizer(hparams: HParams) -> optax.GradientTransformation:
   # Built inside the traced function from traced scalars: the state's structure does not
   # depend on the values, so changing them never recompiles.
   return optax.chain(
@@ -135,12 +135,12 @@ def flush_l1(state: TrainState) -> TrainState:
 
 def init_state(params: CRBMParams, hparams: HParams) -> TrainState:
   dense = (params.W, params.b, params.c)
-  return TrainState(params=params, opt_state=_optimizer(hparams).init(dense),
+  return TrainState(params=params, opt_state=make_optimizer(hparams).init(dense),
                     l1_total=jnp.zeros((), params.W.dtype),
                     l1_applied=jnp.zeros((params.W_aux.shape[0],), params.W.dtype))
 
 
-def _negative_phase(rng_key, params, v0, h0_prob, vis_bias, config: TrainConfig):
+def negative_phase(rng_key, params, v0, h0_prob, vis_bias, config: TrainConfig):
   """k block-Gibbs sweeps from the data; returns (v_k, p(h | v_k))."""
   keys = jax.random.split(rng_key, config.cd_k)
   h_prob, v = h0_prob, v0
@@ -157,7 +157,7 @@ def _negative_phase(rng_key, params, v0, h0_prob, vis_bias, config: TrainConfig)
   return v, h_prob
 
 
-def _update_aux_dense(state, aux, dvis, hparams):
+def update_aux_dense(state, aux, dvis, hparams):
   num_aux = state.params.W_aux.shape[0]
   idx = jnp.where(aux >= 0, aux, num_aux)
   grad = jnp.zeros_like(state.params.W_aux).at[idx].add(
@@ -169,7 +169,7 @@ def _update_aux_dense(state, aux, dvis, hparams):
                         l1_applied=jnp.full_like(state.l1_applied, total))
 
 
-def _update_aux_lazy(state, aux, dvis, hparams):
+def update_aux_lazy(state, aux, dvis, hparams):
   W_aux = state.params.W_aux
   num_aux = W_aux.shape[0]
   flat = jnp.where(aux >= 0, aux, num_aux).reshape(-1)                  # [B*G]
@@ -205,7 +205,7 @@ def cd_step(rng_key: PRNGKey, state: TrainState, batch: Dataset, hparams: HParam
   h0_prob = jax.nn.sigmoid(v0 @ params.W + params.c)
   if hidden_mask is not None:
     h0_prob = h0_prob * hidden_mask
-  vk, hk_prob = _negative_phase(rng_key, params, v0, h0_prob, vis_bias, config)
+  vk, hk_prob = negative_phase(rng_key, params, v0, h0_prob, vis_bias, config)
   if hidden_mask is not None:
     hk_prob = hk_prob * hidden_mask
   # Both outer products in one matmul: [v0; vk]ᵀ diag([wn; -wn]) [h0; hk].
@@ -216,14 +216,14 @@ def cd_step(rng_key: PRNGKey, state: TrainState, batch: Dataset, hparams: HParam
   grad_c = wn @ (h0_prob - hk_prob)
   # optax minimises: pass the negative log-likelihood gradient.
   dense = (params.W, params.b, params.c)
-  updates, opt_state = _optimizer(hparams).update((-grad_W, -grad_b, -grad_c),
+  updates, opt_state = make_optimizer(hparams).update((-grad_W, -grad_b, -grad_c),
                                                   state.opt_state, dense)
   W, b, c = optax.apply_updates(dense, updates)
   if hidden_mask is not None:
     W, c = W * hidden_mask, c * hidden_mask
   state = state._replace(params=params._replace(W=W, b=b, c=c), opt_state=opt_state)
   if aux.shape[-1] > 0:
-    update_aux = _update_aux_lazy if config.l1_mode == "lazy" else _update_aux_dense
+    update_aux = update_aux_lazy if config.l1_mode == "lazy" else update_aux_dense
     state = update_aux(state, aux, dvis, hparams)
   recon = jnp.sum(wn[:, None] * (v0 - vk) ** 2) / v0.shape[-1]
   return state, StepInfo(recon_error=recon)

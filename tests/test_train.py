@@ -44,8 +44,8 @@ def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
   W_aux = jnp.asarray(rng.normal(0, 0.2, (num_aux, v)), jnp.float32)
   params = cj.CRBMParams(jnp.zeros((v, 2)), W_aux, jnp.zeros(v), jnp.zeros(2))
   states = {m: train_lib.init_state(params, cj.make_hparams()) for m in ("lazy", "dense")}
-  update = {"lazy": jax.jit(train_lib._update_aux_lazy),
-            "dense": jax.jit(train_lib._update_aux_dense)}
+  update = {"lazy": jax.jit(train_lib.update_aux_lazy),
+            "dense": jax.jit(train_lib.update_aux_dense)}
   for step in range(200):
     aux = rng.integers(-1, 8, (batch, groups)).astype(np.int32)
     if step in (0, 150):
