@@ -1,0 +1,127 @@
+"""Example selection and per-tag linear nu-SVMs (paper Section 4).
+
+Example selection ("top- and bottom-ranked clips"):
+  * smoothed labels (affinity in [0, 1]): positives are the max_per_class
+    candidates with the highest affinity, negatives the max_per_class with the
+    lowest (fewer, equal in number, when there are fewer than 2 * max_per_class
+    candidates).
+  * raw labels (number of users who gave the tag): positives are the top
+    max_per_class candidates by count among those verified by at least
+    min_verified users ("the smaller of the top 100 or all of the examples
+    verified by at least 2 people"); negatives are drawn from the candidates
+    with count 0 (the bottom of the ranking), as many as positives (balanced).
+Ties in the ranking are broken by a permutation from the given rng.
+
+Classifier: LibSVM's nu-SVM with a linear kernel and probability estimates.
+scikit-learn 1.9 deprecates ``NuSVC(probability=True)``; we use
+``CalibratedClassifierCV(NuSVC(kernel="linear", nu=0.5), method="sigmoid",
+ensemble=False)``, which, like LibSVM's -b 1, fits Platt scaling on
+cross-validated decision values and the SVM on all the data. The predicted
+label is 'probability' (calibrated P(positive) >= 0.5, the class LibSVM -b 1
+predicts) by default, or 'sign' (the SVM decision function >= 0).
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import NuSVC
+
+Kind = Literal["raw", "smoothed"]
+Decision = Literal["probability", "sign"]
+
+
+def _ranked(values: np.ndarray, idx: np.ndarray, rng: np.random.Generator,
+            descending: bool) -> np.ndarray:
+  """idx sorted by values (ties in a random order drawn from rng)."""
+  perm = idx[rng.permutation(idx.shape[0])]
+  keys = -values[perm] if descending else values[perm]
+  return perm[np.argsort(keys, kind="stable")]
+
+
+def select_examples(affinity: np.ndarray, candidate_mask: np.ndarray,
+                    kind: Kind = "smoothed", max_per_class: int = 100,
+                    min_verified: int = 2,
+                    rng: Optional[np.random.Generator] = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """Balanced positive and negative examples of one tag (module docstring).
+
+  Args:
+    affinity: [C] smoothed affinity in [0, 1] (kind='smoothed') or raw count of
+      users who gave the tag (kind='raw').
+    candidate_mask: [C] bool, the clips that may be chosen (e.g. training folds).
+  Returns:
+    (pos [k] int64, neg [k] int64) clip indices, best-ranked first; disjoint.
+  """
+  rng = np.random.default_rng(0) if rng is None else rng
+  affinity = np.asarray(affinity, dtype=np.float64)
+  cand = np.flatnonzero(np.asarray(candidate_mask, dtype=bool))
+  if kind == "smoothed":
+    k = min(max_per_class, cand.shape[0] // 2)
+    ranked = _ranked(affinity, cand, rng, descending=True)
+    pos, neg = ranked[:k], ranked[::-1][:k]
+  elif kind == "raw":
+    verified = cand[affinity[cand] >= min_verified]
+    zero = cand[affinity[cand] == 0]
+    pos = _ranked(affinity, verified, rng, descending=True)[:max_per_class]
+    neg = zero[rng.permutation(zero.shape[0])][:pos.shape[0]]
+    pos = pos[:neg.shape[0]]
+  else:
+    raise ValueError(f"kind must be 'raw' or 'smoothed', got {kind!r}")
+  return pos.astype(np.int64), neg.astype(np.int64)
+
+
+def fit_tag_svm(x_pos: np.ndarray, x_neg: np.ndarray, nu: float = 0.5,
+                seed: int = 0, max_calibration_folds: int = 5
+                ) -> CalibratedClassifierCV:
+  """One binary linear nu-SVM with Platt-calibrated probabilities.
+
+  Args:
+    x_pos: [P, F], x_neg: [N, F] features (P, N >= 2).
+  Returns:
+    The fitted classifier (classes 0 = negative, 1 = positive).
+  """
+  n_min = min(x_pos.shape[0], x_neg.shape[0])
+  if n_min < 2:
+    raise ValueError(f"need >= 2 examples per class, got {x_pos.shape[0]} "
+                     f"positives and {x_neg.shape[0]} negatives")
+  x = np.concatenate([x_pos, x_neg]).astype(np.float64)
+  y = np.concatenate([np.ones(x_pos.shape[0]), np.zeros(x_neg.shape[0])]).astype(int)
+  cv = StratifiedKFold(min(max_calibration_folds, n_min), shuffle=True,
+                       random_state=seed)
+  clf = CalibratedClassifierCV(NuSVC(kernel="linear", nu=nu), method="sigmoid",
+                               cv=cv, ensemble=False)
+  return clf.fit(x, y)
+
+
+def predict_labels(clf: CalibratedClassifierCV, x: np.ndarray,
+                   decision: Decision = "probability") -> np.ndarray:
+  """Predicted bool labels [M] for x: [M, F] (see module docstring)."""
+  x = np.asarray(x, dtype=np.float64)
+  if decision == "probability":
+    return clf.predict_proba(x)[:, 1] >= 0.5
+  if decision == "sign":
+    svm = clf.calibrated_classifiers_[0].estimator
+    return svm.decision_function(x) >= 0.0
+  raise ValueError(f"decision must be 'probability' or 'sign', got {decision!r}")
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+  """Mean of the true-positive and true-negative rates.
+
+  Raises:
+    ValueError: y_true lacks one of the two classes.
+  """
+  y_true = np.asarray(y_true, dtype=bool)
+  y_pred = np.asarray(y_pred, dtype=bool)
+  if y_true.shape != y_pred.shape:
+    raise ValueError(f"shape mismatch {y_true.shape} vs {y_pred.shape}")
+  n_pos, n_neg = int(y_true.sum()), int((~y_true).sum())
+  if n_pos == 0 or n_neg == 0:
+    raise ValueError(f"balanced accuracy needs both classes ({n_pos} positive, "
+                     f"{n_neg} negative)")
+  tpr = np.sum(y_pred & y_true) / n_pos
+  tnr = np.sum(~y_pred & ~y_true) / n_neg
+  return float(0.5 * (tpr + tnr))
