@@ -169,25 +169,56 @@ def update_aux_dense(state, aux, dvis, hparams):
                         l1_applied=jnp.full_like(state.l1_applied, total))
 
 
-def update_aux_lazy(state, aux, dvis, hparams):
+class AuxRows(NamedTuple):
+  """The W_aux rows a minibatch touches, brought up to date (lazy mode).
+
+  Attributes:
+    rows: [U] distinct row indices (U = B x G; unused slots hold num_aux, out of range).
+    inverse: [B, G] position in ``rows`` of each (observation, group) entry.
+    current: [U, V] those rows with every pending soft-threshold applied (0 out of range).
+  """
+  rows: Array
+  inverse: Array
+  current: Array
+
+
+def gather_aux_rows(state: TrainState, aux: Array) -> AuxRows:
+  """Distinct rows of a minibatch, with the soft-thresholds they missed applied."""
   W_aux = state.params.W_aux
   num_aux = W_aux.shape[0]
   flat = jnp.where(aux >= 0, aux, num_aux).reshape(-1)                  # [B*G]
   rows, inverse = jnp.unique(flat, size=flat.shape[0], fill_value=num_aux,
                              return_inverse=True)
-  contrib = jnp.broadcast_to(dvis[:, None, :], aux.shape + dvis.shape[-1:])
-  grad = jax.ops.segment_sum(contrib.reshape(flat.shape[0], -1), inverse.reshape(-1),
-                             num_segments=flat.shape[0])                 # [B*G, V]
-  step = hparams.learning_rate * hparams.l1_aux
   current = W_aux.at[rows].get(mode="fill", fill_value=0.0)
   pending = state.l1_total - state.l1_applied.at[rows].get(mode="fill", fill_value=0.0)
-  current = soft_threshold(current, pending[:, None])
-  new_rows = soft_threshold(current + hparams.learning_rate * grad, step)
+  return AuxRows(rows, inverse.reshape(aux.shape), soft_threshold(current, pending[:, None]))
+
+
+def aux_rows_bias(gathered: AuxRows) -> Array:
+  """``W_a a`` of each observation from the gathered rows: [B, V]."""
+  return jnp.sum(gathered.current[gathered.inverse], axis=1)
+
+
+def apply_aux_update(state: TrainState, gathered: AuxRows, dvis: Array,
+                     hparams: HParams) -> TrainState:
+  """SGD + this step's soft-threshold on the gathered rows, written back in one scatter."""
+  num_rows = gathered.rows.shape[0]
+  # The gradient of row u sums dvis over the observations that use it: a [U, B] count
+  # matrix times dvis (a small dense matmul, faster than a scatter-add on CPU).
+  counts = jnp.sum(jax.nn.one_hot(gathered.inverse, num_rows, dtype=dvis.dtype), axis=1)
+  grad = counts.T @ dvis                                                 # [U, V]
+  step = hparams.learning_rate * hparams.l1_aux
+  new_rows = soft_threshold(gathered.current + hparams.learning_rate * grad, step)
   total = state.l1_total + step
-  W_aux = W_aux.at[rows].set(new_rows, mode="drop")
-  applied = state.l1_applied.at[rows].set(total, mode="drop")
+  W_aux = state.params.W_aux.at[gathered.rows].set(new_rows, mode="drop")
+  applied = state.l1_applied.at[gathered.rows].set(total, mode="drop")
   return state._replace(params=state.params._replace(W_aux=W_aux), l1_total=total,
                         l1_applied=applied)
+
+
+def update_aux_lazy(state, aux, dvis, hparams):
+  """Lazy-prox update of the rows ``aux`` touches (equal to ``update_aux_dense``)."""
+  return apply_aux_update(state, gather_aux_rows(state, aux), dvis, hparams)
 
 
 def cd_step(rng_key: PRNGKey, state: TrainState, batch: Dataset, hparams: HParams,
@@ -201,7 +232,14 @@ def cd_step(rng_key: PRNGKey, state: TrainState, batch: Dataset, hparams: HParam
   params = state.params
   v0, aux = batch.v, batch.aux
   wn = batch.weight / jnp.maximum(jnp.sum(batch.weight), 1.0)          # [B]
-  vis_bias = model_lib.visible_bias(params, aux)
+  lazy = config.l1_mode == "lazy" and aux.shape[-1] > 0
+  if lazy:
+    # Bring the touched rows up to date first, so the visible bias is the one the dense
+    # prox would give.
+    gathered = gather_aux_rows(state, aux)
+    vis_bias = params.b + aux_rows_bias(gathered)
+  else:
+    vis_bias = model_lib.visible_bias(params, aux)
   h0_prob = jax.nn.sigmoid(v0 @ params.W + params.c)
   if hidden_mask is not None:
     h0_prob = h0_prob * hidden_mask
@@ -222,9 +260,10 @@ def cd_step(rng_key: PRNGKey, state: TrainState, batch: Dataset, hparams: HParam
   if hidden_mask is not None:
     W, c = W * hidden_mask, c * hidden_mask
   state = state._replace(params=params._replace(W=W, b=b, c=c), opt_state=opt_state)
-  if aux.shape[-1] > 0:
-    update_aux = update_aux_lazy if config.l1_mode == "lazy" else update_aux_dense
-    state = update_aux(state, aux, dvis, hparams)
+  if lazy:
+    state = apply_aux_update(state, gathered, dvis, hparams)
+  elif aux.shape[-1] > 0:
+    state = update_aux_dense(state, aux, dvis, hparams)
   recon = jnp.sum(wn[:, None] * (v0 - vk) ** 2) / v0.shape[-1]
   return state, StepInfo(recon_error=recon)
 

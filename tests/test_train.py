@@ -35,6 +35,27 @@ def test_lazy_and_dense_l1_give_the_same_parameters():
   assert np.any(np.asarray(lazy.W_aux) != 0)
 
 
+def test_lazy_and_dense_agree_when_rows_go_untouched_during_training():
+  # Entity 8 appears in one observation only, so its row waits many steps between
+  # touches: its visible bias must include every soft-threshold it missed.
+  data = _random_data(7)
+  aux = np.asarray(data.aux).copy()
+  aux[aux == 8] = 7
+  aux[5, 0] = 8
+  data = data._replace(aux=jnp.asarray(aux))
+  hparams = cj.make_hparams(learning_rate=0.1, momentum=0.0, weight_decay=0.0, l1_aux=0.05)
+  params = cj.init_params(jax.random.key(0), data.v.shape[1], 5, 9, 0.1)
+  params = params._replace(W_aux=jnp.full_like(params.W_aux, 0.5))
+  results = {}
+  for mode in ("lazy", "dense"):
+    config = cj.TrainConfig(num_hidden=5, batch_size=20, l1_mode=mode)
+    state, _ = jax.jit(lambda s: cj.run_epoch(jax.random.key(3), s, data, hparams, config))(
+        train_lib.init_state(params, hparams))
+    results[mode] = state.params
+  for a, b in zip(results["lazy"], results["dense"]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
   # The aux update alone, fed the same gradient sequence, so no sampling noise can
   # amplify float rounding: row 8 is touched only at steps 0 and 150, rows 9-11 never,
