@@ -23,6 +23,7 @@ from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from crbm_jax import model as model_lib
@@ -44,9 +45,25 @@ class Dataset(NamedTuple):
   weight: Array
 
 
+def check_aux_blocks(aux) -> None:
+  """Raise ValueError unless each aux column indexes rows no other column uses."""
+  aux = np.asarray(aux)
+  used = [np.unique(aux[:, g][aux[:, g] >= 0]) for g in range(aux.shape[1])]
+  for g in range(len(used)):
+    for h in range(g + 1, len(used)):
+      both = np.intersect1d(used[g], used[h])
+      if both.size:
+        raise ValueError(
+            f"aux columns {g} and {h} both use W_aux row {int(both[0])}: give each "
+            "auxiliary group its own block of rows (see data.observations.Observations)")
+
+
 def make_dataset(v, aux, weight=None) -> Dataset:
+  """Dataset from host arrays; checks that aux groups use disjoint W_aux rows."""
   v = jnp.asarray(v, jnp.float32)
-  aux = jnp.asarray(aux, jnp.int32).reshape(v.shape[0], -1)
+  aux = np.asarray(aux, np.int32).reshape(v.shape[0], -1)
+  check_aux_blocks(aux)
+  aux = jnp.asarray(aux)
   w = jnp.ones((v.shape[0],), jnp.float32) if weight is None else jnp.asarray(weight, jnp.float32)
   return Dataset(v, aux, w)
 
@@ -170,12 +187,14 @@ def update_aux_dense(state, aux, dvis, hparams):
 
 
 class AuxRows(NamedTuple):
-  """The W_aux rows a minibatch touches, brought up to date (lazy mode).
+  """The W_aux rows a minibatch touches, brought up to date (lazy mode), per group.
 
   Attributes:
-    rows: [U] distinct row indices (U = B x G; unused slots hold num_aux, out of range).
-    inverse: [B, G] position in ``rows`` of each (observation, group) entry.
-    current: [U, V] those rows with every pending soft-threshold applied (0 out of range).
+    rows: [G, B] distinct row indices of each group (unused slots hold num_aux, out of
+      range).
+    inverse: [G, B] position in ``rows[g]`` of each observation's group-g entry.
+    current: [G, B, V] those rows with every pending soft-threshold applied (0 when out
+      of range or absent).
   """
   rows: Array
   inverse: Array
@@ -183,35 +202,45 @@ class AuxRows(NamedTuple):
 
 
 def gather_aux_rows(state: TrainState, aux: Array) -> AuxRows:
-  """Distinct rows of a minibatch, with the soft-thresholds they missed applied."""
+  """Distinct rows of each group in a minibatch, with the soft-thresholds they missed.
+
+  Requires each aux column to index its own block of rows (as ``Observations`` builds
+  them), so that no row is touched through two groups; ``make_dataset`` checks this.
+  Distinct rows are found per group (sorting B entries G times is cheaper than sorting
+  B x G entries once on a CPU).
+  """
   W_aux = state.params.W_aux
   num_aux = W_aux.shape[0]
-  flat = jnp.where(aux >= 0, aux, num_aux).reshape(-1)                  # [B*G]
-  rows, inverse = jnp.unique(flat, size=flat.shape[0], fill_value=num_aux,
-                             return_inverse=True)
-  current = W_aux.at[rows].get(mode="fill", fill_value=0.0)
+  rows, inverse = [], []
+  for g in range(aux.shape[-1]):
+    col = jnp.where(aux[:, g] >= 0, aux[:, g], num_aux)
+    r, inv = jnp.unique(col, size=col.shape[0], fill_value=num_aux, return_inverse=True)
+    rows.append(r)
+    inverse.append(inv.reshape(-1))
+  rows, inverse = jnp.stack(rows), jnp.stack(inverse)
+  current = W_aux.at[rows].get(mode="fill", fill_value=0.0)             # [G, B, V]
   pending = state.l1_total - state.l1_applied.at[rows].get(mode="fill", fill_value=0.0)
-  return AuxRows(rows, inverse.reshape(aux.shape), soft_threshold(current, pending[:, None]))
+  return AuxRows(rows, inverse, soft_threshold(current, pending[..., None]))
 
 
 def aux_rows_bias(gathered: AuxRows) -> Array:
   """``W_a a`` of each observation from the gathered rows: [B, V]."""
-  return jnp.sum(gathered.current[gathered.inverse], axis=1)
+  per_group = jnp.take_along_axis(gathered.current, gathered.inverse[..., None], axis=1)
+  return jnp.sum(per_group, axis=0)
 
 
 def apply_aux_update(state: TrainState, gathered: AuxRows, dvis: Array,
                      hparams: HParams) -> TrainState:
   """SGD + this step's soft-threshold on the gathered rows, written back in one scatter."""
-  num_rows = gathered.rows.shape[0]
-  # The gradient of row u sums dvis over the observations that use it: a [U, B] count
-  # matrix times dvis (a small dense matmul, faster than a scatter-add on CPU).
-  counts = jnp.sum(jax.nn.one_hot(gathered.inverse, num_rows, dtype=dvis.dtype), axis=1)
-  grad = counts.T @ dvis                                                 # [U, V]
+  num_groups, batch = gathered.rows.shape
+  grad = jnp.stack([jax.ops.segment_sum(dvis, gathered.inverse[g], num_segments=batch)
+                    for g in range(num_groups)])                         # [G, B, V]
   step = hparams.learning_rate * hparams.l1_aux
   new_rows = soft_threshold(gathered.current + hparams.learning_rate * grad, step)
   total = state.l1_total + step
-  W_aux = state.params.W_aux.at[gathered.rows].set(new_rows, mode="drop")
-  applied = state.l1_applied.at[gathered.rows].set(total, mode="drop")
+  rows = gathered.rows.reshape(-1)
+  W_aux = state.params.W_aux.at[rows].set(new_rows.reshape(rows.shape[0], -1), mode="drop")
+  applied = state.l1_applied.at[rows].set(total, mode="drop")
   return state._replace(params=state.params._replace(W_aux=W_aux), l1_total=total,
                         l1_applied=applied)
 

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import crbm_jax as cj
 from crbm_jax import train as train_lib
@@ -11,7 +12,10 @@ from brute_force import exact_quantities, random_params
 def _random_data(seed, n=240, v=12, num_aux=9, groups=2, density=0.3):
   rng = np.random.default_rng(seed)
   x = (rng.random((n, v)) < density).astype(np.float32)
-  aux = rng.integers(-1, num_aux, (n, groups)).astype(np.int32)
+  # Each group owns a block of rows (group g: rows [g * per, (g + 1) * per)), -1 = absent.
+  per = num_aux // groups
+  aux = np.stack([np.where(col >= 0, g * per + col, -1) for g, col in
+                  enumerate(rng.integers(-1, per, (groups, n)))], 1).astype(np.int32)
   return cj.make_dataset(x, aux)
 
 
@@ -41,7 +45,7 @@ def test_lazy_and_dense_agree_when_rows_go_untouched_during_training():
   data = _random_data(7)
   aux = np.asarray(data.aux).copy()
   aux[aux == 8] = 7
-  aux[5, 0] = 8
+  aux[5, 1] = 8
   data = data._replace(aux=jnp.asarray(aux))
   hparams = cj.make_hparams(learning_rate=0.1, momentum=0.0, weight_decay=0.0, l1_aux=0.05)
   params = cj.init_params(jax.random.key(0), data.v.shape[1], 5, 9, 0.1)
@@ -58,7 +62,8 @@ def test_lazy_and_dense_agree_when_rows_go_untouched_during_training():
 
 def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
   # The aux update alone, fed the same gradient sequence, so no sampling noise can
-  # amplify float rounding: row 8 is touched only at steps 0 and 150, rows 9-11 never,
+  # amplify float rounding: rows 0-3 are group 0's, 4-8 group 1's; row 8 is touched only
+  # at steps 0 and 150, rows 9-11 never,
   # and the learning rate changes every step (a schedule): lazy must equal dense.
   rng = np.random.default_rng(0)
   num_aux, v, batch, groups = 12, 7, 6, 2
@@ -68,9 +73,10 @@ def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
   update = {"lazy": jax.jit(train_lib.update_aux_lazy),
             "dense": jax.jit(train_lib.update_aux_dense)}
   for step in range(200):
-    aux = rng.integers(-1, 8, (batch, groups)).astype(np.int32)
+    aux = np.stack([rng.integers(-1, 4, batch), 4 + rng.integers(0, 4, batch)], 1)
+    aux = aux.astype(np.int32)
     if step in (0, 150):
-      aux[0, 0] = 8
+      aux[0, 1] = 8
     aux[1, 1] = aux[0, 1]  # duplicate rows within a minibatch
     dvis = jnp.asarray(rng.normal(0, 0.05, (batch, v)), jnp.float32)
     hp = cj.make_hparams(learning_rate=0.05 + 0.1 * rng.random(), l1_aux=3e-3)
@@ -83,6 +89,11 @@ def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
   expected = cj.soft_threshold(W_aux[9:], states["dense"].l1_total)
   np.testing.assert_allclose(dense[9:], expected, rtol=1e-5, atol=1e-6)
   assert np.any(np.asarray(dense)[9:] == 0.0)
+
+
+def test_make_dataset_rejects_groups_sharing_rows():
+  with pytest.raises(ValueError, match="aux columns 0 and 1 both use W_aux row 3"):
+    cj.make_dataset(np.zeros((2, 4)), np.array([[3, 5], [1, 3]]))
 
 
 def test_l1_prox_produces_exact_zeros():
