@@ -19,6 +19,10 @@ _EXPORTS = {
         "Dataset", "FitResult", "History", "HParams", "TrainConfig", "TrainState", "cd_step",
         "fit", "make_dataset", "make_fit", "make_hparams", "pad_dataset", "run_epoch",
         "soft_threshold"),
+    "crbm_jax.estimator": ("ConditionalRBM",),
+    "crbm_jax.model_io": ("SavedModel", "load_model", "save_model"),
+    "crbm_jax.smoothing": ("clip_aux_rows", "compare_smoothing_methods",
+                           "exact_visible_marginals", "smooth_affinities"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE) + ["__version__"]
