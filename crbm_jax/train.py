@@ -69,16 +69,32 @@ def make_dataset(v, aux, weight=None) -> Dataset:
 
 
 class HParams(NamedTuple):
-  """Traced hyperparameters (scalars, or leading axes under vmap)."""
+  """Traced hyperparameters (scalars, or leading axes under vmap).
+
+  ``aux_lr_scale`` multiplies the learning rate of ``W_aux`` (None means 1). The minibatch
+  gradient of an entity's row is averaged over the whole batch, so a row used by one
+  observation of B moves B times slower than a per-observation update would move it; a
+  scale of about B restores per-observation steps for rare entities (clips, users). The
+  L1 soft-threshold per step is the W_aux step size times ``l1_aux``.
+  """
   learning_rate: Array
   momentum: Array
   weight_decay: Array
   l1_aux: Array
+  aux_lr_scale: Optional[Array] = None
 
 
-def make_hparams(learning_rate=0.05, momentum=0.5, weight_decay=1e-4, l1_aux=1e-3) -> HParams:
+def make_hparams(learning_rate=0.05, momentum=0.5, weight_decay=1e-4, l1_aux=1e-3,
+                 aux_lr_scale=1.0) -> HParams:
   f = lambda x: jnp.asarray(x, jnp.float32)
-  return HParams(f(learning_rate), f(momentum), f(weight_decay), f(l1_aux))
+  return HParams(f(learning_rate), f(momentum), f(weight_decay), f(l1_aux), f(aux_lr_scale))
+
+
+def aux_learning_rate(hparams: HParams) -> Array:
+  """The step size of W_aux: learning_rate x aux_lr_scale."""
+  if hparams.aux_lr_scale is None:
+    return hparams.learning_rate
+  return hparams.learning_rate * hparams.aux_lr_scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,8 +195,9 @@ def update_aux_dense(state, aux, dvis, hparams):
   idx = jnp.where(aux >= 0, aux, num_aux)
   grad = jnp.zeros_like(state.params.W_aux).at[idx].add(
       jnp.broadcast_to(dvis[:, None, :], idx.shape + dvis.shape[-1:]), mode="drop")
-  step = hparams.learning_rate * hparams.l1_aux
-  W_aux = soft_threshold(state.params.W_aux + hparams.learning_rate * grad, step)
+  lr_aux = aux_learning_rate(hparams)
+  step = lr_aux * hparams.l1_aux
+  W_aux = soft_threshold(state.params.W_aux + lr_aux * grad, step)
   total = state.l1_total + step
   return state._replace(params=state.params._replace(W_aux=W_aux), l1_total=total,
                         l1_applied=jnp.full_like(state.l1_applied, total))
@@ -235,8 +252,9 @@ def apply_aux_update(state: TrainState, gathered: AuxRows, dvis: Array,
   num_groups, batch = gathered.rows.shape
   grad = jnp.stack([jax.ops.segment_sum(dvis, gathered.inverse[g], num_segments=batch)
                     for g in range(num_groups)])                         # [G, B, V]
-  step = hparams.learning_rate * hparams.l1_aux
-  new_rows = soft_threshold(gathered.current + hparams.learning_rate * grad, step)
+  lr_aux = aux_learning_rate(hparams)
+  step = lr_aux * hparams.l1_aux
+  new_rows = soft_threshold(gathered.current + lr_aux * grad, step)
   total = state.l1_total + step
   rows = gathered.rows.reshape(-1)
   W_aux = state.params.W_aux.at[rows].set(new_rows.reshape(rows.shape[0], -1), mode="drop")

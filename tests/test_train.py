@@ -79,7 +79,8 @@ def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
       aux[0, 1] = 8
     aux[1, 1] = aux[0, 1]  # duplicate rows within a minibatch
     dvis = jnp.asarray(rng.normal(0, 0.05, (batch, v)), jnp.float32)
-    hp = cj.make_hparams(learning_rate=0.05 + 0.1 * rng.random(), l1_aux=3e-3)
+    hp = cj.make_hparams(learning_rate=0.05 + 0.1 * rng.random(), l1_aux=3e-3,
+                         aux_lr_scale=1.0 + 4.0 * rng.random())
     for mode in states:
       states[mode] = update[mode](states[mode], jnp.asarray(aux), dvis, hp)
   lazy = train_lib.flush_l1(states["lazy"]).params.W_aux
@@ -94,6 +95,17 @@ def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
 def test_make_dataset_rejects_groups_sharing_rows():
   with pytest.raises(ValueError, match="aux columns 0 and 1 both use W_aux row 3"):
     cj.make_dataset(np.zeros((2, 4)), np.array([[3, 5], [1, 3]]))
+
+
+def test_aux_lr_scale_multiplies_the_w_aux_step_only():
+  data = _random_data(8)
+  base = _run_epochs("lazy", data, cj.make_hparams(0.1, 0.0, 0.0, 0.0, aux_lr_scale=1.0), 1)
+  fast = _run_epochs("lazy", data, cj.make_hparams(0.1, 0.0, 0.0, 0.0, aux_lr_scale=0.0), 1)
+  none = _run_epochs("lazy", data, cj.HParams(*cj.make_hparams(0.1, 0.0, 0.0, 0.0)[:4]), 1)
+  np.testing.assert_array_equal(fast.W_aux, 0.0)  # a zero step leaves W_aux at its init
+  assert np.any(np.asarray(base.W_aux) != 0.0)
+  for a, b in zip(base, none):  # None means a scale of 1
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_l1_prox_produces_exact_zeros():
@@ -119,8 +131,10 @@ def test_changing_hyperparameter_values_does_not_recompile():
 
   jitted = jax.jit(counted)
   train, val = _random_data(3), _random_data(4, n=60)
-  for lr, l1, wd in [(0.05, 1e-3, 1e-4), (0.2, 0.0, 0.0), (0.01, 0.3, 1e-2)]:
-    jax.block_until_ready(jitted(jax.random.key(0), cj.make_hparams(lr, 0.5, wd, l1), train, val))
+  for lr, l1, wd, scale in [(0.05, 1e-3, 1e-4, 1.0), (0.2, 0.0, 0.0, 10.0),
+                            (0.01, 0.3, 1e-2, 100.0)]:
+    jax.block_until_ready(jitted(jax.random.key(0), cj.make_hparams(lr, 0.5, wd, l1, scale),
+                                 train, val))
   assert len(traces) == 1
 
 
