@@ -1,7 +1,6 @@
 """Tests of the Section 4 experiment driver (crbm_jax.autotag_experiment)."""
 import json
 import os
-import sys
 import types
 
 import jax
@@ -13,8 +12,7 @@ from crbm_jax.data import observations as obs_lib
 from crbm_jax.data.datasets import load_dataset
 from crbm_jax.data.tagtable import TagTable
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
-from configs import table3 as table3_config  # noqa: E402  pylint: disable=wrong-import-position
+from crbm_jax.configs import table3 as table3_config
 
 
 @pytest.fixture(scope="module")
