@@ -1,0 +1,99 @@
+"""Benchmark: a block of CRBMs (crbm_jax.grid, vmap over models) vs a Python loop of jitted
+single models vs scikit-learn's BernoulliRBM, at the Mechanical Turk study's size.
+
+  python experiments/bench_grid.py [--models 64] [--epochs 5] [--groups 1] [--repeats 3]
+
+Synthetic data: N=2600 training rows, 520 validation rows, V=200 tags (~4% ones),
+H=100, 1300 auxiliary entities. A model-epoch is one CD-1 pass over the training rows
+plus (for crbm_jax) the exact validation pseudo-likelihood used for early stopping.
+Everything is measured in this run on this machine; GFLOP/s count the 10·N·V·H flops of a
+CD-1 epoch's five V x H products against a float32 matmul peak measured here.
+"""
+from __future__ import annotations
+
+import time
+
+from absl import app, flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crbm_jax import grid
+from crbm_jax.train import Dataset, TrainConfig
+from experiments.bench_train import best_time, matmul_peak, synthetic  # defines --repeats
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("models", 64, "Configurations in the vmapped block.")
+flags.DEFINE_integer("loop_models", 8, "Configurations timed in the Python loop.")
+flags.DEFINE_integer("sklearn_models", 3, "BernoulliRBM fits timed.")
+flags.DEFINE_integer("epochs", 5, "Epochs per fit.")
+flags.DEFINE_integer("groups", 1, "Auxiliary groups used (1: grid stage, 3: all).")
+flags.DEFINE_string("key_impl", "threefry2x32", "PRNG implementation.")
+flags.DEFINE_integer("eval_chunk", 64, "Observations per pseudo-likelihood chunk.")
+
+N, N_VAL, V, H, A = 2600, 520, 200, 100, 1300
+
+
+def _dataset(x, aux):
+  return Dataset(jnp.asarray(x), jnp.asarray(aux, jnp.int32),
+                 jnp.ones((x.shape[0],), jnp.float32))
+
+
+def main(argv):
+  del argv
+  peak = matmul_peak(FLAGS.repeats)
+  x, aux = synthetic(N + 2 * N_VAL, V, A)
+  aux = aux[:, 3 - FLAGS.groups:]
+  train = _dataset(x[:N], aux[:N])
+  val = _dataset(x[N:N + N_VAL], aux[N:N + N_VAL])
+  test = _dataset(x[N + N_VAL:], aux[N + N_VAL:])
+  config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.epochs,
+                       eval_chunk=FLAGS.eval_chunk)
+  fn = jax.jit(grid.make_block_fit(config, A))
+  points = grid.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3], [1e-4, 1e-3])
+  root = jax.random.key(0, impl=FLAGS.key_impl)
+  data_key = jax.random.key(1, impl=FLAGS.key_impl)
+  m = FLAGS.models
+  pts = (points * (-(-m // len(points))))[:m]
+  keys = jax.random.split(root, m)
+  gmask = np.ones((m, FLAGS.groups), np.float32)
+
+  def block(k, p, g):
+    return jax.block_until_ready(grid.run_block(fn, k, p, g, H, data_key, train, val, test))
+
+  t0 = time.perf_counter()
+  block(keys, pts, gmask)
+  compile_s = time.perf_counter() - t0
+  t_vmap = best_time(lambda: block(keys, pts, gmask), FLAGS.repeats)
+  rate_vmap = m * FLAGS.epochs / t_vmap
+  gflop = 10 * N * V * H / 1e9
+  print(f"float32 matmul peak: {peak:.0f} GFLOP/s on {jax.devices()[0]}")
+  print(f"vmap block of {m} models x {FLAGS.epochs} epochs (G={FLAGS.groups}): "
+        f"{t_vmap:.2f} s = {rate_vmap:.1f} model-epochs/s, {rate_vmap * gflop:.1f} GFLOP/s "
+        f"({100 * rate_vmap * gflop / peak:.0f}% of peak); first call incl. compile "
+        f"{compile_s:.1f} s", flush=True)
+  k = FLAGS.loop_models
+  if k == 0:
+    return
+  block(keys[:1], pts[:1], gmask[:1])  # compile the single-model shape
+  t_loop = best_time(lambda: [block(keys[i:i + 1], pts[i:i + 1], gmask[:1])
+                              for i in range(k)], FLAGS.repeats)
+  rate_loop = k * FLAGS.epochs / t_loop
+  print(f"Python loop of jitted single models ({k} timed): {rate_loop:.1f} model-epochs/s "
+        f"-> vmap is x{rate_vmap / rate_loop:.2f}", flush=True)
+  from sklearn.neural_network import BernoulliRBM  # pylint: disable=import-outside-toplevel
+  xs = np.asarray(x[:N])
+  t_sk = best_time(lambda: [BernoulliRBM(n_components=H, batch_size=100, n_iter=FLAGS.epochs,
+                                         learning_rate=0.05, random_state=i).fit(xs)
+                            for i in range(FLAGS.sklearn_models)], FLAGS.repeats)
+  rate_sk = FLAGS.sklearn_models * FLAGS.epochs / t_sk
+  print(f"scikit-learn BernoulliRBM (no auxiliary terms, no validation): {rate_sk:.1f} "
+        f"model-epochs/s -> vmap is x{rate_vmap / rate_sk:.2f}", flush=True)
+  fits = 500 * 5 * 30 + 8 * 5 * 30
+  print(f"full protocol at this size (500 points x 5 splits + 8 combinations x 5 splits, "
+        f"30 epochs = {fits} model-epochs; 60% of N per epoch in the protocol): "
+        f"~{fits / rate_vmap * 0.6 / 60:.1f} min extrapolated from the vmap rate")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,137 @@
+"""Tests for crbm_jax.grid: padded = unpadded, vmap = single, sharded = unsharded, no
+recompiles, group masks, and the block pseudo-likelihood against the library's."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crbm_jax import grid
+from crbm_jax.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
+from crbm_jax.train import Dataset, TrainConfig
+
+V, A = 12, 10
+
+
+def _data(n, seed, num_groups=2):
+  rng = np.random.default_rng(seed)
+  v = (rng.random((n, V)) < 0.2).astype(np.float32)
+  aux = np.stack([rng.integers(0, 6, n), 6 + rng.integers(0, 4, n)], 1)[:, :num_groups]
+  return Dataset(jnp.asarray(v), jnp.asarray(aux, jnp.int32), jnp.ones((n,), jnp.float32))
+
+
+TRAIN, VAL, TEST = _data(40, 0), _data(16, 1), _data(16, 2)
+
+
+def _config(num_hidden, **kw):
+  return TrainConfig(num_hidden=num_hidden, batch_size=10, num_epochs=2, eval_chunk=8, **kw)
+
+
+def _points(sizes, lrs=(0.1,)):
+  return [grid.GridPoint(h, lr, 0.5, 1e-3, 1e-2) for h, lr in zip(sizes, lrs * len(sizes))]
+
+
+@functools.lru_cache(maxsize=None)
+def _block_fn(num_hidden):
+  return jax.jit(grid.make_block_fit(_config(num_hidden), A))
+
+
+def _run(num_hidden, points, group_masks=None, keys=None, mesh=None, data=(TRAIN, VAL, TEST)):
+  fn = _block_fn(num_hidden)
+  m = len(points)
+  keys = jax.random.split(jax.random.key(0), m) if keys is None else keys
+  gm = np.ones((m, data[0].aux.shape[1]), np.float32) if group_masks is None else group_masks
+  return grid.run_block(fn, keys, points, gm, num_hidden, jax.random.key(1), *data, mesh=mesh)
+
+
+def test_expand_grid_is_the_cartesian_product():
+  pts = grid.expand_grid([4, 8], [0.1, 0.2, 0.3], [0.0], [1e-3, 1e-2])
+  assert len(pts) == 12 and len(set(pts)) == 12
+  assert {p.num_hidden for p in pts} == {4, 8}
+  mask = grid.hidden_masks(pts[:2] + pts[-1:], 8)
+  np.testing.assert_array_equal(mask.sum(1), [4, 4, 8])
+
+
+def test_padded_model_is_identical_to_unpadded():
+  key = jax.random.split(jax.random.key(3), 1)
+  small = _run(4, _points([4]), keys=key)
+  padded = _run(5, _points([4]), keys=key)
+  np.testing.assert_allclose(padded.val_pl, small.val_pl, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(padded.test_pl, small.test_pl, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(padded.params.W[..., :4], small.params.W, atol=1e-5)
+  np.testing.assert_array_equal(padded.params.W[..., 4:], 0.0)
+  assert np.abs(small.params.W).min() > 0
+  np.testing.assert_allclose(padded.params.W_aux, small.params.W_aux, atol=1e-5)
+
+
+def test_vmapped_block_equals_models_run_one_at_a_time():
+  points = _points([3, 5, 5], lrs=(0.05, 0.1, 0.3))
+  keys = jax.random.split(jax.random.key(4), 3)
+  block = _run(5, points, keys=keys)
+  for i, p in enumerate(points):
+    one = _run(5, [p], keys=keys[i:i + 1])
+    np.testing.assert_allclose(block.val_pl[i], one.val_pl[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(block.params.W_aux[i], one.params.W_aux[0], atol=1e-5)
+
+
+def test_different_hyperparameters_do_not_recompile():
+  traces = []
+  fit = grid.make_block_fit(_config(4), A)
+
+  def counted(*args):
+    traces.append(1)
+    return fit(*args)
+
+  fn = jax.jit(counted)
+  for lr in (0.01, 0.2, 0.7):
+    pts = _points([2, 4], lrs=(lr,))
+    keys = jax.random.split(jax.random.key(int(lr * 100)), 2)
+    gm = np.array([[1, 0], [0, 1]], np.float32)
+    out = grid.run_block(fn, keys, pts, gm, 4, jax.random.key(1), TRAIN, VAL, TEST)
+    assert np.all(np.isfinite(out.test_pl))
+  assert len(traces) == 1
+
+
+def test_sharded_block_equals_unsharded():
+  assert len(jax.devices()) >= 2, "conftest should give 2 host devices"
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), (grid.AXIS,))
+  points = _points([4, 2, 4, 3], lrs=(0.05, 0.1, 0.2, 0.3))
+  plain = _run(4, points)
+  sharded = _run(4, points, mesh=mesh)
+  assert len(sharded.test_pl.sharding.device_set) == 2
+  np.testing.assert_allclose(sharded.val_pl, plain.val_pl, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(sharded.params.W, plain.params.W, atol=1e-6)
+
+
+def test_group_mask_equals_training_without_that_group():
+  key = jax.random.split(jax.random.key(5), 1)
+  masked = _run(4, _points([4]), group_masks=np.array([[1, 0]], np.float32), keys=key)
+  only = tuple(d._replace(aux=d.aux[:, :1]) for d in (TRAIN, VAL, TEST))
+  alone = _run(4, _points([4]), keys=key, data=only)
+  np.testing.assert_allclose(masked.val_pl, alone.val_pl, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(masked.params.W_aux, alone.params.W_aux, atol=1e-6)
+  np.testing.assert_array_equal(masked.params.W_aux[0, 6:], 0.0)  # group 1 rows untouched
+  assert np.abs(masked.params.W_aux[0, :6]).max() > 0
+
+
+@jax.jit
+@functools.partial(jax.vmap, axis_name=grid.AXIS)
+def _block_pl(params, group_mask):
+  return grid.block_pseudo_likelihood(params, TEST, 7, group_mask=group_mask)
+
+
+@pytest.mark.parametrize("scale", [0.5, 20.0, 150.0], ids=["product8", "product1", "softplus"])
+def test_block_pseudo_likelihood_matches_library(scale):
+  keys = jax.random.split(jax.random.key(6), 3)
+  params = jax.vmap(lambda k: grid.init_params_prefix(k, V, 5, A, 1.0, jnp.full((V,), 0.3)))(
+      keys)
+  params = params._replace(W=params.W * jnp.array([scale, 1.0, 0.1])[:, None, None],
+                           W_aux=jax.random.normal(keys[0], (3, A, V)))
+  gm = jnp.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+  got = _block_pl(params, gm)
+  for i in range(3):
+    p = jax.tree.map(lambda x: x[i], params)
+    aux = grid.mask_groups(TEST.aux, gm[i])
+    want = balanced_pseudo_likelihood(pseudo_log_likelihood(p, TEST.v, aux), TEST.v)
+    np.testing.assert_allclose(got[i], want, rtol=1e-5)
