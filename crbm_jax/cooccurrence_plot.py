@@ -295,9 +295,16 @@ def figure1_markdown(fig: Figure1, name: str) -> str:
            "(± sqrt(se^2 + baseline se^2)).", "",
            "| Measure | Users | Separation | Pairs | Mean | Baseline "
            "| Above baseline |", "|---|---|---|---|---|---|---|"]
+  empty = 0
   for r in fig.rows:
+    if r.pairs == 0:  # e.g. 80-100 % with five evenly spaced clips: nothing to show
+      empty += 1
+      continue
+    error = "" if np.isnan(r.error_bar) else f" ± {r.error_bar:.4f}"
     lines.append(f"| {r.measure} | {r.user_relation} | "
                  f"({100 * r.bin_lo:.0f}, {100 * r.bin_hi:.0f}]% | {r.pairs:,} "
-                 f"| {r.mean:.4f} | {r.baseline:.4f} | "
-                 f"{r.above_baseline:+.4f} ± {r.error_bar:.4f} |")
+                 f"| {r.mean:.4f} | {r.baseline:.4f} | {r.above_baseline:+.4f}{error} |")
+  if empty:
+    lines += ["", f"{empty} (measure, users, bin) combinations had no pairs and are left "
+              "out (they are in figure1.csv with pairs = 0)."]
   return "\n".join(lines) + "\n"

@@ -75,7 +75,7 @@ def _figure1(name: str, paths: Dict[str, str]) -> List[str]:
 
 def _table2(dataset: dict) -> List[str]:
   rows = {r["pattern"]: r for r in dataset["rows"] if r.get("values") is not None}
-  name = dataset.get("label") or dataset["name"]
+  name = dataset["name"] + (", SIMULATED" if dataset.get("simulated") else "")
   out = []
   base, plain = rows.get("baseline"), rows.get("---")
   if base and plain:
