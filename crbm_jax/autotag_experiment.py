@@ -362,7 +362,10 @@ def finish_dataset(prep: PreparedDataset, result: "table3_lib.Table3Result", con
   name, paths = prep.name, prep.paths
   paper = table3_lib.PAPER_TABLE3.get(PAPER_KEY.get(name, ""))
   paths.update({f"table3_{k}": v for k, v in
-                table3_lib.write_table3(result, prep.out_dir, "table3", paper).items()})
+                table3_lib.write_table3(
+                    result, prep.out_dir, "table3", paper,
+                    title=f"Table 3 ({name}): balanced accuracy (%) of per-tag SVM "
+                    "autotaggers").items()})
   paths["figure2_png"] = os.path.join(prep.out_dir, "figure2.png")
   paths["figure2_csv"] = table3_lib.plot_figure2(
       result, paths["figure2_png"], int(config.figure_top), prep.surface,

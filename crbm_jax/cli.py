@@ -29,6 +29,7 @@ from absl import app
 from absl import flags
 
 from crbm_jax import model_io
+from crbm_jax.atomic import write_bytes_atomic
 from crbm_jax import smoothing
 from crbm_jax.data.errors import DataError
 from crbm_jax.data.observations import AUX_COLUMNS, ObservationError
@@ -88,19 +89,6 @@ def _canonical(table, canonicalize: bool):
   return table, {t: t for t in np.unique(table.tag).tolist()}
 
 
-def write_text_atomic(path: str, data: bytes) -> None:
-  """Writes bytes to ``path`` via a temporary file in the same folder and os.replace."""
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def format_table(columns: Sequence[str], rows, path: str) -> bytes:
@@ -271,7 +259,7 @@ def run_smooth(workdir: str, tags: str, out: str, *, num_samples: int = 1000,
     lead = [clip] if track is None else [clip, str(track[m])]
     rows.extend(lead + [t, f"{a:.6g}", d]
                 for t, a, d in zip(vocab, affinity[m].tolist(), display))
-  write_text_atomic(out, format_table(columns, rows, out))
+  write_bytes_atomic(out, format_table(columns, rows, out))
   summary = {"clips": len(clips), "tags": len(vocab), "method": method,
              "samples": num_samples if method == "sample" else 0,
              "factored_out": [g for g in factor_out if g in model.groups],

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from crbm_jax import atomic
 from crbm_jax.model import CRBMParams
 
 FORMAT_VERSION = 1
@@ -92,18 +93,8 @@ def _to_jsonable(x):
 
 def write_json_atomic(path: str, obj) -> None:
   """Writes ``obj`` as indented JSON to ``path`` atomically (temp file + os.replace)."""
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      json.dump(_to_jsonable(obj), f, indent=2, ensure_ascii=False)
-      f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  text = json.dumps(_to_jsonable(obj), indent=2, ensure_ascii=False) + "\n"
+  atomic.write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _check_target(path_dir: str) -> None:

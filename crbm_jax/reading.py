@@ -95,8 +95,10 @@ def _table2(dataset: dict) -> List[str]:
                   "auxiliary variables here, unlike the paper)."))
   missing = [r for r in dataset["rows"] if r.get("values") is None]
   if missing:
-    out.append(f"Table 2 ({name}): rows not computable on these data: "
-               + "; ".join(f"{r['pattern']} ({r.get('missing', '')})" for r in missing) + ".")
+    reasons = sorted({part.strip() for r in missing
+                      for part in str(r.get("missing", "")).split(";") if part.strip()})
+    out.append(f"Table 2 ({name}): rows {', '.join(r['pattern'] for r in missing)} cannot "
+               f"be computed on these data ({'; '.join(reasons)}).")
   return out
 
 

@@ -9,27 +9,12 @@ import os
 import platform
 import re
 import sys
-import tempfile
 from typing import Dict
 
 _PACKAGES = ("crbm_jax", "jax", "jaxlib", "optax", "numpy", "scipy", "scikit-learn",
              "soundfile", "matplotlib", "absl-py", "ml_collections")
 
 
-def write_text_atomic(path: str, text: str) -> None:
-  """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
 
 
 def package_versions() -> Dict[str, str]:

@@ -25,7 +25,7 @@ import numpy as np
 from crbm_jax import model as model_lib
 from crbm_jax.data.observations import AUX_COLUMNS, Observations
 from crbm_jax.model import CRBMParams
-from crbm_jax.types import Array, PRNGKey
+from crbm_jax.types import PRNGKey
 
 METHODS = ("sample", "mean_field")
 MAX_EXACT_HIDDEN = 16

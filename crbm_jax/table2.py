@@ -37,34 +37,11 @@ from crbm_jax.data import splits as splits_lib
 from crbm_jax.pseudolikelihood import (balanced_pseudo_likelihood,
                                        factored_log_likelihood, fit_factored)
 from crbm_jax.train import Dataset, TrainConfig
+from crbm_jax.atomic import write_json_atomic, write_text_atomic  # noqa: F401
 
 VERSION = 1  # bump when a change alters results (part of every result key)
 ROLES = ("user", "track", "item")
 ITEM_GROUPS = ("clip", "artist", "album")
-
-
-def write_json_atomic(path: str, obj) -> None:
-  """Writes JSON to ``path`` via a temporary file and ``os.replace``."""
-  directory = os.path.dirname(path) or "."
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(obj, f, indent=1, sort_keys=True, default=float)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-
-
-def write_text_atomic(path: str, text: str) -> None:
-  directory = os.path.dirname(path) or "."
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
 
 
 @dataclasses.dataclass

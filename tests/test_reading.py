@@ -35,7 +35,7 @@ def test_table2_verdicts(tmp_path):
   out = reading._table2(dict(name="d", label="D", rows=rows))
   assert "better, as in the paper" in out[0]
   assert "conditioning helps" in out[1]
-  assert "++- (user: no users)" in out[2]
+  assert "rows ++- cannot be computed on these data (user: no users)" in out[2]
   rows[0].update(mean=-0.995)
   rows[2].update(mean=-0.9)
   out = reading._table2(dict(name="d", label="D", rows=rows))

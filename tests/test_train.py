@@ -66,7 +66,7 @@ def test_lazy_l1_catches_up_rows_not_touched_for_many_steps():
   # at steps 0 and 150, rows 9-11 never,
   # and the learning rate changes every step (a schedule): lazy must equal dense.
   rng = np.random.default_rng(0)
-  num_aux, v, batch, groups = 12, 7, 6, 2
+  num_aux, v, batch = 12, 7, 6
   W_aux = jnp.asarray(rng.normal(0, 0.2, (num_aux, v)), jnp.float32)
   params = cj.CRBMParams(jnp.zeros((v, 2)), W_aux, jnp.zeros(v), jnp.zeros(2))
   states = {m: train_lib.init_state(params, cj.make_hparams()) for m in ("lazy", "dense")}
@@ -158,17 +158,6 @@ def test_hidden_mask_makes_a_padded_model_equal_to_an_unpadded_one():
   assert np.isfinite(res_small.best_val_pl)
 
 
-def _sample_exact(rng, raw, aux_rows, n):
-  """Exact draws from a tiny CRBM for each aux row (enumeration)."""
-  vs, out, aux_out = None, [], []
-  for _ in range(n):
-    aux_row = aux_rows[rng.integers(len(aux_rows))]
-    ex = exact_quantities(*raw, aux_row)
-    vs = ex["vs"]
-    out.append(vs[rng.choice(len(vs), p=np.exp(ex["log_pv"]))])
-    aux_out.append(aux_row)
-  return np.array(out, np.float32), np.array(aux_out, np.int32)
-
 
 def test_training_on_a_known_crbm_beats_the_factored_baseline():
   V, H, A = 8, 3, 6
@@ -176,7 +165,6 @@ def test_training_on_a_known_crbm_beats_the_factored_baseline():
   W, W_aux, b, c = random_params(0, V, H, A, 2.0)
   b = b - 2.0  # sparse, like tags
   raw = (W, W_aux, b, c)
-  aux_rows = [[a] for a in range(A)]
   # Cache each aux row's exact distribution, then draw.
   dists = {a: exact_quantities(*raw, [a]) for a in range(A)}
   which = rng.integers(A, size=3000)

@@ -179,7 +179,7 @@ def _fmt(m: float, s: float) -> str:
 
 
 def write_table3(result: Table3Result, workdir: str, name: str = "table3",
-                 paper_values: Optional[dict] = None) -> dict:
+                 paper_values: Optional[dict] = None, title: Optional[str] = None) -> dict:
   """Writes <name>.md (2x2 table, paper values beside), <name>.csv (per tag) and
   <name>.json (everything). paper_values: like PAPER_TABLE3['mturk'].
 
@@ -190,7 +190,8 @@ def write_table3(result: Table3Result, workdir: str, name: str = "table3",
   paths = {k: os.path.join(workdir, f"{name}.{ext}")
            for k, ext in (("markdown", "md"), ("csv", "csv"), ("json", "json"))}
   head = "| Trained \\ Tested | Raw | Smoothed |"
-  lines = [f"# {name}: balanced accuracy (%) of per-tag SVM autotaggers", "",
+  title = title or f"{name}: balanced accuracy (%) of per-tag SVM autotaggers"
+  lines = [f"# {title}", "",
            f"{result.settings['num_tags']} tags, {result.settings['num_folds']} grouped "
            "folds; mean over tags ± standard error over tags.", "", head,
            "|---|---|---|"]

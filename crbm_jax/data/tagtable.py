@@ -14,11 +14,11 @@ import importlib.resources
 import io
 import math
 import os
-import tempfile
 from typing import Optional, Union
 
 import numpy as np
 
+from crbm_jax.atomic import write_bytes_atomic
 from crbm_jax.data.errors import DataError
 
 STRING_COLUMNS = ("clip", "tag", "user", "track", "artist", "album")
@@ -312,17 +312,7 @@ def write_tag_table(table: TagTable, path: PathLike) -> None:
   data = buf.getvalue().encode("utf-8")
   if path.endswith(".gz"):
     data = gzip.compress(data, compresslevel=9, mtime=0)
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.chmod(tmp, _new_file_mode(path))
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  write_bytes_atomic(path, data, mode=_new_file_mode(path))
 
 
 def load_embedded_table(name: str) -> TagTable:
