@@ -54,15 +54,18 @@ class GridPoint(NamedTuple):
   momentum: float
   weight_decay: float
   l1_aux: float
+  aux_lr_scale: float = 1.0  # multiplies learning_rate for W_aux (train.HParams)
 
 
 def expand_grid(num_hidden: Sequence[int], learning_rate: Sequence[float],
                 weight_decay: Sequence[float], l1_aux: Sequence[float],
-                momentum: Sequence[float] = (0.5,)) -> list:
+                momentum: Sequence[float] = (0.5,),
+                aux_lr_scale: Sequence[float] = (1.0,)) -> list:
   """Cartesian product of the value lists, as GridPoints (hidden sizes outermost)."""
-  return [GridPoint(int(h), float(lr), float(m), float(wd), float(l1))
-          for h, lr, wd, l1, m in itertools.product(num_hidden, learning_rate,
-                                                     weight_decay, l1_aux, momentum)]
+  return [GridPoint(int(h), float(lr), float(m), float(wd), float(l1), float(s))
+          for h, lr, wd, l1, m, s in itertools.product(num_hidden, learning_rate,
+                                                        weight_decay, l1_aux, momentum,
+                                                        aux_lr_scale)]
 
 
 def stable_hash(obj) -> str:
@@ -79,7 +82,8 @@ def stable_int(obj) -> int:
 def stack_hparams(points: Sequence[GridPoint]) -> HParams:
   """HParams with a leading model axis [M]."""
   col = lambda name: jnp.asarray([getattr(p, name) for p in points], jnp.float32)
-  return HParams(col("learning_rate"), col("momentum"), col("weight_decay"), col("l1_aux"))
+  return HParams(col("learning_rate"), col("momentum"), col("weight_decay"), col("l1_aux"),
+                 col("aux_lr_scale"))
 
 
 def hidden_masks(points: Sequence[GridPoint], num_hidden: int) -> np.ndarray:
@@ -177,31 +181,62 @@ def group_aux_bias(W_aux: Array, aux: Array, group_mask: Array) -> Array:
   return jnp.einsum("ng,ngv->nv", present, rows)
 
 
-def update_aux_shared(state, aux, group_mask, dvis, hparams):
-  """``train.update_aux_lazy`` with shared indices and a per-model group mask.
+class SharedAuxRows(NamedTuple):
+  """Distinct W_aux rows of a minibatch (shared by the block), caught up on the L1 prox.
 
-  The touched rows (``unique`` of the minibatch's aux) do not depend on the model, so
-  under vmap they are computed once and the gather / scatter move whole [M, V] slices.
-  Rows of masked-out groups get a zero gradient; being 0 they stay 0 under the prox.
+  rows: [U] (U = B x G; unused slots hold num_aux); inverse: [B, G] positions in rows;
+  current: [U, V] the rows with every pending soft-threshold applied.
+  """
+  rows: Array
+  inverse: Array
+  current: Array
+
+
+def gather_aux_shared(state, aux) -> SharedAuxRows:
+  """The rows the minibatch touches, brought up to date before they are used.
+
+  The indices do not depend on the model, so under vmap ``unique`` runs once and the
+  gather moves whole [M, V] slices.
   """
   W_aux = state.params.W_aux
   num_aux = W_aux.shape[0]
   flat = jnp.where(aux >= 0, aux, num_aux).reshape(-1)                    # [B*G]
   rows, inverse = jnp.unique(flat, size=flat.shape[0], fill_value=num_aux,
                              return_inverse=True)
+  # rows == num_aux marks unused slots (and absent entries): read as 0, written back dropped.
+  current = W_aux.at[rows].get(mode="fill", fill_value=0.0)
+  pending = state.l1_total - state.l1_applied.at[rows].get(mode="fill", fill_value=0.0)
+  return SharedAuxRows(rows, inverse.reshape(aux.shape),
+                       train_lib.soft_threshold(current, pending[:, None]))
+
+
+def shared_aux_bias(gathered: SharedAuxRows, group_mask: Array) -> Array:
+  """``W_a a`` from the caught-up rows, groups weighted by the model's mask: [B, V]."""
+  return jnp.einsum("g,bgv->bv", group_mask, gathered.current[gathered.inverse])
+
+
+def apply_aux_shared(state, gathered: SharedAuxRows, group_mask, dvis, hparams):
+  """``train.apply_aux_update`` with shared indices and a per-model group mask.
+
+  Rows of masked-out groups get a zero gradient; being 0 they stay 0 under the prox.
+  """
+  num_rows = gathered.rows.shape[0]
   contrib = dvis[:, None, :] * group_mask[None, :, None]                  # [B, G, V]
-  grad = jax.ops.segment_sum(contrib.reshape(flat.shape[0], -1), inverse.reshape(-1),
-                             num_segments=flat.shape[0])
-  step = hparams.learning_rate * hparams.l1_aux
-  # rows == num_aux marks unused slots: read clipped (any row), written back dropped.
-  current = W_aux.at[rows].get(mode="clip")
-  pending = state.l1_total - state.l1_applied.at[rows].get(mode="clip")
-  current = train_lib.soft_threshold(current, pending[:, None])
-  new_rows = train_lib.soft_threshold(current + hparams.learning_rate * grad, step)
+  grad = jax.ops.segment_sum(contrib.reshape(num_rows, -1), gathered.inverse.reshape(-1),
+                             num_segments=num_rows)
+  lr_aux = train_lib.aux_learning_rate(hparams)
+  step = lr_aux * hparams.l1_aux
+  new_rows = train_lib.soft_threshold(gathered.current + lr_aux * grad, step)
   total = state.l1_total + step
+  W_aux = state.params.W_aux.at[gathered.rows].set(new_rows, mode="drop")
   return state._replace(
-      params=state.params._replace(W_aux=W_aux.at[rows].set(new_rows, mode="drop")),
-      l1_total=total, l1_applied=state.l1_applied.at[rows].set(total, mode="drop"))
+      params=state.params._replace(W_aux=W_aux), l1_total=total,
+      l1_applied=state.l1_applied.at[gathered.rows].set(total, mode="drop"))
+
+
+def update_aux_shared(state, aux, group_mask, dvis, hparams):
+  """Lazy-prox update of the rows ``aux`` touches (equal to the dense prox)."""
+  return apply_aux_shared(state, gather_aux_shared(state, aux), group_mask, dvis, hparams)
 
 
 def _cd_step(rng_key, state, v0, aux, weight, hparams, config: TrainConfig, mask,
@@ -209,7 +244,12 @@ def _cd_step(rng_key, state, v0, aux, weight, hparams, config: TrainConfig, mask
   """One CD-k update (as ``train.cd_step``) with prefix-stable hidden sampling."""
   params = state.params
   wn = weight / jnp.maximum(jnp.sum(weight), 1.0)
-  vis_bias = params.b + group_aux_bias(params.W_aux, aux, group_mask)
+  has_aux = aux.shape[-1] > 0
+  if has_aux:  # catch the touched rows up on the prox first (exact lazy L1)
+    gathered = gather_aux_shared(state, aux)
+    vis_bias = params.b + shared_aux_bias(gathered, group_mask)
+  else:
+    vis_bias = params.b + group_aux_bias(params.W_aux, aux, group_mask)
   h0 = jax.nn.sigmoid(v0 @ params.W + params.c) * mask
   h_prob, v = h0, v0
   num_hidden, batch = params.W.shape[1], v0.shape[0]
@@ -231,8 +271,8 @@ def _cd_step(rng_key, state, v0, aux, weight, hparams, config: TrainConfig, mask
   W, b, c = optax.apply_updates(dense, updates)
   state = state._replace(params=params._replace(W=W * mask, b=b, c=c * mask),
                          opt_state=opt_state)
-  if aux.shape[-1] > 0:
-    state = update_aux_shared(state, aux, group_mask, dvis, hparams)
+  if has_aux:
+    state = apply_aux_shared(state, gathered, group_mask, dvis, hparams)
   return state, jnp.sum(wn[:, None] * (v0 - v) ** 2) / v0.shape[-1]
 
 

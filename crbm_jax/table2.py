@@ -283,7 +283,7 @@ def _baseline(prep: Prepared) -> list:
 def grid_points(config) -> list:
   g = config.grid
   return grid_lib.expand_grid(g.num_hidden, g.learning_rate, g.weight_decay, g.l1_aux,
-                              g.momentum)
+                              g.momentum, g.get("aux_lr_scale", (1.0,)))
 
 
 def run_dataset(config, workdir: str, name: str) -> dict:
