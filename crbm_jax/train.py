@@ -242,8 +242,12 @@ def gather_aux_rows(state: TrainState, aux: Array) -> AuxRows:
 
 def aux_rows_bias(gathered: AuxRows) -> Array:
   """``W_a a`` of each observation from the gathered rows: [B, V]."""
-  per_group = jnp.take_along_axis(gathered.current, gathered.inverse[..., None], axis=1)
-  return jnp.sum(per_group, axis=0)
+  num_slots = gathered.current.shape[1]
+  # A one-hot [G, B, U] times the rows [G, U, V]: a batched matmul is much faster than a
+  # gather of B x G x V elements on XLA's CPU backend (S size: 21 -> 17 ms per epoch;
+  # M size: 221 -> 145 ms).
+  select = jax.nn.one_hot(gathered.inverse, num_slots, dtype=gathered.current.dtype)
+  return jnp.einsum("gbu,guv->bv", select, gathered.current)
 
 
 def apply_aux_update(state: TrainState, gathered: AuxRows, dvis: Array,
