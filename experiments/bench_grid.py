@@ -11,6 +11,8 @@ CD-1 epoch's five V x H products against a float32 matmul peak measured here.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 
 from absl import app, flags
@@ -18,8 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from crbm_jax import grid
-from crbm_jax.train import Dataset, TrainConfig
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from crbm_jax import grid  # noqa: E402
+from crbm_jax.train import Dataset, TrainConfig  # noqa: E402
 from experiments.bench_train import best_time, matmul_peak, synthetic  # defines --repeats
 
 FLAGS = flags.FLAGS
