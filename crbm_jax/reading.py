@@ -79,10 +79,13 @@ def _table2(dataset: dict) -> List[str]:
   out = []
   base, plain = rows.get("baseline"), rows.get("---")
   if base and plain:
-    better = plain["mean"] > base["mean"]
+    diff = plain["mean"] - base["mean"]
+    se = (plain["stderr"] ** 2 + base["stderr"] ** 2) ** 0.5
+    verdict = ("better by more than 2 standard errors, as in the paper" if diff > 2 * se
+               else "worse, unlike the paper" if diff < -2 * se
+               else "not significantly different, unlike the paper (which found it better)")
     out.append(f"Table 2 ({name}): the unconditional RBM scores {plain['mean']:.4f} vs the "
-               f"factored baseline's {base['mean']:.4f} — "
-               + ("better, as in the paper." if better else "NOT better, unlike the paper."))
+               f"factored baseline's {base['mean']:.4f} — {verdict}.")
   cond = {p: r for p, r in rows.items() if p not in ("baseline", "---")}
   if cond and plain:
     best_p, best = max(cond.items(), key=lambda kv: kv[1]["mean"])

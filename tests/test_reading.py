@@ -33,13 +33,16 @@ def test_table2_verdicts(tmp_path):
           dict(pattern="baseline", values=[-1.3] * 5, mean=-1.30, stderr=0.01),
           dict(pattern="++-", values=None, missing="user: no users")]
   out = reading._table2(dict(name="d", label="D", rows=rows))
-  assert "better, as in the paper" in out[0]
+  assert "better by more than 2 standard errors, as in the paper" in out[0]
   assert "conditioning helps" in out[1]
   assert "rows ++- cannot be computed on these data (user: no users)" in out[2]
   rows[0].update(mean=-0.995)
   rows[2].update(mean=-0.9)
   out = reading._table2(dict(name="d", label="D", rows=rows))
-  assert "NOT better" in out[0] and "no clear gain" in out[1]
+  assert "worse, unlike the paper" in out[0] and "no clear gain" in out[1]
+  rows[2].update(mean=-1.005)
+  out = reading._table2(dict(name="d", label="D", rows=rows))
+  assert "not significantly different" in out[0]
 
 
 def test_table3_verdict_uses_standard_errors():
