@@ -31,7 +31,7 @@ from crbm_jax import model as model_lib
 from crbm_jax import train as train_lib
 from crbm_jax.model import CRBMParams
 from crbm_jax.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
-from crbm_jax.train import Dataset, FitResult, History, HParams, TrainConfig
+from crbm_jax.train import Dataset, FitResult, HParams, TrainConfig
 from crbm_jax.types import Array, PRNGKey
 
 
@@ -185,18 +185,13 @@ def run_epoch_drift(rng_key: PRNGKey, state: train_lib.TrainState, data: Dataset
                     hparams: HParams, length: Array, nb: ClipNeighbours, config: TrainConfig,
                     hidden_mask: Optional[Array] = None):
   """One shuffled pass (N a multiple of batch_size). Returns (state, recon error [steps])."""
-  n = data.v.shape[0]
-  num_batches = n // config.batch_size
-  key_perm, key_steps = jax.random.split(rng_key)
-  order = jax.random.permutation(key_perm, n)[: num_batches * config.batch_size]
-
   def body(state, xs):
     key, idx = xs
     batch = Dataset(data.v[idx], data.aux[idx], data.weight[idx])
     return drift_step(key, state, batch, hparams, length, nb, config, hidden_mask)
 
-  return jax.lax.scan(body, state, (jax.random.split(key_steps, num_batches),
-                                    order.reshape(num_batches, config.batch_size)))
+  return jax.lax.scan(body, state, train_lib.epoch_minibatches(rng_key, data.v.shape[0],
+                                                               config.batch_size))
 
 
 def make_fit_drift(config: TrainConfig, num_aux: int, nb: ClipNeighbours):
@@ -222,20 +217,14 @@ def make_fit_drift(config: TrainConfig, num_aux: int, nb: ClipNeighbours):
       per_bit = pseudo_log_likelihood(eff, val.v, val.aux, config.eval_chunk)
       return balanced_pseudo_likelihood(per_bit, val.v, val.weight)
 
-    def epoch_body(carry, epoch):
-      state, best_params, best_pl, best_epoch = carry
-      state, recon = run_epoch_drift(jax.random.fold_in(key_train, epoch), state, train,
-                                     hparams, length, nb, config, hidden_mask)
-      val_pl = evaluate(state.params)
-      better = val_pl > best_pl
-      best_params = jax.tree.map(lambda a, b: jnp.where(better, a, b), state.params, best_params)
-      return ((state, best_params, jnp.where(better, val_pl, best_pl),
-               jnp.where(better, epoch, best_epoch)), (jnp.mean(recon), val_pl))
+    def epoch_fn(key, state):
+      state, recon = run_epoch_drift(key, state, train, hparams, length, nb, config,
+                                     hidden_mask)
+      return state, jnp.mean(recon)
 
-    carry = (state, params, jnp.asarray(-jnp.inf, jnp.float32), jnp.asarray(-1, jnp.int32))
-    (_, best_params, best_pl, best_epoch), (recon, val_pl) = jax.lax.scan(
-        epoch_body, carry, jnp.arange(config.num_epochs))
-    return FitResult(best_params, best_epoch, best_pl, History(recon, val_pl))
+    _, best, history = train_lib.run_epochs_keep_best(key_train, state, config.num_epochs,
+                                                      epoch_fn, evaluate)
+    return FitResult(best.params, best.epoch, best.val_pl, history)
 
   return fit_fn
 

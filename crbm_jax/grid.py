@@ -325,13 +325,11 @@ def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS):
       state, recon = jax.lax.scan(step, state, (keys, order))
       state = train_lib.flush_l1(state)
       val_pl = evaluate(state.params, val)
-      better = val_pl > best_pl
-      best_params = jax.tree.map(lambda a, b: jnp.where(better, a, b), state.params,
-                                 best_params)
-      return ((state, best_params, jnp.where(better, val_pl, best_pl),
-               jnp.where(better, epoch, best_epoch)), (jnp.mean(recon), val_pl))
+      best = train_lib.keep_best(train_lib.BestEpoch(best_params, best_pl, best_epoch),
+                                 state.params, val_pl, epoch)
+      return (state,) + tuple(best), (jnp.mean(recon), val_pl)
 
-    carry = (state, params, jnp.asarray(-jnp.inf, jnp.float32), jnp.asarray(-1, jnp.int32))
+    carry = (state,) + tuple(train_lib.init_best(params))
     (_, best_params, best_pl, best_epoch), (recon, val_pl) = jax.lax.scan(
         epoch_body, carry, jnp.arange(config.num_epochs))
     return BlockResult(best_pl, evaluate(best_params, test), best_epoch, val_pl, recon,

@@ -37,7 +37,7 @@ import optax
 from crbm_jax import model as model_lib
 from crbm_jax import train as train_lib
 from crbm_jax.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
-from crbm_jax.train import Dataset, FitResult, History, HParams, TrainConfig, TrainState
+from crbm_jax.train import Dataset, FitResult, HParams, TrainConfig, TrainState
 from crbm_jax.types import Array, PRNGKey
 
 METHODS = ("pcd", "pt")
@@ -186,11 +186,6 @@ def run_epoch_persistent(rng_key: PRNGKey, state: PersistentState, data: Dataset
                          hparams: HParams, config: TrainConfig, betas: Array,
                          chain_mode: str = "slot", hidden_mask: Optional[Array] = None):
   """One shuffled pass (N a multiple of batch_size). Returns (state, PersistentInfo [steps])."""
-  n = data.v.shape[0]
-  num_batches = n // config.batch_size
-  key_perm, key_steps = jax.random.split(rng_key)
-  order = jax.random.permutation(key_perm, n)[: num_batches * config.batch_size]
-  order = order.reshape(num_batches, config.batch_size)
 
   def body(state, xs):
     key, idx = xs
@@ -198,7 +193,8 @@ def run_epoch_persistent(rng_key: PRNGKey, state: PersistentState, data: Dataset
     slots = jnp.arange(config.batch_size) if chain_mode == "slot" else idx
     return persistent_step(key, state, batch, slots, hparams, config, betas, hidden_mask)
 
-  state, info = jax.lax.scan(body, state, (jax.random.split(key_steps, num_batches), order))
+  state, info = jax.lax.scan(body, state, train_lib.epoch_minibatches(
+      rng_key, data.v.shape[0], config.batch_size))
   return state._replace(train=train_lib.flush_l1(state.train)), info
 
 
@@ -247,21 +243,13 @@ def make_fit_persistent(config: TrainConfig, num_aux: int, method: str = "pcd",
       per_bit = pseudo_log_likelihood(p, val.v, val.aux, config.eval_chunk)
       return balanced_pseudo_likelihood(per_bit, val.v, val.weight)
 
-    def epoch_body(carry, epoch):
-      state, best_params, best_pl, best_epoch = carry
-      state, info = run_epoch_persistent(jax.random.fold_in(key_train, epoch), state, train,
-                                         hparams, config, betas, chain_mode, hidden_mask)
-      val_pl = evaluate(state.train.params)
-      better = val_pl > best_pl
-      best_params = jax.tree.map(lambda a, b: jnp.where(better, a, b), state.train.params,
-                                 best_params)
-      return ((state, best_params, jnp.where(better, val_pl, best_pl),
-               jnp.where(better, epoch, best_epoch)),
-              (jnp.mean(info.recon_error), val_pl))
+    def epoch_fn(key, state):
+      state, info = run_epoch_persistent(key, state, train, hparams, config, betas,
+                                         chain_mode, hidden_mask)
+      return state, jnp.mean(info.recon_error)
 
-    carry = (state, params, jnp.asarray(-jnp.inf, jnp.float32), jnp.asarray(-1, jnp.int32))
-    (_, best_params, best_pl, best_epoch), (recon, val_pl) = jax.lax.scan(
-        epoch_body, carry, jnp.arange(config.num_epochs))
-    return FitResult(best_params, best_epoch, best_pl, History(recon, val_pl))
+    _, best, history = train_lib.run_epochs_keep_best(
+        key_train, state, config.num_epochs, epoch_fn, evaluate, lambda s: s.train.params)
+    return FitResult(best.params, best.epoch, best.val_pl, history)
 
   return fit_fn

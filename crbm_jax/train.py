@@ -319,24 +319,69 @@ def cd_step(rng_key: PRNGKey, state: TrainState, batch: Dataset, hparams: HParam
   return state, StepInfo(recon_error=recon)
 
 
+def epoch_minibatches(rng_key: PRNGKey, n: int, batch_size: int):
+  """Per-step keys [S] and a shuffled order [S, batch_size] of rows (S = n // batch_size)."""
+  num_batches = n // batch_size
+  key_perm, key_steps = jax.random.split(rng_key)
+  order = jax.random.permutation(key_perm, n)[: num_batches * batch_size]
+  return jax.random.split(key_steps, num_batches), order.reshape(num_batches, batch_size)
+
+
+class BestEpoch(NamedTuple):
+  """The parameters of the best epoch so far by validation pseudo-likelihood."""
+  params: CRBMParams
+  val_pl: Array
+  epoch: Array
+
+
+def init_best(params: CRBMParams) -> BestEpoch:
+  return BestEpoch(params, jnp.asarray(-jnp.inf, jnp.float32), jnp.asarray(-1, jnp.int32))
+
+
+def keep_best(best: BestEpoch, params: CRBMParams, val_pl: Array, epoch: Array) -> BestEpoch:
+  better = val_pl > best.val_pl
+  return BestEpoch(jax.tree.map(lambda new, old: jnp.where(better, new, old), params,
+                                best.params),
+                   jnp.where(better, val_pl, best.val_pl), jnp.where(better, epoch, best.epoch))
+
+
+def run_epochs_keep_best(rng_key: PRNGKey, state, num_epochs: int, epoch_fn, evaluate_fn,
+                         params_of=lambda state: state.params):
+  """A ``lax.scan`` over epochs that keeps the best-validation parameters.
+
+  Args:
+    epoch_fn: (key, state) -> (state, mean reconstruction error); key = fold_in(rng_key, e).
+    evaluate_fn: params -> balanced validation log pseudo-likelihood.
+    params_of: state -> CRBMParams.
+  Returns:
+    (final state, BestEpoch, History).
+  """
+
+  def body(carry, epoch):
+    state, best = carry
+    state, recon = epoch_fn(jax.random.fold_in(rng_key, epoch), state)
+    params = params_of(state)
+    val_pl = evaluate_fn(params)
+    return (state, keep_best(best, params, val_pl, epoch)), (recon, val_pl)
+
+  (state, best), (recon, val_pl) = jax.lax.scan(
+      body, (state, init_best(params_of(state))), jnp.arange(num_epochs))
+  return state, best, History(recon, val_pl)
+
+
 def run_epoch(rng_key: PRNGKey, state: TrainState, data: Dataset, hparams: HParams,
               config: TrainConfig, hidden_mask: Optional[Array] = None):
   """One shuffled pass over ``data`` (N a multiple of batch_size; pad with weight 0).
 
   Returns (TrainState with W_aux flushed, mean reconstruction error).
   """
-  n = data.v.shape[0]
-  num_batches = n // config.batch_size
-  key_perm, key_steps = jax.random.split(rng_key)
-  order = jax.random.permutation(key_perm, n)[: num_batches * config.batch_size]
-  order = order.reshape(num_batches, config.batch_size)
-
   def body(state, xs):
     key, idx = xs
     batch = Dataset(data.v[idx], data.aux[idx], data.weight[idx])
     return cd_step(key, state, batch, hparams, config, hidden_mask)
 
-  state, info = jax.lax.scan(body, state, (jax.random.split(key_steps, num_batches), order))
+  state, info = jax.lax.scan(body, state,
+                             epoch_minibatches(rng_key, data.v.shape[0], config.batch_size))
   return flush_l1(state), jnp.mean(info.recon_error)
 
 
@@ -374,22 +419,10 @@ def make_fit(config: TrainConfig, num_aux: int):
       per_bit = pseudo_log_likelihood(p, val.v, val.aux, config.eval_chunk)
       return balanced_pseudo_likelihood(per_bit, val.v, val.weight)
 
-    def epoch_body(carry, epoch):
-      state, best_params, best_pl, best_epoch = carry
-      state, recon = run_epoch(jax.random.fold_in(key_train, epoch), state, train,
-                               hparams, config, hidden_mask)
-      val_pl = evaluate(state.params)
-      better = val_pl > best_pl
-      best_params = jax.tree.map(lambda new, old: jnp.where(better, new, old),
-                                 state.params, best_params)
-      best_pl = jnp.where(better, val_pl, best_pl)
-      best_epoch = jnp.where(better, epoch, best_epoch)
-      return (state, best_params, best_pl, best_epoch), (recon, val_pl)
-
-    carry = (state, params, jnp.asarray(-jnp.inf, jnp.float32), jnp.asarray(-1, jnp.int32))
-    (state, best_params, best_pl, best_epoch), (recon, val_pl) = jax.lax.scan(
-        epoch_body, carry, jnp.arange(config.num_epochs))
-    return FitResult(best_params, best_epoch, best_pl, History(recon, val_pl))
+    epoch_fn = lambda key, state: run_epoch(key, state, train, hparams, config, hidden_mask)
+    _, best, history = run_epochs_keep_best(key_train, state, config.num_epochs, epoch_fn,
+                                            evaluate)
+    return FitResult(best.params, best.epoch, best.val_pl, history)
 
   return fit_fn
 
