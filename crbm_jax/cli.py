@@ -460,8 +460,8 @@ def _define_reproduce_flags() -> None:
   _define(_STR, "workdir", None, "Folder for REPORT.md, REPORT.html and every stage's "
           "tables, figures and results (created if missing).", required=True)
   _define(flags.DEFINE_enum, "config", "default", list(reproduce_config.VARIANTS),
-          "smoke: a minute or two on tiny data (what the tests run); default: the "
-          "embedded run, about 10 minutes on a 2-core CPU; full: the paper's complete "
+          "smoke: about a minute on small data (what the tests run); default: the "
+          "embedded run, about 4-5 minutes on a 2-core CPU; full: the paper's complete "
           "grid and settings (hours).")
   _define(flags.DEFINE_list, "stages", None, "Run only these stages, comma-separated, "
           f"among {','.join(reproduce.STAGES)} (default: all).")
