@@ -113,7 +113,7 @@ def _recovery(affinity, ts):
   return out
 
 
-def _time_epochs(fn, state, num):
+def time_epochs(fn, state, num):
   """Fastest of ``num`` timed epochs (after one compiling epoch): the least disturbed by
   other processes on a shared machine."""
   state = jax.block_until_ready(fn(jax.random.key(0), state))  # compile + warm up
@@ -132,7 +132,7 @@ def _benchmark(c, obs, split, nb, train_obs):
   params = model_lib.init_params(jax.random.key(0), obs.num_visible, c.num_hidden,
                                  obs.num_aux, visible_mean=np.asarray(data.v).mean(0))
   ts = train_lib.init_state(params, hp)
-  out = {"cd1": _time_epochs(jax.jit(lambda k, s: train_lib.run_epoch(k, s, data, hp, config)[0]),
+  out = {"cd1": time_epochs(jax.jit(lambda k, s: train_lib.run_epoch(k, s, data, hp, config)[0]),
                              ts, c.bench_epochs)}
   for name, temps in (("pcd", 1), ("pt", c.pt_temperatures)):
     betas = jnp.asarray(persistent.temperature_ladder(temps, c.pt_min_beta), jnp.float32)
@@ -140,9 +140,9 @@ def _benchmark(c, obs, split, nb, train_obs):
         jax.random.key(1), data, temps, 1, c.batch_size))
     fn = jax.jit(lambda k, s, b=betas: persistent.run_epoch_persistent(
         k, s, data, hp, config, b)[0])
-    out[name] = _time_epochs(fn, st, c.bench_epochs)
+    out[name] = time_epochs(fn, st, c.bench_epochs)
   ell = jnp.asarray(0.3)
-  out["drift"] = _time_epochs(jax.jit(lambda k, s: drift.run_epoch_drift(
+  out["drift"] = time_epochs(jax.jit(lambda k, s: drift.run_epoch_drift(
       k, s, data, hp, ell, nb, config)[0]), ts, c.bench_epochs)
   rows, _ = ais.distinct_rows(obs.aux[split.test])
   rows = jnp.asarray(rows)

@@ -13,9 +13,7 @@ atomically, so a failed run leaves no partial file in the work directory.
 """
 from __future__ import annotations
 
-import csv
 import gzip
-import io as io_lib
 import logging
 import os
 import shutil
@@ -34,7 +32,7 @@ from crbm_jax import smoothing
 from crbm_jax.data.errors import DataError
 from crbm_jax.data.observations import AUX_COLUMNS, ObservationError
 from crbm_jax.data.splits import SplitError
-from crbm_jax.data.tagtable import is_tsv, load_tag_table
+from crbm_jax.data.tagtable import encode_rows, is_tsv, load_tag_table
 
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.json"
@@ -93,15 +91,7 @@ def _canonical(table, canonicalize: bool):
 
 def format_table(columns: Sequence[str], rows, path: str) -> bytes:
   """TSV or CSV bytes (by the extension of ``path``, as tag tables; .gz compresses)."""
-  buf = io_lib.StringIO(newline="")
-  if is_tsv(path, "\t"):
-    buf.write("\t".join(columns) + "\n")
-    buf.writelines("\t".join(r) + "\n" for r in rows)
-  else:
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-  data = buf.getvalue().encode("utf-8")
+  data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path)
   return gzip.compress(data, mtime=0) if path.endswith(".gz") else data
 
 

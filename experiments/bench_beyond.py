@@ -10,14 +10,13 @@ track and clip aux (5 evenly spaced clips per track), ~5% of the bits on.
 """
 from __future__ import annotations
 
-import time
 
 from absl import app, flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from crbm_jax import ais, drift, persistent
+from crbm_jax import ais, beyond, drift, persistent
 from crbm_jax import model as model_lib
 from crbm_jax import train as train_lib
 
@@ -53,16 +52,6 @@ def synthetic(n, v, num_users, num_tracks, seed=0, density=0.05):
   return x, aux, drift.ClipNeighbours(rows, dist, offset, 2), offset + len(e)
 
 
-def best_time(fn, state, repeats):
-  state = jax.block_until_ready(fn(jax.random.key(0), state))  # compile + warm up
-  times = []
-  for i in range(repeats):
-    start = time.perf_counter()
-    state = jax.block_until_ready(fn(jax.random.key(i + 1), state))
-    times.append(time.perf_counter() - start)
-  return min(times)
-
-
 def main(argv):
   del argv
   x, aux, nb, num_aux = synthetic(FLAGS.num_observations, FLAGS.num_visible, FLAGS.num_users,
@@ -74,7 +63,7 @@ def main(argv):
                                  0.1, visible_mean=x.mean(0))
   ts = train_lib.init_state(params, hp)
   rows = []
-  cd1 = best_time(jax.jit(lambda k, s: train_lib.run_epoch(k, s, data, hp, config)[0]), ts,
+  cd1 = beyond.time_epochs(jax.jit(lambda k, s: train_lib.run_epoch(k, s, data, hp, config)[0]), ts,
                   FLAGS.repeats)
   rows.append(("CD-1 epoch", cd1))
   for name, temps in [("PCD epoch", 1)] + [(f"PT epoch ({t} temperatures)", int(t))
@@ -84,15 +73,15 @@ def main(argv):
                                                                1, FLAGS.batch_size))
     fn = jax.jit(lambda k, s, b=betas: persistent.run_epoch_persistent(
         k, s, data, hp, config, b)[0])
-    rows.append((name, best_time(fn, st, FLAGS.repeats)))
+    rows.append((name, beyond.time_epochs(fn, st, FLAGS.repeats)))
   ell = jnp.asarray(0.3)
-  rows.append(("drift-model epoch", best_time(jax.jit(
+  rows.append(("drift-model epoch", beyond.time_epochs(jax.jit(
       lambda k, s: drift.run_epoch_drift(k, s, data, hp, ell, nb, config)[0]), ts,
       FLAGS.repeats)))
   ais_aux = jnp.asarray(aux[:FLAGS.ais_rows])
   fwd = jax.jit(lambda k, p: ais.ais_log_partition(k, p, ais_aux, FLAGS.ais_runs,
                                                     FLAGS.ais_betas).log_z)
-  t = best_time(lambda k, p: (jax.block_until_ready(fwd(k, p)), p)[1], params, FLAGS.repeats)
+  t = beyond.time_epochs(lambda k, p: (jax.block_until_ready(fwd(k, p)), p)[1], params, FLAGS.repeats)
   rows.append((f"AIS per 1000 distributions ({ais_aux.shape[0]} rows x {FLAGS.ais_runs} runs)",
                t * 1000 / FLAGS.ais_betas))
   print(f"N={FLAGS.num_observations} V={FLAGS.num_visible} H={FLAGS.num_hidden} "

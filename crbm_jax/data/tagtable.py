@@ -271,6 +271,25 @@ def _new_file_mode(path: str) -> int:
     return 0o666 & ~umask
 
 
+def encode_rows(columns, rows, path: str) -> bytes:
+  """Header + rows as TSV or CSV bytes, chosen by ``path``'s extension (tag-table rules:
+  CSV with CRLF so a bare carriage return inside a value reads back the same; a value with
+  a tab or line break is an error in TSV). Compression is the caller's."""
+  buf = io.StringIO(newline="")
+  if is_tsv(path, "\t"):
+    for name, col in zip(columns, zip(*rows) if rows else [()] * len(columns)):
+      if any(("\t" in v or "\n" in v or "\r" in v) for v in col):
+        raise DataError(f"column {name} has a value with a tab or line break, "
+                        "which TSV cannot hold; write a .csv instead", path)
+    buf.write("\t".join(columns) + "\n")
+    buf.writelines("\t".join(r) + "\n" for r in rows)
+  else:
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+  return buf.getvalue().encode("utf-8")
+
+
 def write_tag_table(table: TagTable, path: PathLike) -> None:
   """Writes ``table`` as TSV or CSV (by extension; ``.gz`` compresses).
 
@@ -279,7 +298,6 @@ def write_tag_table(table: TagTable, path: PathLike) -> None:
   line breaks inside a value; such a value raises DataError (use .csv).
   """
   path = os.fspath(path)
-  tsv = is_tsv(path, "\t")
   names = table.columns()
   columns = []
   for name in names:
@@ -297,19 +315,7 @@ def write_tag_table(table: TagTable, path: PathLike) -> None:
         raise DataError(f"cannot write a blank {name}", path)
       columns.append(col)
   rows = list(zip(*columns)) if table.num_rows else []
-  buf = io.StringIO(newline="")
-  if tsv:
-    for name, col in zip(names, columns):
-      if any(("\t" in v or "\n" in v or "\r" in v) for v in col):
-        raise DataError(f"column {name} has a value with a tab or line break, "
-                        "which TSV cannot hold; write a .csv instead", path)
-    buf.write("\t".join(names) + "\n")
-    buf.writelines("\t".join(r) + "\n" for r in rows)
-  else:
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(names)
-    writer.writerows(rows)
-  data = buf.getvalue().encode("utf-8")
+  data = encode_rows(names, rows, path)
   if path.endswith(".gz"):
     data = gzip.compress(data, compresslevel=9, mtime=0)
   write_bytes_atomic(path, data, mode=_new_file_mode(path))
