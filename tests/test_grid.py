@@ -122,13 +122,17 @@ def _block_pl(params, group_mask):
   return grid.block_pseudo_likelihood(params, TEST, 7, group_mask=group_mask)
 
 
-@pytest.mark.parametrize("scale", [0.5, 20.0, 150.0], ids=["product8", "product1", "softplus"])
-def test_block_pseudo_likelihood_matches_library(scale):
+@pytest.mark.parametrize("max_w,form", [(3.0, 0), (7.0, 1), (20.0, 2), (150.0, 3)],
+                         ids=["product16", "product8", "product1", "softplus"])
+def test_block_pseudo_likelihood_matches_library(max_w, form):
+  # Each exact form (chosen by the block's max |W|) against pseudolikelihood.py.
   keys = jax.random.split(jax.random.key(6), 3)
   params = jax.vmap(lambda k: grid.init_params_prefix(k, V, 5, A, 1.0, jnp.full((V,), 0.3)))(
       keys)
-  params = params._replace(W=params.W * jnp.array([scale, 1.0, 0.1])[:, None, None],
-                           W_aux=jax.random.normal(keys[0], (3, A, V)))
+  W = jax.random.uniform(keys[1], (3, V, 5), minval=-1.0, maxval=1.0)
+  W = W.at[0, 0, 0].set(1.0) * jnp.array([max_w, 0.5 * max_w, 0.1])[:, None, None]
+  params = params._replace(W=W, W_aux=jax.random.normal(keys[0], (3, A, V)))
+  assert int(grid._branch(jnp.max(jnp.abs(W)))) == form
   gm = jnp.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
   got = _block_pl(params, gm)
   for i in range(3):
