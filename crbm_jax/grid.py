@@ -36,13 +36,13 @@ import numpy as np
 import optax
 
 from crbm_jax import model as model_lib
+from crbm_jax import pseudolikelihood as pl_lib
 from crbm_jax import train as train_lib
 from crbm_jax.model import CRBMParams
 from crbm_jax.train import Dataset, HParams, TrainConfig
 from crbm_jax.types import Array, PRNGKey
 
 AXIS = "models"
-_LOG_LIMIT = 80.0
 
 
 class GridPoint(NamedTuple):
@@ -102,54 +102,6 @@ def init_params_prefix(rng_key: PRNGKey, num_visible: int, num_hidden: int, num_
 
 
 # ---------------------------------------------------------------- pseudo-likelihood
-# Product blocks for the pseudo-likelihood, largest first: a block of b factors each in
-# [e^-|W|, e^|W|] stays finite in float32 while b * max|W| <= _LOG_LIMIT.
-_BLOCKS = (16, 8, 1)
-
-
-def _product_form(W: Array, block: int):
-  """``flip_delta(x, v, sign)`` = Σ_j softplus(x_j + s_i W_ij) - softplus(x_j): [n, V],
-  as Σ over blocks of ``block`` hidden units of log Π_j (σ(-x_j) + σ(x_j) e^{s_i W_ij}).
-
-  Laid out [n, H, V] (V minor) so the product over a block multiplies whole V-vectors (a
-  reduction over a non-minor axis vectorises on CPU; over the minor axis it was 3x
-  slower). e^{±W} is computed once, not per chunk.
-  """
-  pad = (-W.shape[1]) % block
-  Wt = jnp.pad(W.T, ((0, pad), (0, 0)))                                  # [H', V]
-  exp_pos, exp_neg = jnp.exp(Wt), jnp.exp(-Wt)
-
-  def flip_delta(x, v, sign):
-    del sign
-    xp = jnp.pad(x, ((0, 0), (0, pad)))
-    p_on, p_off = jax.nn.sigmoid(xp)[:, :, None], jax.nn.sigmoid(-xp)[:, :, None]
-    exp_w = jnp.where(v[:, None, :] > 0, exp_neg[None], exp_pos[None])
-    t = (p_off + p_on * exp_w).reshape(x.shape[0], -1, block, W.shape[0])
-    return jnp.sum(jnp.log(jnp.prod(t, axis=2)), axis=1)
-
-  return flip_delta
-
-
-def _softplus_form(W: Array):
-  """The same sum with softplus per term: any |W|, slower."""
-
-  def flip_delta(x, v, sign):
-    del v
-    shifted = x[:, None, :] + sign[:, :, None] * W[None, :, :]
-    return jnp.sum(jax.nn.softplus(shifted) - jax.nn.softplus(x)[:, None, :], axis=-1)
-
-  return flip_delta
-
-
-def _branch(max_w: Array) -> Array:
-  """Index of the form to use: the largest product block that cannot overflow, else
-  softplus (index len(_BLOCKS))."""
-  branch = jnp.asarray(len(_BLOCKS))
-  for i, block in reversed(list(enumerate(_BLOCKS))):
-    branch = jnp.where(max_w * block <= _LOG_LIMIT, i, branch)
-  return branch
-
-
 def block_pseudo_likelihood(params: CRBMParams, data: Dataset, chunk_size: int,
                             axis_name: Optional[str] = AXIS,
                             group_mask: Optional[Array] = None) -> Array:
@@ -166,13 +118,7 @@ def block_pseudo_likelihood(params: CRBMParams, data: Dataset, chunk_size: int,
   max_w = jnp.max(jnp.abs(params.W))
   if axis_name is not None:
     max_w = jax.lax.pmax(max_w, axis_name)
-  n = data.v.shape[0]
-  num_chunks = -(-n // chunk_size)
-  pad = num_chunks * chunk_size - n
-  v = jnp.pad(data.v, ((0, pad), (0, 0))).reshape(num_chunks, -1, data.v.shape[1])
-  aux = jnp.pad(data.aux, ((0, pad), (0, 0)), constant_values=-1)
-  aux = aux.reshape(num_chunks, -1, data.aux.shape[1])
-  weight = jnp.pad(data.weight, (0, pad)).reshape(num_chunks, -1)
+  v, aux, weight = pl_lib.chunked(data.v, data.aux, chunk_size, data.weight)
 
   def sums_with(make_form):
     def run():
@@ -181,9 +127,7 @@ def block_pseudo_likelihood(params: CRBMParams, data: Dataset, chunk_size: int,
       def chunk(xs):
         vc, ac, wc = xs
         vis_bias = params.b + group_aux_bias(params.W_aux, ac, group_mask)
-        x = vc @ params.W + params.c
-        sign = 1.0 - 2.0 * vc
-        per_bit = jax.nn.log_sigmoid(-sign * vis_bias - flip_delta(x, vc, sign))
+        per_bit = pl_lib.per_bit_pll(params, flip_delta, vc, vis_bias)
         w_ones = (vc > 0) * wc[:, None]
         w_zeros = (vc <= 0) * wc[:, None]
         return jnp.stack([jnp.sum(per_bit * w_ones), jnp.sum(w_ones),
@@ -192,9 +136,8 @@ def block_pseudo_likelihood(params: CRBMParams, data: Dataset, chunk_size: int,
       return jnp.sum(jax.lax.map(chunk, (v, aux, weight)), axis=0)
     return run
 
-  forms = [lambda b=b: _product_form(params.W, b) for b in _BLOCKS]
-  forms.append(lambda: _softplus_form(params.W))
-  sums = jax.lax.switch(_branch(max_w), [sums_with(f) for f in forms])
+  sums = jax.lax.switch(pl_lib.form_index(max_w),
+                        [sums_with(f) for f in pl_lib.flip_delta_forms(params.W)])
   return 0.5 * (sums[0] / jnp.maximum(sums[1], 1.0) + sums[2] / jnp.maximum(sums[3], 1.0))
 
 

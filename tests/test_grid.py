@@ -132,7 +132,7 @@ def test_block_pseudo_likelihood_matches_library(max_w, form):
   W = jax.random.uniform(keys[1], (3, V, 5), minval=-1.0, maxval=1.0)
   W = W.at[0, 0, 0].set(1.0) * jnp.array([max_w, 0.5 * max_w, 0.1])[:, None, None]
   params = params._replace(W=W, W_aux=jax.random.normal(keys[0], (3, A, V)))
-  assert int(grid._branch(jnp.max(jnp.abs(W)))) == form
+  assert int(grid.pl_lib.form_index(jnp.max(jnp.abs(W)))) == form
   gm = jnp.array([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
   got = _block_pl(params, gm)
   for i in range(3):

@@ -26,7 +26,7 @@ def test_pll_matches_enumeration_for_every_state(seed, scale, aux_row):
 
 
 @given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([0.5, 5.0, 20.0, 60.0, 300.0]),
-       block=st.sampled_from([1, 3, 8]))
+       block=st.sampled_from([1, 3, 8, 16]))
 def test_product_and_softplus_paths_agree(seed, scale, block):
   rng = np.random.default_rng(seed)
   n, h = 8, 13  # h not a multiple of the block: exercises the padding
@@ -36,21 +36,22 @@ def test_product_and_softplus_paths_agree(seed, scale, block):
   slow = pl_lib._flip_delta_softplus(x, W, 1.0 - 2.0 * v)
   assert np.all(np.isfinite(slow))
   if np.abs(W).max() <= pl_lib._LOG_LIMIT / block:
-    fast = pl_lib._flip_delta_product(x, W, v, block)
+    fast = pl_lib.product_form(W, block)(x, v, None)
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4 * max(1.0, scale))
 
 
 def test_every_branch_of_the_pseudo_likelihood_matches_enumeration():
-  # max|W| in each regime: product of 8 factors, one log per factor, softplus.
+  # max|W| in each regime: products of 16 and of 8 factors, one log per factor, softplus.
   raw = random_params(4, V, H, A, 1.0)
   vs = exact_quantities(*raw, [0])["vs"]
   aux = jnp.zeros((len(vs), 1), jnp.int32)
-  for top in (5.0, 40.0, 120.0):
+  for form, top in enumerate((5.0, 8.0, 40.0, 120.0)):
     W = raw[0] / np.abs(raw[0]).max() * top
     scaled = (W,) + raw[1:]
     ex = exact_quantities(*scaled, [0])
     expected = np.stack([brute_pll(ex["log_pv"], v) for v in vs])
     params = cj.CRBMParams(*(jnp.asarray(t, jnp.float32) for t in scaled))
+    assert int(pl_lib.form_index(jnp.max(jnp.abs(params.W)))) == form
     got = pll(params, jnp.asarray(vs, jnp.float32), aux)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * top)
 
