@@ -3,7 +3,9 @@
 A *block* is a set of M models trained on the same data split. ``make_block_fit`` returns
 a pure function vmapped over the model axis (``axis_name='models'``) in which the data
 (train / val / test and the minibatch order) are *not* batched: every model of a block sees
-the same minibatches (common random numbers across configurations), so products with the
+the same minibatches and the same Gibbs noise (common random numbers across
+configurations: a model's uniforms depend only on the split's key, the epoch and the step),
+so the noise is drawn once per block instead of once per model, and products with the
 shared input (``v0 @ W`` and ``v0ᵀ h0`` of the positive phase, ``v @ W`` of the
 pseudo-likelihood) become one large matmul over the stacked weights ``[V, M·H]`` instead
 of M small ones. Only the negative phase is a batched matmul.
@@ -21,7 +23,7 @@ follows the same trajectory as the unpadded model, to float rounding.
 
 The pseudo-likelihood's overflow-safe branch (see ``pseudolikelihood.py``) is chosen from
 ``max |W|`` over the whole block (``lax.pmax`` over the model axis), so under ``vmap`` it
-stays a real branch instead of evaluating all three.
+stays a real branch instead of evaluating all four.
 """
 from __future__ import annotations
 
@@ -104,14 +106,16 @@ def init_params_prefix(rng_key: PRNGKey, num_visible: int, num_hidden: int, num_
 # ---------------------------------------------------------------- pseudo-likelihood
 def block_pseudo_likelihood(params: CRBMParams, data: Dataset, chunk_size: int,
                             axis_name: Optional[str] = AXIS,
-                            group_mask: Optional[Array] = None) -> Array:
+                            group_mask: Optional[Array] = None,
+                            aux_bias: Optional[Array] = None) -> Array:
   """Balanced per-bit log pseudo-likelihood (Eq. 3) of ``data``: scalar per model.
 
   Same value as ``balanced_pseudo_likelihood(pseudo_log_likelihood(...))``; the form
   is chosen by ``max |W|`` over the model axis ``axis_name`` (None: this model only), so
   under vmap it stays one real branch. ``group_mask`` [G]: which auxiliary groups the
-  model uses (None: all). Each chunk returns its weighted sums over the 1 bits and the 0
-  bits, so the [N, V] per-bit values are never stored.
+  model uses (None: all). ``aux_bias`` [N, V]: W_a a of each observation, if already
+  computed (then ``params.W_aux`` is not used). Each chunk returns its weighted sums over
+  the 1 bits and the 0 bits, so the [N, V] per-bit values are never stored.
   """
   if group_mask is None:
     group_mask = jnp.ones(data.aux.shape[-1:], params.W.dtype)
@@ -119,21 +123,27 @@ def block_pseudo_likelihood(params: CRBMParams, data: Dataset, chunk_size: int,
   if axis_name is not None:
     max_w = jax.lax.pmax(max_w, axis_name)
   v, aux, weight = pl_lib.chunked(data.v, data.aux, chunk_size, data.weight)
+  if aux_bias is None:
+    bias = None
+  else:
+    bias = pl_lib.chunked(aux_bias, data.aux, chunk_size)[0]
 
   def sums_with(make_form):
     def run():
       flip_delta = make_form()
 
       def chunk(xs):
-        vc, ac, wc = xs
-        vis_bias = params.b + group_aux_bias(params.W_aux, ac, group_mask)
+        vc, ac, wc, bc = xs
+        if bc is None:
+          bc = group_aux_bias(params.W_aux, ac, group_mask)
+        vis_bias = params.b + bc
         per_bit = pl_lib.per_bit_pll(params, flip_delta, vc, vis_bias)
         w_ones = (vc > 0) * wc[:, None]
         w_zeros = (vc <= 0) * wc[:, None]
         return jnp.stack([jnp.sum(per_bit * w_ones), jnp.sum(w_ones),
                           jnp.sum(per_bit * w_zeros), jnp.sum(w_zeros)])
 
-      return jnp.sum(jax.lax.map(chunk, (v, aux, weight)), axis=0)
+      return jnp.sum(jax.lax.map(chunk, (v, aux, weight, bias)), axis=0)
     return run
 
   sums = jax.lax.switch(pl_lib.form_index(max_w),
@@ -165,13 +175,31 @@ def group_aux_bias(W_aux: Array, aux: Array, group_mask: Array) -> Array:
   return jnp.einsum("ng,ngv->nv", present, rows)
 
 
+class AuxState(NamedTuple):
+  """The block's auxiliary biases and lazy-L1 bookkeeping, with the model axis SECOND.
+
+  Laid out [A, M, V], an entity's row for all M models is one contiguous [M·V] slice, so
+  a minibatch's rows are gathered and scattered as whole slices and its products with the
+  shared one-hot selection are single [B, U] x [U, M·V] matmuls with no transposes.
+  """
+  W_aux: Array       # [A, M, V]
+  l1_total: Array    # [M]: Σ over steps of the W_aux step size x l1
+  l1_applied: Array  # [A, M]: l1_total when each row was last brought up to date
+
+
+class DenseState(NamedTuple):
+  """One model's W, b, c (``params.W_aux`` is an empty [0, V]) and optimiser state."""
+  params: CRBMParams
+  opt_state: optax.OptState
+
+
 class SharedAuxRows(NamedTuple):
-  """Distinct W_aux rows of a minibatch (shared by the block), caught up on the L1 prox.
+  """Distinct W_aux rows of a minibatch (indices shared by the block), caught up on the
+  L1 prox.
 
   rows: [U] (U = B x G; unused slots hold num_aux); select: [B, U] how many times
   observation b uses row u (0/1: the groups own disjoint rows); row_group: [U] the group
-  of each row; current: [U, V] the rows with every pending soft-threshold applied.
-  rows, select and row_group do not depend on the model (unbatched under vmap).
+  of each row; current: [U, M, V] the rows with every pending soft-threshold applied.
   """
   rows: Array
   select: Array
@@ -179,13 +207,15 @@ class SharedAuxRows(NamedTuple):
   current: Array
 
 
-def gather_aux_shared(state, aux) -> SharedAuxRows:
-  """The rows the minibatch touches, brought up to date before they are used.
+def init_aux_state(num_aux: int, num_models: int, num_visible: int,
+                   dtype=jnp.float32) -> AuxState:
+  return AuxState(jnp.zeros((num_aux, num_models, num_visible), dtype),
+                  jnp.zeros((num_models,), dtype), jnp.zeros((num_aux, num_models), dtype))
 
-  The indices do not depend on the model, so under vmap ``unique`` runs once and the
-  gather moves whole [M, V] slices.
-  """
-  W_aux = state.params.W_aux
+
+def gather_aux_shared(aux_state: AuxState, aux: Array) -> SharedAuxRows:
+  """The rows the minibatch ``aux`` [B, G] touches, brought up to date before use."""
+  W_aux = aux_state.W_aux
   num_aux = W_aux.shape[0]
   flat = jnp.where(aux >= 0, aux, num_aux).reshape(-1)                    # [B*G]
   rows, inverse = jnp.unique(flat, size=flat.shape[0], fill_value=num_aux,
@@ -198,56 +228,68 @@ def gather_aux_shared(state, aux) -> SharedAuxRows:
   groups = jnp.broadcast_to(jnp.arange(aux.shape[1]), aux.shape)
   row_group = jnp.zeros((num_rows,), jnp.int32).at[inverse.reshape(-1)].set(
       groups.reshape(-1))
-  current = W_aux.at[rows].get(mode="fill", fill_value=0.0)
-  pending = state.l1_total - state.l1_applied.at[rows].get(mode="fill", fill_value=0.0)
+  current = W_aux.at[rows].get(mode="fill", fill_value=0.0)               # [U, M, V]
+  applied = aux_state.l1_applied.at[rows].get(mode="fill", fill_value=0.0)
+  pending = aux_state.l1_total[None, :] - applied                        # [U, M]
   return SharedAuxRows(rows, select, row_group,
-                       train_lib.soft_threshold(current, pending[:, None]))
+                       train_lib.soft_threshold(current, pending[..., None]))
 
 
-def _row_mask(gathered: SharedAuxRows, group_mask: Array) -> Array:
-  """[U, 1]: the model's group mask for each gathered row."""
-  return group_mask[gathered.row_group][:, None]
+def _row_mask(gathered: SharedAuxRows, group_masks: Array) -> Array:
+  """[U, M, 1]: each model's group mask for each gathered row."""
+  return group_masks[:, gathered.row_group].T[..., None]
 
 
-def shared_aux_bias(gathered: SharedAuxRows, group_mask: Array) -> Array:
-  """``W_a a`` from the caught-up rows, groups weighted by the model's mask: [B, V]."""
-  # The mask goes on the rows, so ``select`` stays shared by the block and, under vmap,
-  # this is one [B, U] x [U, M*V] matmul rather than M small ones (or a per-model gather).
-  return gathered.select @ (gathered.current * _row_mask(gathered, group_mask))
+def _flat_matmul(lhs: Array, rows: Array) -> Array:
+  """lhs [P, U] x rows [U, M, V] -> [P, M, V], as one [P, U] x [U, M·V] matmul."""
+  return (lhs @ rows.reshape(rows.shape[0], -1)).reshape((lhs.shape[0],) + rows.shape[1:])
 
 
-def apply_aux_shared(state, gathered: SharedAuxRows, group_mask, dvis, hparams):
-  """``train.apply_aux_update`` with shared indices and a per-model group mask.
+def shared_aux_bias(gathered: SharedAuxRows, group_masks: Array) -> Array:
+  """``W_a a`` of each observation for each model, groups masked per model: [B, M, V]."""
+  return _flat_matmul(gathered.select, gathered.current * _row_mask(gathered, group_masks))
 
-  Rows of masked-out groups get a zero gradient; being 0 they stay 0 under the prox.
+
+def apply_aux_shared(aux_state: AuxState, gathered: SharedAuxRows, group_masks: Array,
+                     dvis: Array, hparams: HParams) -> AuxState:
+  """SGD + this step's soft-threshold on the gathered rows (``train.apply_aux_update``
+  for the block). dvis: [B, M, V]. Rows of a model's masked-out groups get a zero
+  gradient; being 0 they stay 0 under the prox."""
+  grad = _flat_matmul(gathered.select.T, dvis) * _row_mask(gathered, group_masks)
+  lr_aux = train_lib.aux_learning_rate(hparams)                            # [M]
+  step = lr_aux * hparams.l1_aux                                           # [M]
+  new_rows = train_lib.soft_threshold(gathered.current + lr_aux[:, None] * grad,
+                                      step[:, None])
+  total = aux_state.l1_total + step
+  applied = jnp.broadcast_to(total, gathered.rows.shape + total.shape)
+  return AuxState(aux_state.W_aux.at[gathered.rows].set(new_rows, mode="drop"), total,
+                  aux_state.l1_applied.at[gathered.rows].set(applied, mode="drop"))
+
+
+def flush_aux(aux_state: AuxState) -> AuxState:
+  """Apply every pending soft-threshold (``train.flush_l1`` for the block)."""
+  pending = (aux_state.l1_total[None, :] - aux_state.l1_applied)[..., None]
+  return AuxState(train_lib.soft_threshold(aux_state.W_aux, pending), aux_state.l1_total,
+                  jnp.broadcast_to(aux_state.l1_total, aux_state.l1_applied.shape))
+
+
+def block_aux_bias(W_aux: Array, aux: Array, group_masks: Array) -> Array:
+  """``W_a a`` [N, M, V] of every observation of ``aux`` [N, G] (W_aux [A, M, V])."""
+  if aux.shape[-1] == 0:
+    return jnp.zeros(aux.shape[:1] + W_aux.shape[1:], W_aux.dtype)
+  present = (aux >= 0).astype(W_aux.dtype)                               # [N, G]
+  rows = jnp.take(W_aux, jnp.maximum(aux, 0), axis=0, mode="clip")       # [N, G, M, V]
+  return jnp.einsum("ng,mg,ngmv->nmv", present, group_masks, rows)
+
+
+def _dense_step(rng_key, state: DenseState, v0, aux_bias, weight, hparams,
+                config: TrainConfig, mask):
+  """One model's CD-k update of W, b, c (as ``train.cd_step``), with prefix-stable hidden
+  sampling. aux_bias: [B, V] = W_a a. Returns (state, dvis [B, V], reconstruction error).
   """
-  grad = (gathered.select.T @ dvis) * _row_mask(gathered, group_mask)    # [U, V]
-  lr_aux = train_lib.aux_learning_rate(hparams)
-  step = lr_aux * hparams.l1_aux
-  new_rows = train_lib.soft_threshold(gathered.current + lr_aux * grad, step)
-  total = state.l1_total + step
-  W_aux = state.params.W_aux.at[gathered.rows].set(new_rows, mode="drop")
-  return state._replace(
-      params=state.params._replace(W_aux=W_aux), l1_total=total,
-      l1_applied=state.l1_applied.at[gathered.rows].set(total, mode="drop"))
-
-
-def update_aux_shared(state, aux, group_mask, dvis, hparams):
-  """Lazy-prox update of the rows ``aux`` touches (equal to the dense prox)."""
-  return apply_aux_shared(state, gather_aux_shared(state, aux), group_mask, dvis, hparams)
-
-
-def _cd_step(rng_key, state, v0, aux, weight, hparams, config: TrainConfig, mask,
-             group_mask):
-  """One CD-k update (as ``train.cd_step``) with prefix-stable hidden sampling."""
   params = state.params
   wn = weight / jnp.maximum(jnp.sum(weight), 1.0)
-  has_aux = aux.shape[-1] > 0
-  if has_aux:  # catch the touched rows up on the prox first (exact lazy L1)
-    gathered = gather_aux_shared(state, aux)
-    vis_bias = params.b + shared_aux_bias(gathered, group_mask)
-  else:
-    vis_bias = params.b + group_aux_bias(params.W_aux, aux, group_mask)
+  vis_bias = params.b + aux_bias
   h0 = jax.nn.sigmoid(v0 @ params.W + params.c) * mask
   h_prob, v = h0, v0
   num_hidden, batch = params.W.shape[1], v0.shape[0]
@@ -267,11 +309,30 @@ def _cd_step(rng_key, state, v0, aux, weight, hparams, config: TrainConfig, mask
   dense = (params.W, params.b, params.c)
   updates, opt_state = train_lib.make_optimizer(hparams).update(grads, state.opt_state, dense)
   W, b, c = optax.apply_updates(dense, updates)
-  state = state._replace(params=params._replace(W=W * mask, b=b, c=c * mask),
-                         opt_state=opt_state)
+  state = DenseState(params._replace(W=W * mask, b=b, c=c * mask), opt_state)
+  return state, dvis, jnp.sum(wn[:, None] * (v0 - v) ** 2) / v0.shape[-1]
+
+
+def block_cd_step(rng_key, dense: DenseState, aux_state: AuxState, v0, aux, weight,
+                  hparams: HParams, config: TrainConfig, masks, group_masks):
+  """One CD-k step of every model of a block on the shared minibatch (v0 [B, V], aux
+  [B, G], weight [B]); ``dense``/``hparams``/``masks`` [M, H]/``group_masks`` [M, G] have
+  a leading model axis. The W_aux rows are caught up on the lazy prox before use (exact).
+  Returns (dense, aux_state, reconstruction error [M])."""
+  num_models = masks.shape[0]
+  has_aux = aux.shape[-1] > 0
   if has_aux:
-    state = apply_aux_shared(state, gathered, group_mask, dvis, hparams)
-  return state, jnp.sum(wn[:, None] * (v0 - v) ** 2) / v0.shape[-1]
+    gathered = gather_aux_shared(aux_state, aux)
+    aux_bias = shared_aux_bias(gathered, group_masks)                    # [B, M, V]
+  else:
+    aux_bias = jnp.zeros((v0.shape[0], num_models, v0.shape[1]), v0.dtype)
+  step = jax.vmap(lambda st, bias, hp, mask: _dense_step(rng_key, st, v0, bias, weight, hp,
+                                                         config, mask),
+                  in_axes=(0, 1, 0, 0), out_axes=(0, 1, 0))
+  dense, dvis, recon = step(dense, aux_bias, hparams, masks)
+  if has_aux:
+    aux_state = apply_aux_shared(aux_state, gathered, group_masks, dvis, hparams)
+  return dense, aux_state, recon
 
 
 def mask_groups(aux: Array, group_mask: Array) -> Array:
@@ -279,58 +340,92 @@ def mask_groups(aux: Array, group_mask: Array) -> Array:
   return jnp.where(group_mask[None, :] > 0, aux, -1)
 
 
+_MODEL_AXES = CRBMParams(W=0, W_aux=1, b=0, c=0)  # block params with W_aux [A, M, V]
+
+
+def _where_models(better: Array, new: CRBMParams, old: CRBMParams) -> CRBMParams:
+  """Per model, ``new`` where ``better`` [M] else ``old`` (block layout)."""
+  def pick(axis, a, b):
+    shape = [1] * a.ndim
+    shape[axis] = -1
+    return jnp.where(better.reshape(shape), a, b)
+  return jax.tree.map(pick, _MODEL_AXES, new, old)
+
+
 def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS):
   """Returns ``block_fn(model_keys, hparams, hidden_mask, group_mask, data_key, train,
   val, test) -> BlockResult``.
 
   Args of block_fn (M models, H = config.num_hidden, G groups):
-    model_keys: [M] keys (initialisation and Gibbs noise of each model).
+    model_keys: [M] keys (initialisation of each model's W).
     hparams: HParams of [M] arrays.
     hidden_mask: [M, H] 0/1; group_mask: [M, G] 0/1.
-    data_key: one key for the minibatch order, shared by the block.
+    data_key: one key for the minibatch order and the Gibbs noise, shared by the block.
     train: Dataset, N a multiple of config.batch_size (weight 0 = padding); val, test.
-  Pure and unjitted; keep the data shapes fixed to avoid recompiling.
+  Pure and unjitted; keep the data shapes fixed to avoid recompiling. Per-model work
+  (initialisation, the W/b/c update, the pseudo-likelihood) is ``vmap``-ped over the
+  model axis ``axis_name``; W_aux is handled for the whole block (``AuxState``).
   """
 
-  def fit_one(model_key, hparams, mask, group_mask, data_key, train, val, test):
-    key_init, key_train = jax.random.split(model_key)
-    num_visible = train.v.shape[-1]
+  def evaluate(params, data, group_masks):
+    bias = block_aux_bias(params.W_aux, data.aux, group_masks)             # [N, M, V]
+    pl = lambda p, gm, b: block_pseudo_likelihood(p, data, config.eval_chunk, axis_name,
+                                                  gm, aux_bias=b)
+    no_aux = params._replace(W_aux=jnp.zeros((0,) + params.W_aux.shape[1:]))
+    return jax.vmap(pl, in_axes=(_MODEL_AXES, 0, 1), axis_name=axis_name)(
+        no_aux, group_masks, bias)
+
+  def block_fn(model_keys, hparams, masks, group_masks, data_key, train, val, test):
+    order_root, noise_root = jax.random.split(data_key)
+    num_models, num_visible = masks.shape[0], train.v.shape[-1]
     mean = (train.weight @ train.v) / jnp.maximum(jnp.sum(train.weight), 1.0)
-    params = init_params_prefix(key_init, num_visible, config.num_hidden, num_aux,
-                                config.weight_scale, mean)
-    params = params._replace(W=params.W * mask)
-    state = train_lib.init_state(params, hparams)
-    evaluate = lambda p, d: block_pseudo_likelihood(p, d, config.eval_chunk, axis_name,
-                                                    group_mask)
+
+    def init_one(key, hp, mask):
+      params = init_params_prefix(key, num_visible, config.num_hidden, 0,
+                                  config.weight_scale, mean)
+      params = params._replace(W=params.W * mask)
+      dense = (params.W, params.b, params.c)
+      return DenseState(params, train_lib.make_optimizer(hp).init(dense))
+
+    dense = jax.vmap(init_one)(model_keys, hparams, masks)
+    aux_state = init_aux_state(num_aux, num_models, num_visible, train.v.dtype)
+    block_params = lambda d, a: d.params._replace(W_aux=a.W_aux)
     n = train.v.shape[0]
     num_batches = n // config.batch_size
 
     def epoch_body(carry, epoch):
-      state, best_params, best_pl, best_epoch = carry
-      order = jax.random.permutation(jax.random.fold_in(data_key, epoch), n)
+      dense, aux_state, best = carry
+      order = jax.random.permutation(jax.random.fold_in(order_root, epoch), n)
       order = order[: num_batches * config.batch_size].reshape(num_batches, -1)
-      keys = jax.random.split(jax.random.fold_in(key_train, epoch), num_batches)
+      keys = jax.random.split(jax.random.fold_in(noise_root, epoch), num_batches)
 
-      def step(state, xs):
+      def step(carry, xs):
         key, idx = xs
-        return _cd_step(key, state, train.v[idx], train.aux[idx], train.weight[idx],
-                        hparams, config, mask, group_mask)
+        dense, aux_state, recon = block_cd_step(
+            key, *carry, train.v[idx], train.aux[idx], train.weight[idx], hparams, config,
+            masks, group_masks)
+        return (dense, aux_state), recon
 
-      state, recon = jax.lax.scan(step, state, (keys, order))
-      state = train_lib.flush_l1(state)
-      val_pl = evaluate(state.params, val)
-      best = train_lib.keep_best(train_lib.BestEpoch(best_params, best_pl, best_epoch),
-                                 state.params, val_pl, epoch)
-      return (state,) + tuple(best), (jnp.mean(recon), val_pl)
+      (dense, aux_state), recon = jax.lax.scan(step, (dense, aux_state), (keys, order))
+      aux_state = flush_aux(aux_state)
+      params = block_params(dense, aux_state)
+      val_pl = evaluate(params, val, group_masks)
+      better = val_pl > best.val_pl
+      best = train_lib.BestEpoch(_where_models(better, params, best.params),
+                                 jnp.where(better, val_pl, best.val_pl),
+                                 jnp.where(better, epoch, best.epoch))
+      return (dense, aux_state, best), (jnp.mean(recon, axis=0), val_pl)
 
-    carry = (state,) + tuple(train_lib.init_best(params))
-    (_, best_params, best_pl, best_epoch), (recon, val_pl) = jax.lax.scan(
-        epoch_body, carry, jnp.arange(config.num_epochs))
-    return BlockResult(best_pl, evaluate(best_params, test), best_epoch, val_pl, recon,
-                       best_params)
+    best = train_lib.BestEpoch(block_params(dense, aux_state),
+                               jnp.full((num_models,), -jnp.inf, jnp.float32),
+                               jnp.full((num_models,), -1, jnp.int32))
+    (_, _, best), (recon, val_pl) = jax.lax.scan(epoch_body, (dense, aux_state, best),
+                                                 jnp.arange(config.num_epochs))
+    params = best.params._replace(W_aux=jnp.moveaxis(best.params.W_aux, 1, 0))
+    return BlockResult(best.val_pl, evaluate(best.params, test, group_masks), best.epoch,
+                       val_pl.T, recon.T, params)
 
-  return jax.vmap(fit_one, in_axes=(0, 0, 0, 0, None, None, None, None),
-                  axis_name=axis_name)
+  return block_fn
 
 
 def model_sharding(mesh: jax.sharding.Mesh):

@@ -94,11 +94,11 @@ def chunked(v: Array, aux: Array, chunk_size: int, weight: Optional[Array] = Non
   n = v.shape[0]
   num_chunks = -(-n // chunk_size)
   pad = num_chunks * chunk_size - n
-  v = jnp.pad(v, ((0, pad), (0, 0))).reshape(num_chunks, -1, v.shape[1])
+  v = jnp.pad(v, ((0, pad), (0, 0))).reshape(num_chunks, chunk_size, v.shape[1])
   aux = jnp.pad(aux, ((0, pad), (0, 0)), constant_values=-1)
-  aux = aux.reshape(num_chunks, -1, aux.shape[1])
+  aux = aux.reshape(num_chunks, chunk_size, aux.shape[1])  # G may be 0: no -1 here
   if weight is not None:
-    weight = jnp.pad(weight, (0, pad)).reshape(num_chunks, -1)
+    weight = jnp.pad(weight, (0, pad)).reshape(num_chunks, chunk_size)
   return v, aux, weight
 
 

@@ -39,7 +39,7 @@ from crbm_jax.pseudolikelihood import (balanced_pseudo_likelihood,
 from crbm_jax.train import Dataset, TrainConfig
 from crbm_jax.atomic import write_json_atomic, write_text_atomic  # noqa: F401
 
-VERSION = 1  # bump when a change alters results (part of every result key)
+VERSION = 2  # bump when a change alters results (part of every result key)
 ROLES = ("user", "track", "item")
 ITEM_GROUPS = ("clip", "artist", "album")
 

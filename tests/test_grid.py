@@ -76,6 +76,22 @@ def test_vmapped_block_equals_models_run_one_at_a_time():
     np.testing.assert_allclose(block.params.W_aux[i], one.params.W_aux[0], atol=1e-5)
 
 
+def test_gibbs_noise_is_shared_by_the_block():
+  # Common random numbers: the hidden-unit uniforms come from the split's data key, not
+  # the model key. With W initialised to 0 (weight_scale 0) the model key has no effect,
+  # so two models with different keys follow the same trajectory; a different data key
+  # (other noise and minibatch order) gives a different one.
+  fn = jax.jit(grid.make_block_fit(_config(4, weight_scale=0.0), A))
+  points = _points([4, 4])
+  keys = jax.random.split(jax.random.key(8), 2)
+  gm = np.ones((2, 2), np.float32)
+  out = grid.run_block(fn, keys, points, gm, 4, jax.random.key(1), TRAIN, VAL, TEST)
+  np.testing.assert_allclose(out.params.W[0], out.params.W[1], atol=1e-6)
+  assert np.abs(out.params.W[0]).max() > 1e-3
+  other = grid.run_block(fn, keys, points, gm, 4, jax.random.key(2), TRAIN, VAL, TEST)
+  assert np.abs(other.params.W[0] - out.params.W[0]).max() > 1e-3
+
+
 def test_different_hyperparameters_do_not_recompile():
   traces = []
   fit = grid.make_block_fit(_config(4), A)
@@ -143,26 +159,37 @@ def test_block_pseudo_likelihood_matches_library(max_w, form):
 
 
 def test_shared_lazy_aux_update_equals_the_dense_prox_over_many_steps():
-  # The block trainer's lazy L1 (rows caught up before use, shared indices) against
-  # train.update_aux_dense, fed the same gradients; rows 9-11 are never touched.
+  # The block trainer's lazy L1 (rows caught up before use, shared indices, W_aux laid
+  # out [A, M, V]) against train.update_aux_dense of each model, fed the same gradients;
+  # rows 9-11 are never touched. Model 1 has group 1 masked out.
   from crbm_jax import train as train_lib
   rng = np.random.default_rng(0)
   num_aux, v, batch = 12, 5, 6
-  W_aux = jnp.asarray(rng.normal(0, 0.2, (num_aux, v)), jnp.float32)
-  params = CRBMParams(jnp.zeros((v, 2)), W_aux, jnp.zeros(v), jnp.zeros(2))
-  hp = train_lib.make_hparams(learning_rate=0.1, l1_aux=3e-3, aux_lr_scale=2.0)
-  lazy = dense = train_lib.init_state(params, hp)
-  ones = jnp.ones((2,), jnp.float32)
+  lrs, scales = (0.1, 0.05), (2.0, 1.0)
+  W_aux = [jnp.asarray(rng.normal(0, 0.2, (num_aux, v)), jnp.float32) for _ in lrs]
+  W_aux[1] = W_aux[1].at[4:].set(0.0)  # a masked group's rows are 0 (as initialised)
+  group_masks = jnp.array([[1.0, 1.0], [1.0, 0.0]])
+  hps = [train_lib.make_hparams(learning_rate=lr, l1_aux=3e-3, aux_lr_scale=sc)
+         for lr, sc in zip(lrs, scales)]
+  block_hp = jax.tree.map(lambda *x: jnp.stack(x), *hps)
+  dense = [train_lib.init_state(CRBMParams(jnp.zeros((v, 2)), w, jnp.zeros(v),
+                                           jnp.zeros(2)), hp) for w, hp in zip(W_aux, hps)]
+  lazy = grid.init_aux_state(num_aux, 2, v)._replace(W_aux=jnp.stack(W_aux, axis=1))
   for step in range(120):
     aux = np.stack([rng.integers(-1, 4, batch), 4 + rng.integers(0, 5, batch)], 1)
     aux = jnp.asarray(aux, jnp.int32)
-    dvis = jnp.asarray(rng.normal(0, 0.05, (batch, v)), jnp.float32)
+    dvis = jnp.asarray(rng.normal(0, 0.05, (batch, 2, v)), jnp.float32)
     gathered = grid.gather_aux_shared(lazy, aux)
-    # The bias the CD step sees equals the dense-prox parameters' bias.
-    np.testing.assert_allclose(grid.shared_aux_bias(gathered, ones),
-                               grid.group_aux_bias(dense.params.W_aux, aux, ones),
-                               rtol=1e-5, atol=1e-6)
-    lazy = grid.apply_aux_shared(lazy, gathered, ones, dvis, hp)
-    dense = train_lib.update_aux_dense(dense, aux, dvis, hp)
-  np.testing.assert_allclose(train_lib.flush_l1(lazy).params.W_aux, dense.params.W_aux,
-                             rtol=1e-5, atol=1e-6)
+    bias = grid.shared_aux_bias(gathered, group_masks)
+    lazy = grid.apply_aux_shared(lazy, gathered, group_masks, dvis, block_hp)
+    for m in range(2):
+      # The bias the CD step sees equals the dense-prox parameters' bias.
+      np.testing.assert_allclose(
+          bias[:, m], grid.group_aux_bias(dense[m].params.W_aux, aux, group_masks[m]),
+          rtol=1e-5, atol=1e-6)
+      dense[m] = train_lib.update_aux_dense(dense[m], grid.mask_groups(aux, group_masks[m]),
+                                            dvis[:, m], hps[m])
+  flushed = grid.flush_aux(lazy).W_aux
+  for m in range(2):
+    np.testing.assert_allclose(flushed[:, m], dense[m].params.W_aux, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(flushed[4:, 1], 0.0)
