@@ -25,7 +25,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -130,6 +130,16 @@ def train_config(config, num_hidden: int) -> TrainConfig:
 _BLOCK_FNS = {}
 
 
+def task_shard(config) -> Tuple[int, int]:
+  """(index, count): this process's share of the tasks. ``config.task_shard`` if set,
+  else (process index, process count) under ``jax.distributed`` (each process fits its
+  share on its local devices into the shared workdir and waits for the others)."""
+  index, count = tuple(config.task_shard)
+  if count == 1 and jax.process_count() > 1:
+    return jax.process_index(), jax.process_count()
+  return index, count
+
+
 class Runner:
   """Runs tasks (point, group mask, split) in blocks, storing each result on finish."""
 
@@ -137,7 +147,7 @@ class Runner:
     self.config, self.prep = config, prep
     self.result_dir = os.path.join(workdir, "results", _slug(prep.name))
     self.root = jax.random.key(config.seed, impl=config.key_impl)
-    devices = jax.devices()
+    devices = jax.local_devices()  # several processes: each shards over its own devices
     self.mesh = None
     if config.shard and config.method == "vmap" and len(devices) > 1:
       self.mesh = jax.sharding.Mesh(np.array(devices), (grid_lib.AXIS,))
@@ -186,7 +196,7 @@ class Runner:
     chunk = min(chunk, max(sizes.values()))
     ndev = self.mesh.devices.size if self.mesh is not None else 1
     chunk += (-chunk) % ndev
-    index, count = self.config.task_shard
+    index, count = task_shard(self.config)
     if count > 1:  # several processes share a workdir: each computes its share, then waits
       mine = [t for t in pending if int(self.key_of(stage, *t), 16) % count == index]
       out.update(self._compute(stage, mine, columns, chunk, max_h, progress))
@@ -210,7 +220,7 @@ class Runner:
       if time.monotonic() > deadline:
         raise TimeoutError(
             f"{self.result_dir}: {len(tasks) - len(out)} {stage} results from other "
-            f"processes (task_shard={tuple(self.config.task_shard)}) did not appear "
+            f"processes (task_shard={task_shard(self.config)}) did not appear "
             f"within {self.config.task_wait_s} s")
       time.sleep(poll_s)
 

@@ -2,6 +2,7 @@
 single models vs scikit-learn's BernoulliRBM, at the Mechanical Turk study's size.
 
   python experiments/bench_grid.py [--models 64] [--epochs 5] [--groups 1] [--repeats 3]
+  python experiments/bench_grid.py --protocol   # + the whole `full` Table 2 protocol (~8 min)
 
 Synthetic data: N=2600 training rows, 520 validation rows, V=200 tags (~4% ones),
 H=100, 1300 auxiliary entities. A model-epoch is one CD-1 pass over the training rows
@@ -33,6 +34,10 @@ flags.DEFINE_integer("epochs", 5, "Epochs per fit.")
 flags.DEFINE_integer("groups", 1, "Auxiliary groups used (1: grid stage, 3: all).")
 flags.DEFINE_string("key_impl", "threefry2x32", "PRNG implementation.")
 flags.DEFINE_integer("eval_chunk", 64, "Observations per pseudo-likelihood chunk.")
+flags.DEFINE_bool("protocol", False,
+                  "Also run the `full` Table 2 protocol (512-point grid x 5 splits, then the 8 "
+                  "auxiliary combinations and the baseline x 5 splits, 30 epochs) on the "
+                  "simulated Mechanical Turk study in a temporary workdir and time it.")
 
 N, N_VAL, V, H, A = 2600, 520, 200, 100, 1300
 
@@ -75,6 +80,12 @@ def main(argv):
         f"{t_vmap:.2f} s = {rate_vmap:.1f} model-epochs/s, {rate_vmap * gflop:.1f} GFLOP/s "
         f"({100 * rate_vmap * gflop / peak:.0f}% of peak); first call incl. compile "
         f"{compile_s:.1f} s", flush=True)
+  floor = matmul_floor(m, FLAGS.repeats)
+  steps = N // 100
+  print(f"the five CD-1 products alone, at these shapes (3 batched [{m}, 100, .] products, "
+        f"2 shared [100, {m}*{H}] ones): {floor * 1e3:.2f} ms per step -> at most "
+        f"{m / (steps * floor):.0f} model-epochs/s with nothing else (no sampling, "
+        f"auxiliary terms, updates or validation)", flush=True)
   k = FLAGS.loop_models
   if k == 0:
     return
@@ -92,10 +103,51 @@ def main(argv):
   rate_sk = FLAGS.sklearn_models * FLAGS.epochs / t_sk
   print(f"scikit-learn BernoulliRBM (no auxiliary terms, no validation): {rate_sk:.1f} "
         f"model-epochs/s -> vmap is x{rate_vmap / rate_sk:.2f}", flush=True)
+  if FLAGS.protocol:
+    run_protocol()
   fits = 500 * 5 * 30 + 8 * 5 * 30
   print(f"full protocol at this size (500 points x 5 splits + 8 combinations x 5 splits, "
         f"30 epochs = {fits} model-epochs; 60% of N per epoch in the protocol): "
         f"~{fits / rate_vmap * 0.6 / 60:.1f} min extrapolated from the vmap rate")
+
+
+def matmul_floor(m, repeats, batch=100):
+  """Seconds per CD-1 step spent in its five products for a block of m models, measured
+  here: the negative phase's three batched products and the two shared ones."""
+  k = jax.random.split(jax.random.key(0), 5)
+  h = jax.random.uniform(k[0], (m, batch, H))
+  v = jax.random.uniform(k[1], (m, batch, V))
+  W = jax.random.normal(k[2], (m, V, H))
+  v0 = jax.random.uniform(k[3], (batch, V))
+  W_stacked = jax.random.normal(k[4], (V, m * H))
+  fn = jax.jit(lambda h, v, W, v0, Ws: (
+      jnp.einsum("mbh,mvh->mbv", h, W), jnp.einsum("mbv,mvh->mbh", v, W),
+      jnp.einsum("mbv,mbh->mvh", v, h), v0 @ Ws, v0.T @ (v0 @ Ws)))
+  args = (h, v, W, v0, W_stacked)
+  jax.block_until_ready(fn(*args))
+  reps = 20
+  return best_time(lambda: [jax.block_until_ready(fn(*args)) for _ in range(reps)],
+                   repeats) / reps
+
+
+def run_protocol():
+  """Times table2.run_table2 with the `full` config on 'simulated' (compiles included)."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  from crbm_jax import table2  # pylint: disable=import-outside-toplevel
+  from crbm_jax.configs import table2 as table2_config  # pylint: disable=import-outside-toplevel
+  config = table2_config.get_config("full")
+  config.datasets = ("simulated",)
+  grid_size = len(table2.grid_points(config))
+  with tempfile.TemporaryDirectory() as workdir:
+    t0 = time.perf_counter()
+    table2.run_table2(config, workdir)
+    wall = time.perf_counter() - t0
+  fits = grid_size * config.num_splits + 8 * config.num_splits
+  print(f"full Table 2 protocol on the simulated study ({grid_size} grid points x "
+        f"{config.num_splits} splits + 8 combinations x {config.num_splits} splits = {fits} "
+        f"fits of {config.train.num_epochs} epochs, + the baseline): {wall / 60:.1f} min wall "
+        f"({fits * config.train.num_epochs / wall:.0f} model-epochs/s at 60% of N, "
+        f"compiles included)", flush=True)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,34 @@ def test_two_processes_sharing_a_workdir_split_the_tasks(smoke_run, tmp_path):
   ref = [r["values"] for r in reference["datasets"][0]["rows"]]
   for i in range(2):
     assert [r["values"] for r in outs[i]["datasets"][0]["rows"]] == ref
+
+
+def test_jax_distributed_processes_split_the_tasks(smoke_run, tmp_path):
+  # Two real processes joined by jax.distributed (the launcher's --distributed): each
+  # fits its share into the shared workdir, and the table equals the one-process run's.
+  import socket  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  _, reference = smoke_run
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  workdir = tmp_path / "shared"
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  procs = [subprocess.Popen(
+      [sys.executable, os.path.join(root, "experiments", "table2_pseudolikelihood.py"),
+       f"--config={os.path.join(root, 'experiments', 'configs', 'table2.py')}:smoke",
+       "--config.shard=False", f"--workdir={workdir}", "--distributed",
+       f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=root)
+      for i in range(2)]
+  logs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in procs]
+  for p, log in zip(procs, logs):
+    assert p.returncode == 0, log[-3000:]
+  with open(workdir / "table2.json") as f:
+    out = json.load(f)
+  computed = out["datasets"][0]["computed_fits"]
+  assert 0 < computed < 2 * 2 + 8 * 2  # the last writer fitted only its share
+  ref = [r["values"] for r in reference["datasets"][0]["rows"]]
+  assert [r["values"] for r in out["datasets"][0]["rows"]] == ref
