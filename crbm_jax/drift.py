@@ -25,7 +25,6 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from crbm_jax import model as model_lib
 from crbm_jax import train as train_lib
@@ -165,19 +164,17 @@ def drift_step(rng_key: PRNGKey, state: train_lib.TrainState, batch: Dataset, hp
   stacked_v = jnp.concatenate([v0 * wn[:, None], -vk * wn[:, None]], axis=0)
   grad_W = stacked_v.T @ jnp.concatenate([h0, hk], axis=0)
   dvis = (v0 - vk) * wn[:, None]
-  dense = (params.W, params.b, params.c)
-  updates, opt_state = train_lib.make_optimizer(hparams).update(
-      (-grad_W, -jnp.sum(dvis, 0), -(wn @ (h0 - hk))), state.opt_state, dense)
-  W, b, c = optax.apply_updates(dense, updates)
-  if hidden_mask is not None:
-    W, c = W * hidden_mask, c * hidden_mask
+  # W_aux is computed from the pre-step params: ascend() leaves it unchanged.
+  new, opt_state = train_lib.ascend(params, state.opt_state,
+                                    (grad_W, jnp.sum(dvis, 0), wn @ (h0 - hk)), hparams,
+                                    hidden_mask)
   num_aux = params.W_aux.shape[0]
   contrib = weight[:, :, None] * dvis[:, None, :]                    # [B, P', V]
   grad_aux = jnp.zeros_like(params.W_aux).at[jnp.where(rows >= 0, rows, num_aux)].add(
       contrib, mode="drop")
   W_aux = train_lib.soft_threshold(params.W_aux + hparams.learning_rate * grad_aux,
                                    hparams.learning_rate * hparams.l1_aux)
-  state = state._replace(params=CRBMParams(W, W_aux, b, c), opt_state=opt_state)
+  state = state._replace(params=new._replace(W_aux=W_aux), opt_state=opt_state)
   return state, jnp.sum(wn[:, None] * (v0 - vk) ** 2) / v0.shape[-1]
 
 

@@ -305,11 +305,8 @@ def _dense_step(rng_key, state: DenseState, v0, aux_bias, weight, hparams,
   # Positive phase with the shared (unbatched) v0: one matmul over stacked models.
   grad_W = (v0 * wn[:, None]).T @ h0 - (v * wn[:, None]).T @ h_prob
   dvis = (v0 - v) * wn[:, None]
-  grads = (-grad_W, -jnp.sum(dvis, axis=0), -(wn @ (h0 - h_prob)))
-  dense = (params.W, params.b, params.c)
-  updates, opt_state = train_lib.make_optimizer(hparams).update(grads, state.opt_state, dense)
-  W, b, c = optax.apply_updates(dense, updates)
-  state = DenseState(params._replace(W=W * mask, b=b, c=c * mask), opt_state)
+  grads = (grad_W, jnp.sum(dvis, axis=0), wn @ (h0 - h_prob))
+  state = DenseState(*train_lib.ascend(params, state.opt_state, grads, hparams, mask))
   return state, dvis, jnp.sum(wn[:, None] * (v0 - v) ** 2) / v0.shape[-1]
 
 

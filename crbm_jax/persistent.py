@@ -32,7 +32,6 @@ from typing import NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from crbm_jax import model as model_lib
 from crbm_jax import train as train_lib
@@ -155,13 +154,9 @@ def persistent_step(rng_key: PRNGKey, state: PersistentState, batch: Dataset, sl
   dvis = (v0 - v_neg_mean) * wn[:, None]
   grad_b = jnp.sum(dvis, axis=0)
   grad_c = wn @ (h0 - jnp.mean(h_neg, axis=0))
-  dense = (params.W, params.b, params.c)
-  updates, opt_state = train_lib.make_optimizer(hparams).update(
-      (-grad_W, -grad_b, -grad_c), ts.opt_state, dense)
-  W, b, c = optax.apply_updates(dense, updates)
-  if hidden_mask is not None:
-    W, c = W * hidden_mask, c * hidden_mask
-  ts = ts._replace(params=params._replace(W=W, b=b, c=c), opt_state=opt_state)
+  params, opt_state = train_lib.ascend(params, ts.opt_state, (grad_W, grad_b, grad_c),
+                                      hparams, hidden_mask)
+  ts = ts._replace(params=params, opt_state=opt_state)
   if aux.shape[-1] > 0:
     update = train_lib.update_aux_lazy if config.l1_mode == "lazy" else train_lib.update_aux_dense
     ts = update(ts, aux, dvis, hparams)

@@ -153,6 +153,20 @@ def make_optimizer(hparams: HParams) -> optax.GradientTransformation:
       optax.sgd(hparams.learning_rate, momentum=hparams.momentum))
 
 
+def ascend(params: CRBMParams, opt_state, grads, hparams: HParams,
+           hidden_mask: Optional[Array] = None):
+  """One optimiser step UP the log-likelihood gradient ``grads = (dW, db, dc)`` of W, b,
+  c (optax minimises, so it is given the negatives); padded hidden units stay 0.
+  Returns (params, opt_state)."""
+  dense = (params.W, params.b, params.c)
+  updates, opt_state = make_optimizer(hparams).update(
+      jax.tree.map(jnp.negative, tuple(grads)), opt_state, dense)
+  W, b, c = optax.apply_updates(dense, updates)
+  if hidden_mask is not None:
+    W, c = W * hidden_mask, c * hidden_mask
+  return params._replace(W=W, b=b, c=c), opt_state
+
+
 def soft_threshold(x: Array, t: Array) -> Array:
   """Proximal operator of t·|x|: sign(x)·max(|x| - t, 0) (exact zeros)."""
   return jnp.sign(x) * jnp.maximum(jnp.abs(x) - t, 0.0)
@@ -303,14 +317,9 @@ def cd_step(rng_key: PRNGKey, state: TrainState, batch: Dataset, hparams: HParam
   dvis = (v0 - vk) * wn[:, None]                                         # [B, V]
   grad_b = jnp.sum(dvis, axis=0)
   grad_c = wn @ (h0_prob - hk_prob)
-  # optax minimises: pass the negative log-likelihood gradient.
-  dense = (params.W, params.b, params.c)
-  updates, opt_state = make_optimizer(hparams).update((-grad_W, -grad_b, -grad_c),
-                                                  state.opt_state, dense)
-  W, b, c = optax.apply_updates(dense, updates)
-  if hidden_mask is not None:
-    W, c = W * hidden_mask, c * hidden_mask
-  state = state._replace(params=params._replace(W=W, b=b, c=c), opt_state=opt_state)
+  params, opt_state = ascend(params, state.opt_state, (grad_W, grad_b, grad_c), hparams,
+                             hidden_mask)
+  state = state._replace(params=params, opt_state=opt_state)
   if lazy:
     state = apply_aux_update(state, gathered, dvis, hparams)
   elif aux.shape[-1] > 0:
