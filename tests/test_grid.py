@@ -132,6 +132,20 @@ def test_group_mask_equals_training_without_that_group():
   assert np.abs(masked.params.W_aux[0, :6]).max() > 0
 
 
+def test_block_without_auxiliary_columns_equals_all_groups_masked():
+  # Data with no aux columns at all (G = 0) take the no-aux path; the same models with
+  # both groups present but masked out must follow the same trajectory.
+  key = jax.random.split(jax.random.key(9), 2)
+  masked = _run(4, _points([4, 3]), group_masks=np.zeros((2, 2), np.float32), keys=key)
+  none = tuple(d._replace(aux=d.aux[:, :0]) for d in (TRAIN, VAL, TEST))
+  fn = jax.jit(grid.make_block_fit(_config(4), 0))
+  bare = grid.run_block(fn, key, _points([4, 3]), np.zeros((2, 0), np.float32), 4,
+                        jax.random.key(1), *none)
+  np.testing.assert_allclose(bare.val_pl, masked.val_pl, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(bare.params.W, masked.params.W, atol=1e-5)
+  np.testing.assert_array_equal(masked.params.W_aux, 0.0)
+
+
 @jax.jit
 @functools.partial(jax.vmap, axis_name=grid.AXIS)
 def _block_pl(params, group_mask):
