@@ -122,11 +122,9 @@ def block_pseudo_likelihood(params: CRBMParams, data: Dataset, chunk_size: int,
   max_w = jnp.max(jnp.abs(params.W))
   if axis_name is not None:
     max_w = jax.lax.pmax(max_w, axis_name)
-  v, aux, weight = pl_lib.chunked(data.v, data.aux, chunk_size, data.weight)
-  if aux_bias is None:
-    bias = None
-  else:
-    bias = pl_lib.chunked(aux_bias, data.aux, chunk_size)[0]
+  v, weight = (pl_lib.chunk_rows(x, chunk_size) for x in (data.v, data.weight))
+  aux = pl_lib.chunk_rows(data.aux, chunk_size, -1)
+  bias = None if aux_bias is None else pl_lib.chunk_rows(aux_bias, chunk_size)
 
   def sums_with(make_form):
     def run():
@@ -338,15 +336,10 @@ def mask_groups(aux: Array, group_mask: Array) -> Array:
 
 
 _MODEL_AXES = CRBMParams(W=0, W_aux=1, b=0, c=0)  # block params with W_aux [A, M, V]
-
-
-def _where_models(better: Array, new: CRBMParams, old: CRBMParams) -> CRBMParams:
-  """Per model, ``new`` where ``better`` [M] else ``old`` (block layout)."""
-  def pick(axis, a, b):
-    shape = [1] * a.ndim
-    shape[axis] = -1
-    return jnp.where(better.reshape(shape), a, b)
-  return jax.tree.map(pick, _MODEL_AXES, new, old)
+_BEST_AXES = train_lib.BestEpoch(_MODEL_AXES, 0, 0)
+_init_best = jax.vmap(train_lib.init_best, in_axes=(_MODEL_AXES,), out_axes=_BEST_AXES)
+_keep_best = jax.vmap(train_lib.keep_best, in_axes=(_BEST_AXES, _MODEL_AXES, 0, None),
+                      out_axes=_BEST_AXES)
 
 
 def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS):
@@ -381,8 +374,7 @@ def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS):
       params = init_params_prefix(key, num_visible, config.num_hidden, 0,
                                   config.weight_scale, mean)
       params = params._replace(W=params.W * mask)
-      dense = (params.W, params.b, params.c)
-      return DenseState(params, train_lib.make_optimizer(hp).init(dense))
+      return DenseState(params, train_lib.init_state(params, hp).opt_state)
 
     dense = jax.vmap(init_one)(model_keys, hparams, masks)
     aux_state = init_aux_state(num_aux, num_models, num_visible, train.v.dtype)
@@ -407,15 +399,10 @@ def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS):
       aux_state = flush_aux(aux_state)
       params = block_params(dense, aux_state)
       val_pl = evaluate(params, val, group_masks)
-      better = val_pl > best.val_pl
-      best = train_lib.BestEpoch(_where_models(better, params, best.params),
-                                 jnp.where(better, val_pl, best.val_pl),
-                                 jnp.where(better, epoch, best.epoch))
+      best = _keep_best(best, params, val_pl, epoch)
       return (dense, aux_state, best), (jnp.mean(recon, axis=0), val_pl)
 
-    best = train_lib.BestEpoch(block_params(dense, aux_state),
-                               jnp.full((num_models,), -jnp.inf, jnp.float32),
-                               jnp.full((num_models,), -1, jnp.int32))
+    best = _init_best(block_params(dense, aux_state))
     (_, _, best), (recon, val_pl) = jax.lax.scan(epoch_body, (dense, aux_state, best),
                                                  jnp.arange(config.num_epochs))
     params = best.params._replace(W_aux=jnp.moveaxis(best.params.W_aux, 1, 0))

@@ -88,18 +88,12 @@ def per_bit_pll(params: CRBMParams, flip_delta: FlipDelta, v: Array,
   return jax.nn.log_sigmoid(-sign * vis_bias - flip_delta(x, v, sign))  # F(ṽ) - F(v)
 
 
-def chunked(v: Array, aux: Array, chunk_size: int, weight: Optional[Array] = None):
-  """Pads the rows to a multiple of ``chunk_size`` (aux -1, weight 0) and splits them:
-  (v [C, n, V], aux [C, n, G], weight [C, n] or None)."""
-  n = v.shape[0]
-  num_chunks = -(-n // chunk_size)
-  pad = num_chunks * chunk_size - n
-  v = jnp.pad(v, ((0, pad), (0, 0))).reshape(num_chunks, chunk_size, v.shape[1])
-  aux = jnp.pad(aux, ((0, pad), (0, 0)), constant_values=-1)
-  aux = aux.reshape(num_chunks, chunk_size, aux.shape[1])  # G may be 0: no -1 here
-  if weight is not None:
-    weight = jnp.pad(weight, (0, pad)).reshape(num_chunks, chunk_size)
-  return v, aux, weight
+def chunk_rows(x: Array, chunk_size: int, fill=0) -> Array:
+  """[N, ...] padded with ``fill`` rows to a multiple of ``chunk_size`` and split into
+  [C, chunk_size, ...] (for ``lax.map``; aux rows are padded with -1, i.e. absent)."""
+  pad = (-x.shape[0]) % chunk_size
+  x = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1), constant_values=fill)
+  return x.reshape((x.shape[0] // chunk_size, chunk_size) + x.shape[1:])  # G may be 0
 
 
 def pseudo_log_likelihood(params: CRBMParams, v: Array, aux: Array,
@@ -116,7 +110,8 @@ def pseudo_log_likelihood(params: CRBMParams, v: Array, aux: Array,
   """
   v = jnp.asarray(v, params.W.dtype)
   n = v.shape[0]
-  v_chunks, aux_chunks, _ = chunked(v, aux, min(chunk_size, max(n, 1)))
+  chunk_size = min(chunk_size, max(n, 1))
+  v_chunks, aux_chunks = chunk_rows(v, chunk_size), chunk_rows(aux, chunk_size, -1)
 
   def run(make_form):
     def fn():
