@@ -26,13 +26,14 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from crbm_jax import model_io
-from crbm_jax.atomic import write_bytes_atomic
-from crbm_jax import smoothing
+from crbm_jax.data import aux_rows
 from crbm_jax.data.errors import DataError
 from crbm_jax.data.observations import AUX_COLUMNS, ObservationError
 from crbm_jax.data.splits import SplitError
 from crbm_jax.data.tagtable import encode_rows, is_tsv, load_tag_table
+from crbm_jax.model import marginals
+from crbm_jax.util import model_io
+from crbm_jax.util.atomic import write_bytes_atomic, write_json_atomic
 
 MODEL_DIR = "model"
 METRICS_FILE = "metrics.json"
@@ -44,7 +45,7 @@ class CLIError(ValueError):
 
 
 USER_ERRORS = (CLIError, DataError, ObservationError, SplitError,
-               model_io.ModelFormatError, smoothing.SmoothingError, OSError)
+               model_io.ModelFormatError, marginals.SmoothingError, OSError)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -109,10 +110,11 @@ def run_fit(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int = 100
     the metrics dict written to metrics.json.
   """
   import jax  # pylint: disable=import-outside-toplevel
-  from crbm_jax import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
-  from crbm_jax import train as train_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax import learn  # pylint: disable=import-outside-toplevel
+  from crbm_jax.configs import training  # pylint: disable=import-outside-toplevel
   from crbm_jax.data import observations as obs_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.data.splits import random_split  # pylint: disable=import-outside-toplevel
+  from crbm_jax.model import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
 
   start_time = time.time()
   if min(num_hidden, num_epochs, batch_size, cd_k, min_users) < 1 or top_tags < 0:
@@ -139,25 +141,23 @@ def run_fit(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int = 100
                    "in one observation each; leave such groups out of --aux")
 
   def dataset(idx):
-    return train_lib.make_dataset(obs.X[idx], obs.aux[idx])
+    return learn.make_dataset(obs.X[idx], obs.aux[idx])
 
   train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
-  config = train_lib.TrainConfig(num_hidden=num_hidden, cd_k=cd_k, batch_size=batch_size,
-                                 num_epochs=num_epochs)
-  hparams = train_lib.make_hparams(learning_rate, momentum, weight_decay, l1_aux)
+  settings = training.get_config(num_hidden=num_hidden, cd_k=cd_k, batch_size=batch_size,
+                                 num_epochs=num_epochs, learning_rate=learning_rate,
+                                 momentum=momentum, weight_decay=weight_decay, l1_aux=l1_aux)
+  config, hparams = learn.from_config(settings)
   log(f"crbm-fit: {obs.num_observations} observations x {obs.num_visible} tags, aux groups "
       f"{list(groups) or 'none'} ({obs.num_aux} entities); training {num_epochs} epochs")
-  result = train_lib.fit(jax.random.key(seed), train, val, config, hparams,
-                         num_aux=obs.num_aux)
+  result = learn.fit(jax.random.key(seed), train, val, config, hparams, num_aux=obs.num_aux)
   # One pseudo-likelihood pass over all observations (one compilation), then per split.
   per_bit = pl.pseudo_log_likelihood(result.params, jax.numpy.asarray(obs.X, "float32"),
                                      jax.numpy.asarray(obs.aux))
   parts = (("train", split.train, train), ("val", split.val, val), ("test", split.test, test))
   crbm_pl = {name: float(pl.balanced_pseudo_likelihood(per_bit[idx], d.v))
              for name, idx, d in parts}
-  baseline = pl.fit_factored(train.v)
-  base_pl = {name: float(pl.balanced_pseudo_likelihood(
-      pl.factored_log_likelihood(baseline, d.v), d.v)) for name, _, d in parts[1:]}
+  base_pl = {name: pl.factored_baseline_pl(train.v, d.v) for name, _, d in parts[1:]}
   metrics = {
       "test_balanced_pl": crbm_pl["test"], "baseline_test_balanced_pl": base_pl["test"],
       "val_balanced_pl": crbm_pl["val"], "baseline_val_balanced_pl": base_pl["val"],
@@ -183,7 +183,8 @@ def run_fit(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int = 100
       os.path.join(workdir, MODEL_DIR), result.params, vocab=obs.vocab,
       display=obs.display, groups=obs.groups, entity_names=obs.entity_names,
       offsets=obs.offsets, config=run_config, metrics=metrics)
-  model_io.write_json_atomic(os.path.join(workdir, METRICS_FILE), metrics)
+  write_json_atomic(os.path.join(workdir, METRICS_FILE), metrics, indent=2, sort_keys=False,
+                    ensure_ascii=False)
   log(f"crbm-fit: best epoch {metrics['best_epoch'] + 1}/{num_epochs}; balanced log "
       f"pseudo-likelihood test {metrics['test_balanced_pl']:.4f} (factored baseline "
       f"{metrics['baseline_test_balanced_pl']:.4f}), val {metrics['val_balanced_pl']:.4f}; "
@@ -207,8 +208,8 @@ def run_smooth(workdir: str, tags: str, out: str, *, num_samples: int = 1000,
   """
   import jax  # pylint: disable=import-outside-toplevel
 
-  if method not in smoothing.METHODS:
-    raise CLIError(f"unknown --method {method!r}; choose from {','.join(smoothing.METHODS)}")
+  if method not in marginals.METHODS:
+    raise CLIError(f"unknown --method {method!r}; choose from {','.join(marginals.METHODS)}")
   if num_samples < 1 or burn_in < 0 or thin < 1 or batch < 1:
     raise CLIError("--samples, --thin and --batch must be >= 1 and --burn_in >= 0")
   out_dir = os.path.dirname(os.path.abspath(out))
@@ -235,9 +236,9 @@ def run_smooth(workdir: str, tags: str, out: str, *, num_samples: int = 1000,
       values[g] = getattr(table, g)[first]
     else:
       missing_columns.append(g)
-  aux, unknown = smoothing.aux_rows_from_names(
+  aux, unknown = aux_rows.aux_rows_from_names(
       model.groups, model.entity_names, model.offsets, values, len(clips), factor_out)
-  affinity = smoothing.smooth_affinities(
+  affinity = marginals.smooth_affinities(
       jax.random.key(seed), model.params, aux, num_samples=num_samples, method=method,
       burn_in=burn_in, thin=thin, batch=batch)
   track = table.track[first] if table.has("track") else None
@@ -272,7 +273,7 @@ def run_cooccurrence(tags: str, workdir: str, *, canonicalize: bool = True,
                      log: Callable[[str], None] = print) -> dict:
   """Table 1 (table1.csv, table1.md) and Figure 1 (figure1.png, figure1.csv) for a tag
   table, written to a temporary folder and then moved into ``workdir``."""
-  from crbm_jax import cooccurrence  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import table1  # pylint: disable=import-outside-toplevel
 
   if num_bins < 1:
     raise CLIError("--num_bins must be >= 1")
@@ -283,7 +284,7 @@ def run_cooccurrence(tags: str, workdir: str, *, canonicalize: bool = True,
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-cooccurrence-", dir=parent)
   try:
-    paths = cooccurrence.run_table1(table, tmp, name, paper=paper, num_bins=num_bins)
+    paths = table1.run_table1(table, tmp, name, paper=paper, num_bins=num_bins)
     os.makedirs(workdir, exist_ok=True)
     final = {}
     for kind, path in paths.items():
@@ -389,7 +390,7 @@ def _define_smooth_flags() -> None:
   _define(_STR, "out", None, "Output tag table; .csv writes CSV, otherwise TSV (.gz "
           "compresses).", required=True)
   _define(_INT, "samples", 1000, "Samples per clip (method 'sample').")
-  _define(flags.DEFINE_enum, "method", "sample", list(smoothing.METHODS),
+  _define(flags.DEFINE_enum, "method", "sample", list(marginals.METHODS),
           "'sample': mean of Gibbs samples (the paper); 'mean_field': deterministic "
           "mean-field approximation.")
   _define(_STR, "factor_out", "user", "Comma-separated auxiliary groups to leave out of "
@@ -445,7 +446,7 @@ stopped and started again with the same --workdir does not redo them.
 
 
 def _define_reproduce_flags() -> None:
-  from crbm_jax import reproduce  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import reproduce  # pylint: disable=import-outside-toplevel
   from crbm_jax.configs import reproduce as reproduce_config  # pylint: disable=import-outside-toplevel
   _define(_STR, "workdir", None, "Folder for REPORT.md, REPORT.html and every stage's "
           "tables, figures and results (created if missing).", required=True)
@@ -458,7 +459,7 @@ def _define_reproduce_flags() -> None:
 
 
 def _run_reproduce(f) -> None:
-  from crbm_jax import reproduce  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import reproduce  # pylint: disable=import-outside-toplevel
   from crbm_jax.configs import reproduce as reproduce_config  # pylint: disable=import-outside-toplevel
   config = reproduce_config.get_config(f.config)
   if f.stages:
@@ -466,8 +467,7 @@ def _run_reproduce(f) -> None:
     if unknown:
       raise CLIError(f"unknown stage(s) {', '.join(unknown)}; choose among "
                      f"{', '.join(reproduce.STAGES)}")
-    config.stages = tuple(f.stages)
-  reproduce.run_reproduction(config, f.workdir)
+  reproduce.run_reproduction(config, f.workdir, stages=f.stages)
 
 
 def reproduce_main() -> None:

@@ -1,4 +1,4 @@
-"""A scikit-learn estimator around the conditional RBM (``crbm_jax.train.fit``).
+"""A scikit-learn estimator around the conditional RBM (``crbm_jax.learn.fit``).
 
 ``ConditionalRBM`` follows scikit-learn's conventions (constructor stores the
 hyperparameters, ``fit`` sets attributes ending in ``_``, ``clone`` / ``get_params`` /
@@ -23,46 +23,24 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from crbm_jax import model as model_lib
-from crbm_jax import train as train_lib
+from crbm_jax import learn
+from crbm_jax.configs import training
 from crbm_jax.data.splits import random_split
-from crbm_jax.model import CRBMParams
-from crbm_jax.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
-
-
-def _fit_all_epochs(config: train_lib.TrainConfig, num_aux: int):
-  """Like ``train.make_fit`` without validation: the parameters after the last epoch."""
-
-  def fit_fn(rng_key, hparams, data):
-    key_init, key_train = jax.random.split(rng_key)
-    mean = (data.weight @ data.v) / jnp.maximum(jnp.sum(data.weight), 1.0)
-    params = model_lib.init_params(key_init, data.v.shape[-1], config.num_hidden, num_aux,
-                                   config.weight_scale, visible_mean=mean)
-
-    def epoch_body(state, epoch):
-      state, recon = train_lib.run_epoch(jax.random.fold_in(key_train, epoch), state, data,
-                                         hparams, config)
-      return state, recon
-
-    state, recon = jax.lax.scan(epoch_body, train_lib.init_state(params, hparams),
-                                jnp.arange(config.num_epochs))
-    return state.params, recon
-
-  return fit_fn
+from crbm_jax.model.crbm import CRBMParams, hidden_given_visible
+from crbm_jax.model.gibbs import sample_visible
+from crbm_jax.model.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_fit(config: train_lib.TrainConfig, num_aux: int, select_epoch: bool):
+def _compiled_fit(config: learn.TrainConfig, num_aux: int):
   """One jitted fit function per static configuration, so refits with the same shapes
   (cross-validation, grid search) reuse the compilation."""
-  if select_epoch:
-    return jax.jit(train_lib.make_fit(config, num_aux))
-  return jax.jit(_fit_all_epochs(config, num_aux))
+  return jax.jit(learn.make_fit(config, num_aux))
 
 
 _pseudo_log_likelihood = jax.jit(pseudo_log_likelihood, static_argnames=("chunk_size",))
-_hidden_given_visible = jax.jit(model_lib.hidden_given_visible)
-_sample_visible = jax.jit(model_lib.sample_visible, static_argnames=("num_samples", "burn_in"))
+_hidden_given_visible = jax.jit(hidden_given_visible)
+_sample_visible = jax.jit(sample_visible, static_argnames=("num_samples", "burn_in"))
 
 
 class ConditionalRBM(TransformerMixin, BaseEstimator):
@@ -71,7 +49,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
   Parameters:
     n_hidden: hidden units H.
     learning_rate, momentum, weight_decay (on W), l1_aux (on W_aux): see
-      ``crbm_jax.train.HParams``.
+      ``crbm_jax.learn.HParams``.
     cd_k: Gibbs steps per CD update; batch_size: observations per minibatch.
     n_epochs: passes over the training data.
     validation_fraction: share of the rows held out to pick the epoch with the best
@@ -179,12 +157,11 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       raise ValueError(f"num_aux={num_aux} but aux holds row {top - 1}")
     seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
     key = jax.random.key(seed)
-    config = train_lib.TrainConfig(num_hidden=int(self.n_hidden), cd_k=int(self.cd_k),
-                                   batch_size=int(self.batch_size),
-                                   num_epochs=int(self.n_epochs),
-                                   eval_chunk=int(self.chunk_size))
-    hparams = train_lib.make_hparams(self.learning_rate, self.momentum, self.weight_decay,
-                                     self.l1_aux)
+    config, hparams = learn.from_config(training.get_config(
+        num_hidden=int(self.n_hidden), cd_k=int(self.cd_k), batch_size=int(self.batch_size),
+        num_epochs=int(self.n_epochs), eval_chunk=int(self.chunk_size),
+        learning_rate=float(self.learning_rate), momentum=float(self.momentum),
+        weight_decay=float(self.weight_decay), l1_aux=float(self.l1_aux)))
     val_idx = np.zeros(0, np.int64)
     if self.validation_fraction > 0:
       split = random_split(aux, seed, (1.0 - self.validation_fraction,
@@ -192,19 +169,17 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       train_idx, val_idx = split.train, np.concatenate([split.val, split.test])
     self.validation_used_ = bool(len(val_idx) >= 2 and n - len(val_idx) >= 2)
     if self.validation_used_:
-      train = train_lib.make_dataset(v[train_idx], aux[train_idx])
-      val = train_lib.make_dataset(v[val_idx], aux[val_idx])
-      result = _compiled_fit(config, num_aux, True)(
-          key, hparams, train_lib.pad_dataset(train, config.batch_size), val)
-      params = result.params
-      self.best_epoch_ = int(result.best_epoch)
-      self.history_ = {"recon_error": np.asarray(result.history.recon_error),
-                       "val_pl": np.asarray(result.history.val_pl)}
+      train = learn.make_dataset(v[train_idx], aux[train_idx])
+      val = learn.make_dataset(v[val_idx], aux[val_idx])
     else:
-      data = train_lib.pad_dataset(train_lib.make_dataset(v, aux), config.batch_size)
-      params, recon = _compiled_fit(config, num_aux, False)(key, hparams, data)
-      self.best_epoch_ = config.num_epochs - 1
-      self.history_ = {"recon_error": np.asarray(recon)}
+      train, val = learn.make_dataset(v, aux), None
+    result = _compiled_fit(config, num_aux)(
+        key, hparams, learn.pad_dataset(train, config.batch_size), val)
+    params = result.params
+    self.best_epoch_ = int(result.best_epoch)
+    self.history_ = {"recon_error": np.asarray(result.history.recon_error)}
+    if self.validation_used_:
+      self.history_["val_pl"] = np.asarray(result.history.val_pl)
     self.params_ = CRBMParams(*(np.asarray(x) for x in params))
     self.num_aux_ = num_aux
     self.n_aux_groups_ = aux.shape[1]

@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from crbm_jax import ais, beyond, drift, persistent
-from crbm_jax import model as model_lib
-from crbm_jax import train as train_lib
+from benchlib import time_epochs
+from crbm_jax import learn
+from crbm_jax.learn.clip_distance import ClipNeighbours
+from crbm_jax.model import ais
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("num_observations", 1500, "Training observations.")
@@ -49,39 +50,35 @@ def synthetic(n, v, num_users, num_tracks, seed=0, density=0.05):
   for i in e:
     order = np.concatenate([[i], [j for j in range(i - i % 5, i - i % 5 + 5) if j != i]])
     rows[i], dist[i] = offset + order, np.abs(pos[order] - pos[i])
-  return x, aux, drift.ClipNeighbours(rows, dist, offset, 2), offset + len(e)
+  return x, aux, ClipNeighbours(rows, dist, offset, 2), offset + len(e)
 
 
 def main(argv):
   del argv
   x, aux, nb, num_aux = synthetic(FLAGS.num_observations, FLAGS.num_visible, FLAGS.num_users,
                                   FLAGS.num_tracks)
-  config = train_lib.TrainConfig(num_hidden=FLAGS.num_hidden, batch_size=FLAGS.batch_size)
-  hp = train_lib.make_hparams()
-  data = train_lib.pad_dataset(train_lib.make_dataset(x, aux), FLAGS.batch_size)
-  params = model_lib.init_params(jax.random.key(0), x.shape[1], FLAGS.num_hidden, num_aux,
-                                 0.1, visible_mean=x.mean(0))
-  ts = train_lib.init_state(params, hp)
-  rows = []
-  cd1 = beyond.time_epochs(jax.jit(lambda k, s: train_lib.run_epoch(k, s, data, hp, config)[0]), ts,
-                  FLAGS.repeats)
-  rows.append(("CD-1 epoch", cd1))
-  for name, temps in [("PCD epoch", 1)] + [(f"PT epoch ({t} temperatures)", int(t))
-                                           for t in FLAGS.temperatures]:
-    betas = jnp.asarray(persistent.temperature_ladder(temps), jnp.float32)
-    st = persistent.PersistentState(ts, persistent.init_chains(jax.random.key(1), data, temps,
-                                                               1, FLAGS.batch_size))
-    fn = jax.jit(lambda k, s, b=betas: persistent.run_epoch_persistent(
-        k, s, data, hp, config, b)[0])
-    rows.append((name, beyond.time_epochs(fn, st, FLAGS.repeats)))
-  ell = jnp.asarray(0.3)
-  rows.append(("drift-model epoch", beyond.time_epochs(jax.jit(
-      lambda k, s: drift.run_epoch_drift(k, s, data, hp, ell, nb, config)[0]), ts,
-      FLAGS.repeats)))
+  config = learn.TrainConfig(num_hidden=FLAGS.num_hidden, batch_size=FLAGS.batch_size,
+                             weight_scale=0.1)
+  hp = learn.make_hparams(kernel_length=0.3)
+  data = learn.pad_dataset(learn.make_dataset(x, aux), FLAGS.batch_size)
+
+  def epoch_seconds(learner):
+    state = learner.init(jax.random.key(0), data, hp)
+    fn = jax.jit(lambda k, s: learn.run_epoch(k, learner, s, data, hp, FLAGS.batch_size)[0])
+    return time_epochs(fn, state, FLAGS.repeats)
+
+  cd1 = epoch_seconds(learn.cd(config, num_aux))
+  rows = [("CD-1 epoch", cd1), ("PCD epoch", epoch_seconds(learn.pcd(config, num_aux)))]
+  rows += [(f"PT epoch ({t} temperatures)",
+            epoch_seconds(learn.parallel_tempering(config, num_aux, int(t))))
+           for t in FLAGS.temperatures]
+  rows.append(("distance-aware clip model epoch (CD-1, ℓ = 0.3)",
+               epoch_seconds(learn.distance_aware(config, num_aux, nb))))
+  params = learn.cd(config, num_aux).init(jax.random.key(0), data, hp).params
   ais_aux = jnp.asarray(aux[:FLAGS.ais_rows])
   fwd = jax.jit(lambda k, p: ais.ais_log_partition(k, p, ais_aux, FLAGS.ais_runs,
                                                     FLAGS.ais_betas).log_z)
-  t = beyond.time_epochs(lambda k, p: (jax.block_until_ready(fwd(k, p)), p)[1], params, FLAGS.repeats)
+  t = time_epochs(lambda k, p: (jax.block_until_ready(fwd(k, p)), p)[1], params, FLAGS.repeats)
   rows.append((f"AIS per 1000 distributions ({ais_aux.shape[0]} rows x {FLAGS.ais_runs} runs)",
                t * 1000 / FLAGS.ais_betas))
   print(f"N={FLAGS.num_observations} V={FLAGS.num_visible} H={FLAGS.num_hidden} "

@@ -1,4 +1,4 @@
-"""Benchmark: a block of CRBMs (crbm_jax.grid, vmap over models) vs a Python loop of jitted
+"""Benchmark: a block of CRBMs (crbm_jax.learn.block, vmap over models) vs a Python loop of jitted
 single models vs scikit-learn's BernoulliRBM, at the Mechanical Turk study's size.
 
   python experiments/bench_grid.py [--models 64] [--epochs 5] [--groups 1] [--repeats 3]
@@ -12,8 +12,6 @@ CD-1 epoch's five V x H products against a float32 matmul peak measured here.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 from absl import app, flags
@@ -21,13 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from crbm_jax import grid  # noqa: E402
-from crbm_jax.train import Dataset, TrainConfig  # noqa: E402
-from experiments.bench_train import best_time, matmul_peak, synthetic  # defines --repeats
+from benchlib import best_time, matmul_peak, synthetic
+from crbm_jax.learn import block as block_lib
+from crbm_jax.learn.base import Dataset, TrainConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("models", 64, "Configurations in the vmapped block.")
+flags.DEFINE_integer("repeats", 3, "Timed repetitions (the minimum is reported).")
 flags.DEFINE_integer("loop_models", 8, "Configurations timed in the Python loop.")
 flags.DEFINE_integer("sklearn_models", 3, "BernoulliRBM fits timed.")
 flags.DEFINE_integer("epochs", 5, "Epochs per fit.")
@@ -57,8 +55,8 @@ def main(argv):
   test = _dataset(x[N + N_VAL:], aux[N + N_VAL:])
   config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.epochs,
                        eval_chunk=FLAGS.eval_chunk)
-  fn = jax.jit(grid.make_block_fit(config, A))
-  points = grid.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3], [1e-4, 1e-3])
+  fn = jax.jit(block_lib.make_block_fit(config, A))
+  points = block_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3], [1e-4, 1e-3])
   root = jax.random.key(0, impl=FLAGS.key_impl)
   data_key = jax.random.key(1, impl=FLAGS.key_impl)
   m = FLAGS.models
@@ -67,7 +65,7 @@ def main(argv):
   gmask = np.ones((m, FLAGS.groups), np.float32)
 
   def block(k, p, g):
-    return jax.block_until_ready(grid.run_block(fn, k, p, g, H, data_key, train, val, test))
+    return jax.block_until_ready(block_lib.run_block(fn, k, p, g, H, data_key, train, val, test))
 
   t0 = time.perf_counter()
   block(keys, pts, gmask)
@@ -133,14 +131,13 @@ def matmul_floor(m, repeats, batch=100):
 def run_protocol():
   """Times table2.run_table2 with the `full` config on 'simulated' (compiles included)."""
   import tempfile  # pylint: disable=import-outside-toplevel
-  from crbm_jax import table2  # pylint: disable=import-outside-toplevel
   from crbm_jax.configs import table2 as table2_config  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import table2  # pylint: disable=import-outside-toplevel
   config = table2_config.get_config("full")
-  config.datasets = ("simulated",)
   grid_size = len(table2.grid_points(config))
   with tempfile.TemporaryDirectory() as workdir:
     t0 = time.perf_counter()
-    table2.run_table2(config, workdir)
+    table2.run_table2(config, workdir, datasets=("simulated",))
     wall = time.perf_counter() - t0
   fits = grid_size * config.num_splits + 8 * config.num_splits
   print(f"full Table 2 protocol on the simulated study ({grid_size} grid points x "

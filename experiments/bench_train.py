@@ -11,46 +11,19 @@ measured in the same run. GFLOP/s count the five V x H matrix products of a CD-1
 """
 from __future__ import annotations
 
-import time
-
 from absl import app, flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-import crbm_jax as cj
-from crbm_jax import train as train_lib
+from benchlib import best_time, matmul_peak, synthetic
+from crbm_jax import learn
+from crbm_jax.model import init_params, pseudo_log_likelihood
 
 SIZES = {"S": (2600, 200, 100, 1300), "M": (13000, 500, 200, 4750)}
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["S", "M"], "Problem sizes to run (S, M).")
 flags.DEFINE_list("batch_sizes", ["100"], "Minibatch sizes (all three implementations).")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions (the minimum is reported).")
-
-
-def synthetic(n, v, a, seed=0, density=0.04):
-  rng = np.random.default_rng(seed)
-  x = (rng.random((n, v)) < density).astype(np.float32)
-  g = a // 3
-  aux = np.stack([rng.integers(0, g, n), g + rng.integers(0, g, n),
-                  2 * g + rng.integers(0, a - 2 * g, n)], 1).astype(np.int32)
-  return x, aux
-
-
-def best_time(fn, repeats):
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t)
-  return min(times)
-
-
-def matmul_peak(repeats):
-  a = jnp.ones((2048, 2048), jnp.float32)
-  mm = jax.jit(lambda a: a @ a)
-  mm(a).block_until_ready()
-  return 2 * 2048**3 / best_time(lambda: mm(a).block_until_ready(), repeats) / 1e9
 
 
 def numpy_cd1_epoch(x, aux, W, W_aux, b, c, batch_size, lr, rng):
@@ -81,20 +54,22 @@ def main(argv):
     n, v, h, a = SIZES[size]
     x, aux = synthetic(n, v, a)
     for batch_size in map(int, FLAGS.batch_sizes):
-      config = cj.TrainConfig(num_hidden=h, batch_size=batch_size)
-      data = cj.pad_dataset(cj.make_dataset(x, aux), batch_size)
-      hp = cj.make_hparams()
-      state = train_lib.init_state(cj.init_params(jax.random.key(0), v, h, a), hp)
-      epoch = jax.jit(lambda k, s: cj.run_epoch(k, s, data, hp, config))
+      config = learn.TrainConfig(num_hidden=h, batch_size=batch_size)
+      data = learn.pad_dataset(learn.make_dataset(x, aux), batch_size)
+      hp = learn.make_hparams()
+      learner = learn.cd(config, a)
+      state = learner.init(jax.random.key(0), data, hp)
+      epoch = jax.jit(lambda k, s: learn.run_epoch(k, learner, s, data, hp, batch_size))
       jax.block_until_ready(epoch(jax.random.key(0), state))
       keys = iter(jax.random.split(jax.random.key(1), repeats))
       ours = best_time(lambda: jax.block_until_ready(epoch(next(keys), state)), repeats)
       # The same without auxiliary terms: what scikit-learn and plain CD-1 compute.
       plain = data._replace(aux=data.aux[:, :0])
-      epoch_plain = jax.jit(lambda k, s: cj.run_epoch(k, s, plain, hp, config))
-      jax.block_until_ready(epoch_plain(jax.random.key(0), state))
+      plain_state = learner.init(jax.random.key(0), plain, hp)
+      epoch_plain = jax.jit(lambda k, s: learn.run_epoch(k, learner, s, plain, hp, batch_size))
+      jax.block_until_ready(epoch_plain(jax.random.key(0), plain_state))
       keys = iter(jax.random.split(jax.random.key(2), repeats))
-      ours_plain = best_time(lambda: jax.block_until_ready(epoch_plain(next(keys), state)),
+      ours_plain = best_time(lambda: jax.block_until_ready(epoch_plain(next(keys), plain_state)),
                              repeats)
       rbm = BernoulliRBM(n_components=h, batch_size=batch_size, n_iter=1, learning_rate=0.05,
                          random_state=0)
@@ -115,8 +90,8 @@ def main(argv):
   # Exact pseudo-likelihood of M-size held-out data: 2600 x 500 bits, H = 200.
   n, v, h, a = SIZES["M"]
   x, aux = synthetic(2600, v, a, seed=1)
-  params = cj.init_params(jax.random.key(0), v, h, a, weight_scale=0.3)
-  pll = jax.jit(cj.pseudo_log_likelihood)
+  params = init_params(jax.random.key(0), v, h, a, weight_scale=0.3)
+  pll = jax.jit(pseudo_log_likelihood)
   jax.block_until_ready(pll(params, x, aux))
   t = best_time(lambda: jax.block_until_ready(pll(params, x, aux)), repeats)
   print(f"exact pseudo-likelihood, 2600 x 500 bits, H=200: {t * 1e3:.1f} ms "

@@ -1,21 +1,22 @@
 r"""Beyond the paper (issue 8): AIS log-likelihood, PCD / parallel tempering, distance-aware clips.
 
-  python experiments/beyond_paper.py --config=experiments/configs/beyond.py:default \
+  python experiments/beyond_paper.py --config=crbm_jax/configs/beyond.py:default \
       --workdir=/tmp/beyond
 
 Writes <workdir>/beyond.md (a section for the reproduction report) and beyond.json; see
-crbm_jax/beyond.py.
+crbm_jax/paper/beyond.py.
 """
 import os
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from crbm_jax import beyond
+from crbm_jax import configs
+from crbm_jax.paper import beyond
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "beyond.py"),
-    "Path to experiments/configs/beyond.py[:smoke|:default|:full].")
+    "config", os.path.join(os.path.dirname(configs.__file__), "beyond.py"),
+    "Path to crbm_jax/configs/beyond.py[:smoke|:default|:full].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
 
 

@@ -1,7 +1,7 @@
 r"""Section 2.1 of the paper: Table 1 and Figure 1 for tag tables.
 
   python experiments/table1_cooccurrence.py \
-      --config=experiments/configs/table1.py:default --workdir=/tmp/table1
+      --config=crbm_jax/configs/table1.py:default --workdir=/tmp/table1
   python experiments/table1_cooccurrence.py --workdir=/tmp/t1 --tags=my_tags.tsv
   python experiments/table1_cooccurrence.py --workdir=/tmp/t1 --dataset=majorminer
 
@@ -15,11 +15,12 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from crbm_jax import cooccurrence
+from crbm_jax import configs
+from crbm_jax.paper import table1
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "table1.py"),
-    "Path to experiments/configs/table1.py[:smoke|:default|:full].")
+    "config", os.path.join(os.path.dirname(configs.__file__), "table1.py"),
+    "Path to crbm_jax/configs/table1.py[:smoke|:default|:full].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.",
                                required=True)
 _TAGS = flags.DEFINE_string("tags", None, "A tag-table file (TSV/CSV, see "
@@ -32,7 +33,8 @@ _DATASET = flags.DEFINE_string("dataset", None, "One data set name for "
 
 def _load(name: str, config):
   if name == "synthetic":
-    return cooccurrence.synthetic_tag_table(**config.synthetic.to_dict())
+    from crbm_jax.data import synthetic  # pylint: disable=import-outside-toplevel
+    return synthetic.synthetic_tag_table(**config.synthetic.to_dict())
   from crbm_jax.data import datasets  # pylint: disable=import-outside-toplevel
   return datasets.load_dataset(name).table
 
@@ -57,7 +59,7 @@ def run(config, workdir: str, tags: Optional[str] = None,
     tables = [(n, lambda n=n: _load(n, config)) for n in names]
   out = {}
   for name, load in tables:
-    paths = cooccurrence.run_table1(
+    paths = table1.run_table1(
         load(), os.path.join(workdir, name), name, paper=config.paper,
         num_bins=config.num_bins, variants=tuple(map(tuple, config.variants)))
     with open(paths["table1_md"]) as f:

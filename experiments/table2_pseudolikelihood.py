@@ -1,7 +1,7 @@
 r"""Section 3.3 of the paper: Table 2 (model selection, auxiliary-variable comparison).
 
   python experiments/table2_pseudolikelihood.py \
-      --config=experiments/configs/table2.py:default --workdir=/tmp/table2
+      --config=crbm_jax/configs/table2.py:default --workdir=/tmp/table2
   python experiments/table2_pseudolikelihood.py --workdir=/tmp/t2 \
       --config.datasets='()' --config.tags=my_tags.tsv
 
@@ -19,11 +19,12 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from crbm_jax import table2
+from crbm_jax import configs
+from crbm_jax.paper import table2
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "table2.py"),
-    "Path to experiments/configs/table2.py[:smoke|:default|:full].")
+    "config", os.path.join(os.path.dirname(configs.__file__), "table2.py"),
+    "Path to crbm_jax/configs/table2.py[:smoke|:default|:full].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first; the processes split "

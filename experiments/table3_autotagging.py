@@ -1,7 +1,7 @@
 r"""Section 4 of the paper: Table 3 and Figure 2 (autotaggers on raw vs smoothed tags).
 
   python experiments/table3_autotagging.py \
-      --config=experiments/configs/table3.py:default --workdir=/tmp/table3
+      --config=crbm_jax/configs/table3.py:default --workdir=/tmp/table3
 
 Writes <workdir>/<data set>/{table3.md,table3.csv,table3.json,figure2.png,
 figure2.csv,labels.npz,summary.json} (and recovery.{md,json} for the simulated
@@ -13,18 +13,19 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from crbm_jax import autotag_experiment
+from crbm_jax import configs
+from crbm_jax.paper import table3
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(__file__), "configs", "table3.py"),
-    "Path to experiments/configs/table3.py[:smoke|:default|:full].")
+    "config", os.path.join(os.path.dirname(configs.__file__), "table3.py"),
+    "Path to crbm_jax/configs/table3.py[:smoke|:default|:full].")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
-  out = autotag_experiment.run_autotagging(_CONFIG.value, _WORKDIR.value)
+  out = table3.run_autotagging(_CONFIG.value, _WORKDIR.value)
   for summary in out["datasets"].values():
     for key in ("table3_markdown", "recovery_markdown"):
       if key in summary["paths"]:

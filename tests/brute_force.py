@@ -1,8 +1,14 @@
-"""Brute-force references for tiny conditional RBMs: enumerate every (v, h) state (float64)."""
+"""Brute-force references the tests hold the library to: every (v, h) state of a tiny
+conditional RBM (float64), Table 1 by a loop over all pairs of tasks, and the L1 prox
+applied densely to every W_aux row at every step."""
 import itertools
+from typing import Dict
 
 import numpy as np
 from scipy.special import logsumexp
+
+from crbm_jax.paper.cooccurrence import (PATTERNS_WITH_USERS, PATTERNS_WITHOUT_USERS,
+                                         Table1Row)
 
 
 def all_states(n):
@@ -57,3 +63,43 @@ def pseudo_log_likelihood(log_pv, v):
     i1 = state_index(flipped)
     out[i] = log_pv[i0] - np.logaddexp(log_pv[i0], log_pv[i1])
   return out
+
+
+def table1_bruteforce(tasks) -> list:
+  """Reference Table 1 by a Python loop over all pairs (small inputs only)."""
+  xd = tasks.x.toarray()
+  n = xd.shape[0]
+  values: Dict[tuple, list] = {}
+  top = (1, 1, 1) if tasks.has_users else (None, 1, 1)
+  values[top] = [float(xd[i] @ xd[i]) for i in range(n)]
+  for i, j in itertools.combinations(range(n), 2):
+    u = (int(tasks.user[i] == tasks.user[j]) if tasks.has_users else None)
+    key = (u, int(tasks.track[i] == tasks.track[j]),
+           int(tasks.clip[i] == tasks.clip[j]))
+    values.setdefault(key, []).append(float(xd[i] @ xd[j]))
+  patterns = PATTERNS_WITH_USERS if tasks.has_users else PATTERNS_WITHOUT_USERS
+  rows = []
+  for key in patterns:
+    v = np.asarray(values.get(key, []))
+    mean = float(v.mean()) if v.size else float("nan")
+    se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
+    rows.append(Table1Row(None if key[0] is None else bool(key[0]), bool(key[1]),
+                          bool(key[2]), mean, se, int(v.size)))
+  return rows
+
+
+def dense_l1_step(W_aux, aux, dvis, step_size, l1_aux, group_mask=None):
+  """One plain-SGD step of W_aux [A, V] up the gradient of the observations' visible
+  biases dvis [B, V] (each uses the rows aux [B, G], -1 absent), then the soft-threshold
+  step_size x l1_aux on EVERY row (float64). Masked groups' entries are left out."""
+  W_aux = np.array(W_aux, np.float64)
+  aux = np.asarray(aux)
+  mask = np.ones(aux.shape[1]) if group_mask is None else np.asarray(group_mask)
+  grad = np.zeros_like(W_aux)
+  for b in range(aux.shape[0]):
+    for g in range(aux.shape[1]):
+      if aux[b, g] >= 0 and mask[g] > 0:
+        grad[aux[b, g]] += dvis[b]
+  x = W_aux + step_size * grad
+  t = step_size * l1_aux
+  return np.sign(x) * np.maximum(np.abs(x) - t, 0.0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import crbm_jax as cj
-from crbm_jax import ais
+from crbm_jax.model import ais
 from brute_force import exact_quantities, random_params
 
 V, H, A = 8, 3, 5

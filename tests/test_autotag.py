@@ -1,4 +1,4 @@
-"""Tests for crbm_jax.autotag folds, svm and table3 (Table 3 / Figure 2 protocol)."""
+"""Tests for crbm_jax.autotag folds, svm and protocol (the Table 3 / Figure 2 SVM protocol)."""
 import csv
 import json
 
@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crbm_jax.autotag import folds, svm, table3
+from crbm_jax.autotag import folds, svm
+from crbm_jax.autotag import protocol as table3
+from crbm_jax.paper import published
+from crbm_jax.util.stats import recovery_auc
 
 
 # ------------------------------------------------------------------ folds
@@ -185,7 +188,7 @@ def test_table3_mean_and_se_are_over_tags_of_fold_means():
 def test_write_table3_and_plot_figure2_write_readable_files(tmp_path):
   feats, raw, smoothed, groups, names = _synthetic(num_tags=3)
   r = table3.run_table3(feats, raw, smoothed, groups, names, num_tags=3, progress=False)
-  paths = table3.write_table3(r, str(tmp_path), "mturk", table3.PAPER_TABLE3["mturk"])
+  paths = table3.write_table3(r, str(tmp_path), "mturk", published.TABLE3["mturk"])
   md = open(paths["markdown"]).read()
   assert "paper 63.40 ± 0.35" in md and f"{r.mean[1, 1]:.2f}" in md
   rows = list(csv.reader(open(paths["csv"])))
@@ -213,19 +216,19 @@ def test_recovery_auc_matches_pair_counting_and_respects_mask():
     p, n = s[t], s[~t]
     return np.mean((p[:, None] > n[None, :]) + 0.5 * (p[:, None] == n[None, :]))
 
-  out = table3.recovery_auc(truth, scores, mask)
+  out = recovery_auc(truth, scores, mask)
   assert out["overall"] == pytest.approx(brute(truth[mask], scores[mask]))
   for j in range(4):
     assert out["per_tag"][j] == pytest.approx(brute(truth[mask[:, j], j],
                                                     scores[mask[:, j], j]))
   assert out["num_entries"] == mask.sum()
-  assert table3.recovery_auc(truth, truth.astype(float))["overall"] == 1.0
-  assert table3.recovery_auc(truth, -truth.astype(float))["overall"] == 0.0
+  assert recovery_auc(truth, truth.astype(float))["overall"] == 1.0
+  assert recovery_auc(truth, -truth.astype(float))["overall"] == 0.0
 
 
 def test_recovery_auc_gives_nan_for_tag_with_one_class():
   truth = np.zeros((6, 2), bool)
   truth[:3, 0] = True
-  out = table3.recovery_auc(truth, np.random.default_rng(1).random((6, 2)))
+  out = recovery_auc(truth, np.random.default_rng(1).random((6, 2)))
   assert np.isfinite(out["per_tag"][0]) and np.isnan(out["per_tag"][1])
   assert out["num_tags_scored"] == 1

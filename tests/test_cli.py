@@ -74,7 +74,7 @@ def test_fit_writes_model_and_metrics(fitted):
   total = metrics["num_train"] + metrics["num_val"] + metrics["num_test"]
   assert total == metrics["num_observations"] == 72
   assert "test" in proc.stdout
-  from crbm_jax import model_io  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import model_io  # pylint: disable=import-outside-toplevel
   model = model_io.load_model(os.path.join(workdir, "model"))
   assert model.groups == ("user", "track", "clip") and model.num_hidden == 4
   assert "rock" in model.vocab.tolist()  # "Rock" and "rock!" canonicalised together

@@ -12,9 +12,9 @@ from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import validate_data
 
-from crbm_jax import smoothing
+from crbm_jax.model import marginals as smoothing
 from crbm_jax.estimator import ConditionalRBM
-from crbm_jax.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
+from crbm_jax.model.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
 
 SMALL = dict(n_hidden=3, n_epochs=2, batch_size=10)
 

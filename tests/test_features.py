@@ -193,7 +193,8 @@ def test_extract_features_cache_and_parallel_workers_give_identical_features(
   cache = tmp_path / "cache"
   serial = F.extract_features(good, CONFIG, num_workers=1, cache_dir=str(cache),
                               progress=True)
-  assert "features: 2/2 files" in capsys.readouterr().err
+  err = capsys.readouterr().err
+  assert "features: 2/2 (100%)" in err and "files/s" in err
   assert len(os.listdir(cache)) == 2
   # Cached: decoding is not needed any more.
   monkeypatch.setattr(audio, "load_audio", lambda *a, **k: pytest.fail("not cached"))
@@ -232,3 +233,17 @@ def test_autotag_package_does_not_import_jax():
       names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
       assert not any(n.split(".")[0] in ("jax", "jaxlib", "optax") for n in names), path
+
+
+
+def test_autotag_modules_and_what_they_import_do_not_load_jax():
+  # Transitively too: the host utilities they use (atomic writes, progress, statistics)
+  # must not pull JAX in.
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  code = ("import sys, crbm_jax.autotag.protocol, crbm_jax.autotag.features, "
+          "crbm_jax.autotag.audio; "
+          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'optax')))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, timeout=120)
+  assert out.stdout.strip() == "[]", out.stdout

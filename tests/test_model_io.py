@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import crbm_jax
-from crbm_jax import model_io
+from crbm_jax.util import model_io
 from crbm_jax.model import CRBMParams
 
 
@@ -105,7 +105,7 @@ def test_failed_save_keeps_the_old_model_and_writes_nothing(tmp_path, monkeypatc
   def broken(*args, **kwargs):
     raise OSError("disk full")
 
-  monkeypatch.setattr(np, "savez", broken)
+  monkeypatch.setattr(model_io, "npz_bytes", broken)
   with pytest.raises(OSError, match="disk full"):
     _save(tmp_path / "model", _params(1))
   assert sorted(os.listdir(tmp_path)) == ["model"]

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 import crbm_jax as cj
-from crbm_jax import ais, persistent
-from crbm_jax.pseudolikelihood import factored_log_likelihood, fit_factored
+from crbm_jax import learn
+from crbm_jax.learn import persistent
+from crbm_jax.model import ais
+from crbm_jax.model.pseudolikelihood import factored_log_likelihood, fit_factored
 from brute_force import exact_quantities, random_params
 
 V, H, A = 6, 3, 4
@@ -100,7 +102,9 @@ def test_training_on_a_known_crbm_beats_the_factored_baseline(method):
   val = cj.make_dataset(v[1000:1200], aux[1000:1200])
   test_v, test_aux = v[1200:], aux[1200:]
   config = cj.TrainConfig(num_hidden=H, batch_size=50, num_epochs=30, weight_scale=0.1)
-  fit_fn = jax.jit(persistent.make_fit_persistent(config, A, method=method, num_temperatures=3))
+  learner = (learn.pcd(config, A) if method == "pcd" else
+             learn.parallel_tempering(config, A, num_temperatures=3))
+  fit_fn = jax.jit(learn.make_fit(config, A, learner))
   hp = cj.make_hparams(learning_rate=0.1, momentum=0.5, weight_decay=0.0, l1_aux=0.0)
   res = fit_fn(jax.random.key(1), hp, train, val)
   ll_model = _exact_test_ll(res.params, test_v, test_aux)
@@ -123,8 +127,8 @@ def test_example_mode_with_two_chains_per_observation_does_not_recompile_per_hpa
   val = cj.make_dataset(v[100:], aux[100:])
   config = cj.TrainConfig(num_hidden=H, batch_size=20, num_epochs=1)
   traces = []
-  fit_fn = persistent.make_fit_persistent(config, A, method="pt", num_chains=2,
-                                          num_temperatures=2, chain_mode="example")
+  fit_fn = learn.make_fit(config, A, learn.parallel_tempering(
+      config, A, num_temperatures=2, num_chains=2, chain_mode="example"))
   jitted = jax.jit(lambda *a: (traces.append(1), fit_fn(*a))[1])
   for lr in (0.01, 0.05):
     res = jitted(jax.random.key(0), cj.make_hparams(learning_rate=lr), train, val)
@@ -134,11 +138,11 @@ def test_example_mode_with_two_chains_per_observation_does_not_recompile_per_hpa
 
 def test_bad_options_raise_clear_errors():
   config = cj.TrainConfig(batch_size=20)
-  with pytest.raises(persistent.PersistentError, match="method"):
-    persistent.make_fit_persistent(config, 3, method="cd")
   with pytest.raises(persistent.PersistentError, match="multiple of batch_size=20"):
-    persistent.make_fit_persistent(config, 3, num_chains=30)
+    learn.pcd(config, 3, num_chains=30)
   with pytest.raises(persistent.PersistentError, match="chain_mode"):
-    persistent.make_fit_persistent(config, 3, chain_mode="global")
+    learn.parallel_tempering(config, 3, chain_mode="global")
   with pytest.raises(persistent.PersistentError, match="min_beta"):
     persistent.temperature_ladder(3, 1.0)
+  with pytest.raises(persistent.PersistentError, match="num_temperatures"):
+    learn.parallel_tempering(config, 3, num_temperatures=0)

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, strategies as st
 
 import crbm_jax as cj
-from crbm_jax import pseudolikelihood as pl_lib
+from crbm_jax.model import pseudolikelihood as pl_lib
 from brute_force import exact_quantities, pseudo_log_likelihood as brute_pll, random_params
 
 V, H, A = 5, 3, 4

@@ -1,7 +1,7 @@
 """The report's reading is derived from the numbers: each verdict flips with the data."""
 import csv
 
-from crbm_jax import reading
+from crbm_jax.paper import reading
 
 
 def _write_csv(path, header, rows):

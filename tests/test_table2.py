@@ -1,4 +1,4 @@
-"""End-to-end tests of the Table 2 protocol (crbm_jax.table2) on the smoke config."""
+"""End-to-end tests of the Table 2 protocol (crbm_jax.paper.table2) on the smoke config."""
 import csv
 import json
 import os
@@ -6,8 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from crbm_jax import grid as grid_lib
-from crbm_jax import table2
+from crbm_jax.learn import block as block_lib
+from crbm_jax.paper import table2
+from crbm_jax.util.atomic import write_json_atomic
+from crbm_jax.util.stats import mean_stderr
 from crbm_jax.configs import table2 as table2_config
 
 
@@ -61,7 +63,7 @@ def test_selection_picks_the_best_mean_validation_configuration(smoke_run):
 
 def test_interrupted_run_resumes_to_the_same_table(smoke_run, tmp_path, monkeypatch):
   _, reference = smoke_run
-  real = grid_lib.run_block
+  real = block_lib.run_block
   calls = []
 
   def dying(*args, **kw):
@@ -70,10 +72,10 @@ def test_interrupted_run_resumes_to_the_same_table(smoke_run, tmp_path, monkeypa
     calls.append(1)
     return real(*args, **kw)
 
-  monkeypatch.setattr(table2.grid_lib, "run_block", dying)
+  monkeypatch.setattr(table2.block_lib, "run_block", dying)
   with pytest.raises(KeyboardInterrupt):
     table2.run_table2(_smoke(), str(tmp_path))
-  monkeypatch.setattr(table2.grid_lib, "run_block", real)
+  monkeypatch.setattr(table2.block_lib, "run_block", real)
   finished = sum(name.endswith(".json") and not name.startswith(".tmp")
                  for _, _, files in os.walk(tmp_path / "results") for name in files)
   total = 2 * 2 + 8 * 2  # grid points x splits + combinations x splits
@@ -107,21 +109,21 @@ def test_rows_the_data_cannot_support_are_reported_missing(tmp_path):
 
 
 def test_mean_stderr_matches_the_formula():
-  m, se = table2.mean_stderr([1.0, 2.0, 4.0])
+  m, se = mean_stderr([1.0, 2.0, 4.0])
   assert m == pytest.approx(7 / 3)
   assert se == pytest.approx(np.std([1, 2, 4], ddof=1) / np.sqrt(3))
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
-  table2.write_json_atomic(str(tmp_path / "a" / "x.json"), {"v": 1})
-  table2.write_json_atomic(str(tmp_path / "a" / "x.json"), {"v": 2})
+  write_json_atomic(str(tmp_path / "a" / "x.json"), {"v": 1})
+  write_json_atomic(str(tmp_path / "a" / "x.json"), {"v": 2})
   assert os.listdir(tmp_path / "a") == ["x.json"]
   assert json.loads((tmp_path / "a" / "x.json").read_text()) == {"v": 2}
 
 
 def test_progress_counts_rate_and_eta_with_a_fake_clock():
   import io  # pylint: disable=import-outside-toplevel
-  from crbm_jax.progress import Progress  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util.progress import Progress  # pylint: disable=import-outside-toplevel
   now = [0.0]
   out = io.StringIO()
   p = Progress(10, "grid", "fits", stream=out, min_interval=0.0, clock=lambda: now[0])
@@ -170,7 +172,7 @@ def test_jax_distributed_processes_split_the_tasks(smoke_run, tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   procs = [subprocess.Popen(
       [sys.executable, os.path.join(root, "experiments", "table2_pseudolikelihood.py"),
-       f"--config={os.path.join(root, 'experiments', 'configs', 'table2.py')}:smoke",
+       f"--config={os.path.join(root, 'crbm_jax', 'configs', 'table2.py')}:smoke",
        "--config.shard=False", f"--workdir={workdir}", "--distributed",
        f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=root)

@@ -27,7 +27,6 @@ import json
 import multiprocessing
 import os
 import sys
-import time
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -35,6 +34,8 @@ import scipy.fft
 import scipy.signal
 
 from crbm_jax.autotag import audio
+from crbm_jax.util.atomic import write_npz_atomic
+from crbm_jax.util.progress import Progress
 
 FEATURE_VERSION = 1
 
@@ -274,10 +275,7 @@ def file_features(path: str, config: FeatureConfig = FeatureConfig(),
   clips, _ = audio.cut_clips(y, sr, config.num_clips, config.clip_seconds, path)
   feats = np.stack([clip_features(c, sr, config) for c in clips])
   if cache_path is not None:
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = cache_path + f".{os.getpid()}.tmp.npz"
-    np.savez(tmp, features=feats)
-    os.replace(tmp, cache_path)
+    write_npz_atomic(cache_path, features=feats)
   return feats
 
 
@@ -286,27 +284,6 @@ def _worker(path: str, config: FeatureConfig, cache_dir: Optional[str]):
     return path, file_features(path, config, cache_dir), None
   except audio.AudioError as e:
     return path, None, e.reason
-
-
-class _Progress:
-  """done/total, rate and ETA on stderr."""
-
-  def __init__(self, total: int, enabled: bool, every_s: float = 1.0):
-    self.total, self.enabled, self.every_s = total, enabled, every_s
-    self.start = self.last = time.monotonic()
-
-  def update(self, done: int):
-    now = time.monotonic()
-    if not self.enabled or (done < self.total and now - self.last < self.every_s):
-      return
-    self.last = now
-    elapsed = now - self.start
-    rate = done / elapsed if elapsed > 0 else 0.0
-    eta = (self.total - done) / rate if rate > 0 else float("nan")
-    end = "\n" if done == self.total else ""
-    sys.stderr.write(f"\rfeatures: {done}/{self.total} files, "
-                     f"{rate:.2f} files/s, ETA {eta:.0f} s   {end}")
-    sys.stderr.flush()
 
 
 def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig(),
@@ -325,20 +302,21 @@ def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig
   """
   paths = [os.fspath(p) for p in paths]
   results = {}
-  bar = _Progress(len(paths), progress)
+  bar = Progress(len(paths), "features", "files", stream=sys.stderr if progress else None)
   if num_workers > 1 and len(paths) > 1:
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as ex:
       futures = [ex.submit(_worker, p, config, cache_dir) for p in paths]
-      for done, fut in enumerate(concurrent.futures.as_completed(futures), 1):
+      for fut in concurrent.futures.as_completed(futures):
         path, feats, reason = fut.result()
         results[path] = (feats, reason)
-        bar.update(done)
+        bar.update(1)
   else:
-    for done, p in enumerate(paths, 1):
+    for p in paths:
       _, feats, reason = _worker(p, config, cache_dir)
       results[p] = (feats, reason)
-      bar.update(done)
+      bar.update(1)
+  bar.close()
   blocks, clip_ids, skipped = [], [], []
   for p in paths:
     feats, reason = results[p]

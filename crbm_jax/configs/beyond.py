@@ -1,6 +1,6 @@
 """Config for experiments/beyond_paper.py (issue 8: AIS, PCD / PT, the distance-aware clip model).
 
-Variants (``--config=experiments/configs/beyond.py:<variant>``):
+Variants (``--config=crbm_jax/configs/beyond.py:<variant>``):
   smoke:   a small simulated study (24 tracks), tiny models and AIS; seconds (for tests).
   default: the simulated study at the paper's design, 1 split, top 100 tags, short runs;
            about 2 minutes on a 2-core CPU.
@@ -9,14 +9,13 @@ Variants (``--config=experiments/configs/beyond.py:<variant>``):
 """
 import ml_collections
 
+from crbm_jax.configs import training, variants
+
 
 def get_config(arg=None):
   """Returns the ConfigDict for variant ``arg`` (smoke / default / full)."""
-  variant = arg or "default"
-  if variant not in ("smoke", "default", "full"):
-    raise ValueError(f"unknown beyond config variant {variant!r}; use smoke, default or full")
-  c = ml_collections.ConfigDict()
-  c.variant = variant
+  c = variants.new_config("beyond", arg)
+  variant = c.variant
   c.dataset = "simulated"
   c.seed = 0                    # data simulation seed
   c.sim = ml_collections.ConfigDict()  # SimulationConfig overrides (smoke: a small study)
@@ -24,13 +23,9 @@ def get_config(arg=None):
   c.num_splits = 1
   c.split_seed = 0
   c.train_seed = 0
-  c.num_hidden = 50
-  c.num_epochs = 30
-  c.batch_size = 100            # learning rates multiply the minibatch-MEAN gradient
-  c.learning_rate = 0.5         # (as in configs/table2.py's grid)
-  c.momentum = 0.5
-  c.weight_decay = 1e-4
-  c.l1_aux = 1e-4
+  c.train = training.get_config(num_hidden=50, num_epochs=30, batch_size=100,
+                                learning_rate=0.5, momentum=0.5, weight_decay=1e-4,
+                                l1_aux=1e-4, eval_chunk=256)
   # Table 2 rows (the paper's Mechanical Turk rows) with AIS log-likelihood next to PL.
   c.table2_groups = (("user", "track", "clip"), ("user", "track"), ("user",), ())
   # Samplers: CD-1 vs PCD vs PT on Table 2's data with track aux.
@@ -53,13 +48,12 @@ def get_config(arg=None):
   c.ais_max_test = 200          # AIS on a random subset of test observations (None: all)
   c.ais_schedule = "sigmoid"
   c.ais_row_chunk = 256
-  c.bench_epochs = 10           # timed epochs per method in the cost benchmark (min)
   if variant == "smoke":
     c.sim = ml_collections.ConfigDict(dict(num_tracks=24, num_workers=40))
     c.top_n = 30
-    c.num_hidden = 8
-    c.num_epochs = 3
-    c.batch_size = 20
+    c.train.num_hidden = 8
+    c.train.num_epochs = 3
+    c.train.batch_size = 20
     c.table2_groups = (("user", "track", "clip"), ())
     c.pt_temperatures = 3
     c.drift_lengths = (0.0, 0.3)
@@ -68,15 +62,13 @@ def get_config(arg=None):
     c.ais_max_test = 60
     c.affinity_samples = 20
     c.affinity_burn_in = 20
-    c.bench_epochs = 1
   elif variant == "full":
     c.num_splits = 5
-    c.num_hidden = 100
-    c.num_epochs = 60
+    c.train.num_hidden = 100
+    c.train.num_epochs = 60
     c.ais_runs = 16
     c.ais_betas = 1000
     c.ais_max_test = None
     c.affinity_samples = 1000
     c.drift_lengths = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 3.0, 10.0, float("inf"))
-    c.bench_epochs = 20
   return c

@@ -1,21 +1,19 @@
 """Config for experiments/table1_cooccurrence.py (Section 2.1: Table 1, Figure 1).
 
-Variants (``--config=experiments/configs/table1.py:<variant>``):
+Variants (``--config=crbm_jax/configs/table1.py:<variant>``):
   smoke:   a tiny synthetic study (20 tracks x 5 clips x 3 users), seconds.
   default: the data sets 'simulated' and 'majorminer' (crbm_jax.data.datasets).
   full:    same as default (Table 1 is exact; there is nothing to scale up).
 """
 import ml_collections
 
+from crbm_jax.configs import variants
+
 
 def get_config(arg=None):
   """Returns the ConfigDict for variant ``arg`` (smoke / default / full)."""
-  variant = arg or "default"
-  if variant not in ("smoke", "default", "full"):
-    raise ValueError(f"unknown table1 config variant {variant!r}; "
-                     "use smoke, default or full")
-  config = ml_collections.ConfigDict()
-  config.variant = variant
+  config = variants.new_config("table1", arg)
+  variant = config.variant
   config.datasets = ("simulated", "majorminer")
   config.paper = True  # put the paper's Table 1 beside ours in table1.md
   config.num_bins = 5  # Figure 1 separation bins of 100/num_bins % each

@@ -1,27 +1,25 @@
 """Config for experiments/table2_pseudolikelihood.py (Section 3.3: Table 2).
 
-Variants (``--config=experiments/configs/table2.py:<variant>``):
+Variants (``--config=crbm_jax/configs/table2.py:<variant>``):
   smoke:   'simulated', 20 tags, 2 splits, 2 grid points, 3 epochs: seconds.
   default: the embedded run ('simulated', 'majorminer', 'lastfm-simulated', 'hetrec'),
            a REDUCED grid (16 points: 2 hidden sizes x 2 learning rates x 2 L1 x 2 W_aux
            learning-rate scales) and 15 epochs, 5 splits: a few minutes on a 2-core CPU.
   full:    the paper's protocol size: a 512-point grid (4 hidden sizes x 4 learning rates
            x 2 weight decays x 4 L1 x 4 W_aux learning-rate scales), 5 splits, 30 epochs.
-Learning rates multiply the minibatch-MEAN gradient (train.cd_step normalises by the
-batch weight), so they are ~batch_size times larger than per-example rates;
-aux_lr_scale multiplies the learning rate of W_aux only (train.HParams): an entity's row
-gets 1/batch of the gradient of each observation that uses it, so rare entities need it.
+``train`` is the training schema (``training.py``, which explains the learning rates and
+the W_aux step scale); the grid's values replace its hidden units, learning rate,
+momentum, weight decay, L1 and W_aux step scale point by point.
 """
 import ml_collections
+
+from crbm_jax.configs import training, variants
 
 
 def get_config(arg=None):
   """Returns the ConfigDict for variant ``arg`` (smoke / default / full)."""
-  variant = arg or "default"
-  if variant not in ("smoke", "default", "full"):
-    raise ValueError(f"unknown table2 config variant {variant!r}; use smoke, default or full")
-  c = ml_collections.ConfigDict()
-  c.variant = variant
+  c = variants.new_config("table2", arg)
+  variant = c.variant
   c.datasets = ("simulated", "majorminer", "lastfm-simulated", "hetrec")
   c.tags = ""              # a tag-table file (TSV/CSV) to run as well
   c.seed = 0               # splits, initialisation, Gibbs noise
@@ -31,8 +29,7 @@ def get_config(arg=None):
   c.grid = ml_collections.ConfigDict(dict(
       num_hidden=(50, 100), learning_rate=(0.5, 2.0), weight_decay=(1e-4,),
       l1_aux=(1e-4, 1e-3), momentum=(0.5,), aux_lr_scale=(1.0, 30.0)))
-  c.train = ml_collections.ConfigDict(dict(
-      cd_k=1, batch_size=100, num_epochs=15, weight_scale=0.01, eval_chunk=64))
+  c.train = training.get_config(num_epochs=15)
   c.method = "vmap"        # 'vmap' (chunks of models per call) or 'loop' (one per call)
   c.chunk_size = 64        # models per call for 'vmap'
   c.shard = True           # shard the model axis over jax.devices() when > 1

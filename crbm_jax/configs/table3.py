@@ -1,6 +1,6 @@
 """Config for experiments/table3_autotagging.py (Section 4: Table 3, Figure 2).
 
-Variants (``--config=experiments/configs/table3.py:<variant>``):
+Variants (``--config=crbm_jax/configs/table3.py:<variant>``):
   smoke:   a tiny simulated study (20 tracks), a few epochs, 20 samples per
            clip, 5 tags; seconds (used by the tests).
   default: the simulated study and the embedded MajorMiner clips, 30 epochs,
@@ -11,15 +11,13 @@ Variants (``--config=experiments/configs/table3.py:<variant>``):
 """
 import ml_collections
 
+from crbm_jax.configs import training, variants
+
 
 def get_config(arg=None):
   """Returns the ConfigDict for variant ``arg`` (smoke / default / full)."""
-  variant = arg or "default"
-  if variant not in ("smoke", "default", "full"):
-    raise ValueError(f"unknown table3 config variant {variant!r}; "
-                     "use smoke, default or full")
-  config = ml_collections.ConfigDict()
-  config.variant = variant
+  config = variants.new_config("table3", arg)
+  variant = config.variant
   config.seed = 0
   config.datasets = ("simulated", "majorminer")
   # SimulationConfig overrides for 'simulated' (empty: the paper's design).
@@ -36,13 +34,14 @@ def get_config(arg=None):
   # BUILD_NOTES): small batches and few hidden units let W_aux learn clip and
   # track biases; with H=100, batch 100 or l1_aux=1e-3 the rows stay ~0 and the
   # sampled affinities barely depend on the clip.
-  config.model = ml_collections.ConfigDict(dict(
-      num_hidden=5, cd_k=1, batch_size=10, num_epochs=30,
-      learning_rate=0.6, momentum=0.5, weight_decay=1e-4, l1_aux=1e-5,
+  config.model = training.get_config(
+      num_hidden=5, batch_size=10, num_epochs=30, learning_rate=0.6, momentum=0.5,
+      weight_decay=1e-4, l1_aux=1e-5)
+  config.selection = ml_collections.ConfigDict(dict(
       val_fraction=0.2,   # best epoch chosen on a 80/20 split of the observations
       refit_all=True))    # then retrained on all observations for that many epochs
   # Optional JSON of selected hyperparameters (e.g. from the Table 2 grid);
-  # see crbm_jax.autotag_experiment.load_hparams for the accepted layouts.
+  # see crbm_jax.paper.table3.load_hparams for the accepted layouts.
   config.hparams_json = ""
 
   config.smoothing = ml_collections.ConfigDict(dict(

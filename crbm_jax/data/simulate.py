@@ -28,17 +28,15 @@ Generative story (all draws from one numpy Generator seeded by config.seed):
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib.resources
-import io
 import os
 import string
-import zipfile
 
 import numpy as np
 
 from crbm_jax.data.canonical import canonical_tag
+from crbm_jax.util.atomic import write_csv_atomic, write_npz_atomic
 
 SPAM_KINDS = ("few_tags", "long_tags", "gibberish", "repetitive", "stop_words")
 
@@ -438,37 +436,18 @@ def write_study(study: SimulatedStudy, directory: str) -> dict:
       ("batch", "batch.csv"), ("clips", "clips.csv"), ("truth", "truth.tsv"),
       ("workers", "workers.csv"), ("features", "features.npz"))}
 
-  def write_csv(path, header, rows, delimiter=","):
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-      f.write(buf.getvalue())
-
-  write_csv(paths["batch"], ["WorkerId", "HITId", "AssignmentId", "Input.clip", "Answer.tags"],
+  write_csv_atomic(paths["batch"], ["WorkerId", "HITId", "AssignmentId", "Input.clip", "Answer.tags"],
             [(w, h, a, c, ",".join(t)) for w, h, a, c, t in zip(
                 study.worker.tolist(), study.hit.tolist(), study.assignment.tolist(),
                 study.hit_clip.tolist(), study.answers)])
-  write_csv(paths["clips"], ["clip", "track", "start", "duration", "track_duration"],
+  write_csv_atomic(paths["clips"], ["clip", "track", "start", "duration", "track_duration"],
             [(c, t, f"{s:.2f}", f"{d:.2f}", f"{td:.1f}") for c, t, s, d, td in zip(
                 study.clip.tolist(), study.track.tolist(), study.start.tolist(),
                 study.duration.tolist(), study.track_duration.tolist())])
   ci, ti = np.nonzero(study.truth)
-  write_csv(paths["truth"], ["clip", "tag"],
+  write_csv_atomic(paths["truth"], ["clip", "tag"],
             zip(study.clip[ci].tolist(), study.tag_names[ti].tolist()), delimiter="\t")
-  write_csv(paths["workers"], ["WorkerId", "kind"],
+  write_csv_atomic(paths["workers"], ["WorkerId", "kind"],
             zip(study.worker_ids.tolist(), study.worker_kind.tolist()))
-  _write_npz(paths["features"], features=study.features, clip=study.clip)
+  write_npz_atomic(paths["features"], compress=True, features=study.features, clip=study.clip)
   return paths
-
-
-def _write_npz(path: str, **arrays) -> None:
-  """np.savez-compatible file with fixed zip timestamps (same arrays, same bytes)."""
-  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-    for name, value in arrays.items():
-      info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-      info.compress_type = zipfile.ZIP_DEFLATED
-      buf = io.BytesIO()
-      np.lib.format.write_array(buf, np.asarray(value), allow_pickle=False)
-      zf.writestr(info, buf.getvalue())

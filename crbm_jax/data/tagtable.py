@@ -18,7 +18,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from crbm_jax.atomic import write_bytes_atomic
+from crbm_jax.util.atomic import write_bytes_atomic
 from crbm_jax.data.errors import DataError
 
 STRING_COLUMNS = ("clip", "tag", "user", "track", "artist", "album")

@@ -1,0 +1,152 @@
+"""The block trainer: many conditional RBMs at once, hyperparameter points x group masks.
+
+A *block* is a set of M models trained on the same data split in one call. It is the CD-k
+learner with ``over_models=True`` (``learner.make_learner``): the data (train / val / test
+and the minibatch order) are not batched, every model sees the same minibatches and the
+same Gibbs noise (common random numbers across configurations: a model's uniforms depend
+only on the split's key, the epoch and the step), so the noise is drawn once per block,
+and products with the shared input (``v0 @ W`` and ``v0ᵀ h0`` of the data phase, ``v @ W``
+of the pseudo-likelihood) become one large matmul over the stacked weights ``[V, M·H]``
+instead of M small ones. W_aux is held for the whole block as [A, M, V]
+(``lazy_l1``). With one model and the keys ``fit`` derives, a block reproduces ``fit``.
+
+Everything tunable is traced: learning rate, momentum, weight decay, L1, the W_aux step
+scale (``HParams``), the hidden-unit mask (sizes padded to the block's largest) and the
+auxiliary-group mask (which of the G groups a model conditions on: a masked group's rows
+are never touched and stay 0, so the model equals one built without that group). Blocks of
+the same shapes therefore never recompile.
+
+Padding is exact: ``W`` is drawn as ``normal(key, (H, V)).T`` and hidden samples as
+``uniform(key, (H, B)).T < p`` (``model.gibbs.sample_hidden``); JAX's counter-based PRNG
+gives the same numbers for a prefix of the leading axis whatever its length, so a model
+with h units padded to H > h (mask 0) follows the same trajectory as the unpadded model,
+to float rounding.
+
+The pseudo-likelihood's overflow-safe branch (see ``model/pseudolikelihood.py``) is
+chosen from ``max |W|`` over the whole block (``lax.pmax`` over the model axis), so under
+``vmap`` it stays a real branch instead of evaluating all four.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crbm_jax.learn.base import Dataset, HParams, TrainConfig
+from crbm_jax.learn.fit import run_epochs
+from crbm_jax.learn.learner import cd
+from crbm_jax.model.crbm import CRBMParams, aux_bias
+from crbm_jax.model.pseudolikelihood import balanced_log_pl
+from crbm_jax.types import Array
+
+AXIS = "models"
+
+
+class GridPoint(NamedTuple):
+  """One hyperparameter configuration."""
+  num_hidden: int
+  learning_rate: float
+  momentum: float
+  weight_decay: float
+  l1_aux: float
+  aux_lr_scale: float = 1.0  # multiplies learning_rate for W_aux (learn.HParams)
+
+
+def expand_grid(num_hidden: Sequence[int], learning_rate: Sequence[float],
+                weight_decay: Sequence[float], l1_aux: Sequence[float],
+                momentum: Sequence[float] = (0.5,),
+                aux_lr_scale: Sequence[float] = (1.0,)) -> list:
+  """Cartesian product of the value lists, as GridPoints (hidden sizes outermost)."""
+  return [GridPoint(int(h), float(lr), float(m), float(wd), float(l1), float(s))
+          for h, lr, wd, l1, m, s in itertools.product(num_hidden, learning_rate,
+                                                        weight_decay, l1_aux, momentum,
+                                                        aux_lr_scale)]
+
+
+def stack_hparams(points: Sequence[GridPoint]) -> HParams:
+  """HParams with a leading model axis [M]."""
+  col = lambda name: jnp.asarray([getattr(p, name) for p in points], jnp.float32)
+  return HParams(col("learning_rate"), col("momentum"), col("weight_decay"), col("l1_aux"),
+                 col("aux_lr_scale"))
+
+
+def hidden_masks(points: Sequence[GridPoint], num_hidden: int) -> np.ndarray:
+  """[M, num_hidden] float32: 1 for the first ``point.num_hidden`` units."""
+  sizes = np.array([p.num_hidden for p in points])
+  if (sizes > num_hidden).any():
+    raise ValueError(f"a point has {sizes.max()} hidden units > the block's {num_hidden}")
+  return (np.arange(num_hidden)[None, :] < sizes[:, None]).astype(np.float32)
+
+
+class BlockResult(NamedTuple):
+  """Per-model results of a block (leading axis M)."""
+  best_val_pl: Array   # [M] balanced validation log PL at the best epoch
+  test_pl: Array       # [M] balanced test log PL of the best-epoch parameters
+  best_epoch: Array    # [M] int
+  val_pl: Array        # [M, E]
+  recon_error: Array   # [M, E]
+  params: CRBMParams   # [M, ...] best-epoch parameters
+
+
+def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS):
+  """Returns ``block_fn(model_keys, hparams, hidden_mask, group_mask, data_key, train,
+  val, test) -> BlockResult``.
+
+  Args of block_fn (M models, H = config.num_hidden, G groups):
+    model_keys: [M] keys (initialisation of each model).
+    hparams: HParams of [M] arrays.
+    hidden_mask: [M, H] 0/1; group_mask: [M, G] 0/1.
+    data_key: one key for the minibatch order and the Gibbs noise, shared by the block.
+    train: Dataset, N a multiple of config.batch_size (weight 0 = padding); val, test.
+  Pure and unjitted; keep the data shapes fixed to avoid recompiling. ``fit`` with key k
+  equals the block with ``model_keys = [split(k)[0]]`` and ``data_key = split(k)[1]``.
+  """
+  learner = cd(config, num_aux, over_models=True)
+
+  def evaluate(params: CRBMParams, data: Dataset) -> Array:
+    """[M] balanced log PL; W_a a of every observation for every model gathered once,
+    as whole [M·V] slices of W_aux [A, M, V]."""
+    bias = aux_bias(params.W_aux, data.aux)                                # [N, M, V]
+    pl = lambda p, b: balanced_log_pl(p, data, config.eval_chunk, axis_name, b)
+    return jax.vmap(pl, in_axes=(0, 1), axis_name=axis_name)(params._replace(W_aux=None),
+                                                             bias)
+
+  def block_fn(model_keys, hparams: HParams, hidden_mask, group_mask, data_key,
+               train: Dataset, val: Dataset, test: Dataset) -> BlockResult:
+    state = learner.init(model_keys, train, hparams, hidden_mask, group_mask)
+    _, best, history = run_epochs(data_key, learner, state, train, hparams, config,
+                                  lambda params: evaluate(params, val))
+    params = best.params._replace(W_aux=jnp.moveaxis(best.params.W_aux, 1, 0))
+    return BlockResult(best.val_pl, evaluate(best.params, test), best.epoch,
+                       history.val_pl.T, history.recon_error.T, params)
+
+  return block_fn
+
+
+def model_sharding(mesh: jax.sharding.Mesh):
+  """(sharded over the model axis, replicated) NamedShardings for a 1-D mesh."""
+  P = jax.sharding.PartitionSpec
+  return (jax.sharding.NamedSharding(mesh, P(mesh.axis_names[0])),
+          jax.sharding.NamedSharding(mesh, P()))
+
+
+def run_block(block_fn, model_keys, points: Sequence[GridPoint], group_masks: np.ndarray,
+              num_hidden: int, data_key, train: Dataset, val: Dataset, test: Dataset,
+              mesh: Optional[jax.sharding.Mesh] = None) -> BlockResult:
+  """Calls a jitted ``block_fn`` on one block; with ``mesh``, shards the model axis.
+
+  M (len(points)) must be a multiple of the mesh size when sharding.
+  """
+  hp = stack_hparams(points)
+  masks = jnp.asarray(hidden_masks(points, num_hidden))
+  groups = jnp.asarray(group_masks, jnp.float32)
+  args = [model_keys, hp, masks, groups]
+  data = [data_key, train, val, test]
+  if mesh is not None:
+    sharded, replicated = model_sharding(mesh)
+    args = jax.device_put(args, sharded)
+    data = jax.device_put(data, replicated)
+  return block_fn(*args, *data)

@@ -1,0 +1,465 @@
+"""Table 2 of the paper (Sec. 3.3): model selection and auxiliary-variable comparison.
+
+Protocol per data set:
+  1. binary observations (one per user x clip, or per item), auxiliary groups mapped to
+     the paper's columns User / Track / Item (item = clip, or the artist for Last.fm);
+  2. ``num_splits`` 60/20/20 splits covering every auxiliary entity in training;
+  3. grid stage: every hyperparameter point x split, conditioned on the track group
+     only (the item group when there is no usable track group); the point with the best
+     mean validation pseudo-likelihood is selected;
+  4. combination stage: every combination of the usable groups x split with that point,
+     plus the factored baseline; test balanced per-bit log pseudo-likelihood,
+     mean ± standard error over splits.
+A group is unusable when the data lack it (e.g. MajorMiner's aggregated tags have no
+users) or when every entity has a single observation (then it is always in training and
+its W_aux row has nothing to learn for held-out data); its rows are reported as missing
+with the reason. Results are stored one JSON file per (data set, stage, point, groups,
+split) under ``workdir/results``, written atomically, so a killed run resumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+from typing import Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crbm_jax.data import splits as splits_lib
+from crbm_jax.learn import block as block_lib
+from crbm_jax.learn.base import Dataset, TrainConfig, from_config
+from crbm_jax.model.pseudolikelihood import factored_baseline_pl
+from crbm_jax.paper import published
+from crbm_jax.util.atomic import write_json_atomic, write_npz_atomic, write_text_atomic
+from crbm_jax.util.fingerprint import stable_hash, stable_int
+from crbm_jax.util.progress import Progress
+from crbm_jax.util.stats import format_mean_se, mean_stderr
+
+VERSION = 3  # bump when a change alters results (part of every result key)
+ROLES = ("user", "track", "item")
+ITEM_GROUPS = ("clip", "artist", "album")
+
+
+@dataclasses.dataclass
+class Prepared:
+  """A data set ready for the protocol."""
+  name: str
+  label: str
+  simulated: bool
+  obs: object                 # Observations restricted to the usable groups
+  roles: dict                 # role -> group name (usable only)
+  missing: dict               # role -> reason
+  splits: list
+  fingerprint: str
+
+
+def _role_groups(obs) -> dict:
+  out = {}
+  for g in obs.groups:
+    role = g if g in ("user", "track") else ("item" if g in ITEM_GROUPS else None)
+    if role is not None and role not in out:
+      out[role] = g
+  return out
+
+
+def prepare(name: str, config) -> Prepared:
+  """Loads a data set (a name or a tag-table path), picks usable groups, makes splits."""
+  from crbm_jax.data import datasets  # pylint: disable=import-outside-toplevel
+  bundle = datasets.load_dataset(name, seed=config.data_seed)
+  top_n = config.vocab_top_n if config.vocab_top_n > 0 else None
+  from crbm_jax.data.observations import AUX_COLUMNS  # pylint: disable=import-outside-toplevel
+  # Every auxiliary column the table has; unusable ones are dropped below, with a reason.
+  obs = bundle.to_observations(
+      aux_groups=tuple(g for g in AUX_COLUMNS if bundle.table.has(g)), top_n=top_n)
+  roles, missing = {}, {}
+  for role, group in _role_groups(obs).items():
+    counts = np.bincount(obs.aux[:, obs.groups.index(group)][obs.aux[:, obs.groups.index(
+        group)] >= 0])
+    if counts.size == 0 or counts.max() <= 1:
+      missing[role] = (f"every {group} is a single observation: it is always in training, "
+                       "so its auxiliary row has nothing to learn for held-out data")
+    else:
+      roles[role] = group
+  for role in ROLES:
+    if role not in roles and role not in missing:
+      missing[role] = (f"the data have no {role} column"
+                       + (" (aggregated tags without per-user triples)"
+                          if role == "user" else ""))
+  obs = obs.select_groups([roles[r] for r in ROLES if r in roles])
+  splits = splits_lib.paper_splits(obs.aux, config.num_splits, config.seed)
+  digest = hashlib.sha256()
+  for array in (obs.X, obs.aux, *[a for s in splits for a in s]):
+    digest.update(np.ascontiguousarray(array).tobytes())
+  fp = stable_hash([digest.hexdigest(), obs.X.shape, obs.vocab.tolist(),
+                             list(obs.groups)])
+  label = bundle.description or name
+  return Prepared(name, label, bundle.simulated, obs, roles, missing, splits, fp)
+
+
+def _split_datasets(prep: Prepared, columns, batch_size: int):
+  """Per split (train, val, test) Datasets with shapes equal across splits."""
+  X = prep.obs.X.astype(np.float32)
+  aux = prep.obs.aux[:, columns].astype(np.int32)
+  sizes = [max(len(getattr(s, part)) for s in prep.splits) for part in ("train", "val",
+                                                                        "test")]
+  sizes[0] += (-sizes[0]) % batch_size
+  out = []
+  for s in prep.splits:
+    parts = []
+    for part, size in zip((s.train, s.val, s.test), sizes):
+      pad = size - len(part)
+      parts.append(Dataset(jnp.asarray(np.pad(X[part], ((0, pad), (0, 0)))),
+                           jnp.asarray(np.pad(aux[part], ((0, pad), (0, 0)),
+                                              constant_values=-1)),
+                           jnp.asarray(np.pad(np.ones(len(part), np.float32), (0, pad)))))
+    out.append(tuple(parts))
+  return out
+
+
+def train_config(config, num_hidden: int) -> TrainConfig:
+  """The block's static settings: ``config.train`` with the block's hidden size."""
+  return dataclasses.replace(from_config(config.train)[0], num_hidden=num_hidden)
+
+
+_BLOCK_FNS = {}
+
+
+def task_shard(config) -> Tuple[int, int]:
+  """(index, count): this process's share of the tasks. ``config.task_shard`` if set,
+  else (process index, process count) under ``jax.distributed`` (each process fits its
+  share on its local devices into the shared workdir and waits for the others)."""
+  index, count = tuple(config.task_shard)
+  if count == 1 and jax.process_count() > 1:
+    return jax.process_index(), jax.process_count()
+  return index, count
+
+
+class Runner:
+  """Runs tasks (point, group mask, split) in blocks, storing each result on finish."""
+
+  def __init__(self, config, workdir: str, prep: Prepared):
+    self.config, self.prep = config, prep
+    self.result_dir = os.path.join(workdir, "results", _slug(prep.name))
+    self.root = jax.random.key(config.seed, impl=config.key_impl)
+    devices = jax.local_devices()  # several processes: each shards over its own devices
+    self.mesh = None
+    if config.shard and config.method == "vmap" and len(devices) > 1:
+      self.mesh = jax.sharding.Mesh(np.array(devices), (block_lib.AXIS,))
+    self.num_computed = 0
+
+  def key_of(self, stage, point, groups, split) -> str:
+    return stable_hash(dict(
+        version=VERSION, data=self.prep.fingerprint, stage=stage, point=list(point),
+        groups=list(groups), split=split, seed=self.config.seed,
+        key_impl=self.config.key_impl, train=self.config.train.to_dict()))
+
+  def _path(self, key):
+    return os.path.join(self.result_dir, key[:2], key + ".json")
+
+  def load(self, key) -> Optional[dict]:
+    path = self._path(key)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f)
+
+  def _block_fn(self, num_hidden, num_aux):
+    cfg = train_config(self.config, num_hidden)
+    if (cfg, num_aux) not in _BLOCK_FNS:  # kept per process: later runs reuse compiles
+      _BLOCK_FNS[cfg, num_aux] = jax.jit(block_lib.make_block_fit(cfg, num_aux))
+    return _BLOCK_FNS[cfg, num_aux]
+
+  def run(self, stage: str, tasks: list, columns: list, progress=None) -> dict:
+    """tasks: (point, groups tuple, split). Returns {task: result dict}."""
+    out, pending = {}, []
+    for task in tasks:
+      r = self.load(self.key_of(stage, *task))
+      if r is None:
+        pending.append(task)
+      else:
+        out[task] = r
+    if progress is not None:
+      progress.skip(len(tasks) - len(pending))
+    # Block shapes come from all tasks, so resuming or sharding never changes them.
+    max_h = max(p.num_hidden for p, _, _ in tasks)
+    sizes = {}
+    for p, _, split in tasks:
+      h = p.num_hidden if self.config.group_by_hidden else max_h
+      sizes[split, h] = sizes.get((split, h), 0) + 1
+    chunk = 1 if self.config.method == "loop" else max(1, self.config.chunk_size)
+    chunk = min(chunk, max(sizes.values()))
+    ndev = self.mesh.devices.size if self.mesh is not None else 1
+    chunk += (-chunk) % ndev
+    index, count = task_shard(self.config)
+    if count > 1:  # several processes share a workdir: each computes its share, then waits
+      mine = [t for t in pending if int(self.key_of(stage, *t), 16) % count == index]
+      out.update(self._compute(stage, mine, columns, chunk, max_h, progress))
+      return self._wait(stage, tasks, out, progress)
+    out.update(self._compute(stage, pending, columns, chunk, max_h, progress))
+    return out
+
+  def _wait(self, stage, tasks, out, progress, poll_s: float = 0.5) -> dict:
+    """Waits for the other processes' results (files in the shared workdir)."""
+    deadline = time.monotonic() + self.config.task_wait_s
+    while True:
+      missing = [t for t in tasks if t not in out]
+      for t in missing:
+        r = self.load(self.key_of(stage, *t))
+        if r is not None:
+          out[t] = r
+          if progress is not None:
+            progress.skip(1)
+      if len(out) == len(tasks):
+        return out
+      if time.monotonic() > deadline:
+        raise TimeoutError(
+            f"{self.result_dir}: {len(tasks) - len(out)} {stage} results from other "
+            f"processes (task_shard={task_shard(self.config)}) did not appear "
+            f"within {self.config.task_wait_s} s")
+      time.sleep(poll_s)
+
+  def _compute(self, stage, pending, columns, chunk, max_h, progress) -> dict:
+    """Fits the pending tasks in blocks of ``chunk`` models, saving each result."""
+    out = {}
+    if not pending:
+      return out
+    data = _split_datasets(self.prep, columns, self.config.train.batch_size)
+    group_names = [self.prep.obs.groups[c] for c in columns]
+    blocks = {}
+    for task in pending:
+      h = task[0].num_hidden if self.config.group_by_hidden else max_h
+      blocks.setdefault((task[2], h), []).append(task)
+    for (split, h), block_tasks in sorted(blocks.items()):
+      train, val, test = data[split]
+      fn = self._block_fn(h, self.prep.obs.num_aux)
+      data_key = jax.random.fold_in(jax.random.fold_in(self.root, 1), split)
+      for start in range(0, len(block_tasks), chunk):
+        part = block_tasks[start:start + chunk]
+        padded = part + [part[0]] * (chunk - len(part)) if len(part) < chunk else part
+        keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(self.root, 2 + split),
+                                             stable_int([list(p), list(g)]))
+                          for p, g, _ in padded])
+        gmask = np.array([[g in groups for g in group_names] for _, groups, _ in padded],
+                         np.float32).reshape(len(padded), len(group_names))
+        res = block_lib.run_block(fn, keys, [p for p, _, _ in padded], gmask, h,
+                                 data_key, train, val, test, mesh=self.mesh)
+        res = jax.device_get(res)
+        for i, task in enumerate(part):
+          r = dict(best_val_pl=float(res.best_val_pl[i]), test_pl=float(res.test_pl[i]),
+                   best_epoch=int(res.best_epoch[i]), val_pl=res.val_pl[i].tolist(),
+                   recon_error=res.recon_error[i].tolist(), point=list(task[0]),
+                   groups=list(task[1]), split=task[2], stage=stage)
+          self._save_extra(stage, task, res, i)
+          write_json_atomic(self._path(self.key_of(stage, *task)), r)
+          out[task] = r
+        self.num_computed += len(part)
+        if progress is not None:
+          progress.update(len(part))
+    return out
+
+  def _save_extra(self, stage, task, res, i):
+    """Keeps W_aux of the item-only model on split 0 (qualitative report)."""
+    item = self.prep.roles.get("item")
+    if item is None or stage != "combos" or task[2] != 0 or tuple(task[1]) != (item,):
+      return
+    write_npz_atomic(os.path.join(self.result_dir, "item_model_split0.npz"),
+                     W_aux=np.asarray(res.params.W_aux[i]), b=np.asarray(res.params.b[i]))
+
+
+def _slug(name: str) -> str:
+  base = os.path.splitext(os.path.basename(name.rstrip("/")))[0] or "data"
+  return "".join(c if c.isalnum() or c in "-_" else "_" for c in base)
+
+
+def _baseline(prep: Prepared) -> list:
+  X = prep.obs.X.astype(np.float32)
+  return [factored_baseline_pl(X[s.train], X[s.test]) for s in prep.splits]
+
+
+def grid_points(config) -> list:
+  g = config.grid
+  return block_lib.expand_grid(g.num_hidden, g.learning_rate, g.weight_decay, g.l1_aux,
+                              g.momentum, g.get("aux_lr_scale", (1.0,)))
+
+
+def run_dataset(config, workdir: str, name: str) -> dict:
+  """The protocol on one data set; returns its rows and the selection."""
+  t0 = time.perf_counter()
+  prep = prepare(name, config)
+  runner = Runner(config, workdir, prep)
+  groups = list(prep.obs.groups)
+  roles = prep.roles
+  grid_group = roles.get("track", roles.get("item", roles.get("user")))
+  points = grid_points(config)
+  stream = sys.stderr if config.progress else None
+  tasks = [(p, (grid_group,) if grid_group else (), s) for p in points
+           for s in range(len(prep.splits))]
+  cols = [groups.index(grid_group)] if grid_group else []
+  prog = Progress(len(tasks), f"{_slug(name)} grid", "fits", stream=stream)
+  grid_res = runner.run("grid", tasks, cols, prog)
+  prog.close()
+  gg = (grid_group,) if grid_group else ()
+  mean_val = {p: float(np.mean([grid_res[(p, gg, s)]["best_val_pl"]
+                                for s in range(len(prep.splits))])) for p in points}
+  best = max(points, key=lambda p: (mean_val[p], -points.index(p)))
+  combos = [tuple(g for g in groups if roles_of(g, roles) in on)
+            for on in _role_subsets(roles)]
+  tasks = [(best, c, s) for c in combos for s in range(len(prep.splits))]
+  prog = Progress(len(tasks), f"{_slug(name)} combos", "fits", stream=stream)
+  combo_res = runner.run("combos", tasks, list(range(len(groups))), prog)
+  prog.close()
+  rows = []
+  for on in itertools.product((True, False), repeat=3):
+    pattern = "".join("+" if o else "-" for o in on)
+    needed = [r for r, o in zip(ROLES, on) if o]
+    lacking = [r for r in needed if r not in roles]
+    if lacking:
+      rows.append(dict(pattern=pattern, values=None,
+                       missing="; ".join(f"{r}: {prep.missing[r]}" for r in lacking)))
+      continue
+    c = tuple(roles[r] for r in ROLES if r in needed)
+    c = tuple(g for g in groups if g in c)
+    vals = [combo_res[(best, c, s)]["test_pl"] for s in range(len(prep.splits))]
+    rows.append(dict(pattern=pattern, values=vals, groups=list(c)))
+  rows.append(dict(pattern="baseline", values=_baseline(prep)))
+  for r in rows:
+    if r["values"] is not None:
+      r["mean"], r["stderr"] = mean_stderr(r["values"])
+  out = dict(name=name, label=prep.label, simulated=prep.simulated, rows=rows,
+             selected=best._asdict(), grid_group=grid_group,
+             grid_mean_val_pl={json.dumps(list(p)): v for p, v in mean_val.items()},
+             num_observations=prep.obs.num_observations,
+             num_visible=prep.obs.num_visible, groups=groups,
+             missing=prep.missing, computed_fits=runner.num_computed,
+             seconds=time.perf_counter() - t0)
+  item = roles.get("item")
+  npz = os.path.join(runner.result_dir, "item_model_split0.npz")
+  if item and os.path.exists(npz):
+    with np.load(npz) as f:
+      out["qualitative"] = aux_extremes(prep.obs, item, f["W_aux"],
+                                               config.qualitative_entities,
+                                               config.qualitative_tags)
+  return out
+
+
+def roles_of(group: str, roles: dict) -> Optional[str]:
+  for r, g in roles.items():
+    if g == group:
+      return r
+  return None
+
+
+def _role_subsets(roles: dict) -> list:
+  present = [r for r in ROLES if r in roles]
+  return [set(c) for k in range(len(present) + 1) for c in itertools.combinations(present, k)]
+
+
+# ---------------------------------------------------------------- reporting
+def aux_extremes(obs, group: str, W_aux: np.ndarray, num_entities: int,
+                 num_tags: int) -> list:
+  """Most positive / negative W_aux tags of the most-observed entities of ``group``."""
+  g = obs.groups.index(group)
+  col = obs.aux[:, g]
+  counts = np.bincount(col[col >= 0], minlength=obs.num_aux)
+  rows = obs.group_rows(group)
+  top = rows[np.argsort(-counts[rows], kind="stable")[:num_entities]]
+  out = []
+  for r in top:
+    w = W_aux[r]
+    order = np.argsort(-w, kind="stable")
+    pos = [(str(obs.display[i]), float(w[i])) for i in order[:num_tags] if w[i] > 0]
+    neg = [(str(obs.display[i]), float(w[i])) for i in order[::-1][:num_tags] if w[i] < 0]
+    out.append(dict(entity=str(obs.entity_names[g][r - obs.offsets[g]]),
+                    observations=int(counts[r]), positive=pos, negative=neg))
+  return out
+
+
+def _paper_name(result) -> Optional[str]:
+  return published.TABLE2_NAMES.get(result["name"])
+
+
+def to_csv(results: list) -> str:
+  lines = ["dataset,simulated,user,track,item,mean,stderr,num_splits,paper_mean,"
+           "paper_stderr,missing"]
+  for res in results:
+    paper = published.TABLE2.get(_paper_name(res) or "", {})
+    for row in res["rows"]:
+      pat = row["pattern"]
+      cols = list(pat) if pat != "baseline" else ["baseline", "", ""]
+      mean = row.get("mean", "")
+      se = row.get("stderr", "")
+      pm, ps = paper.get(pat, ("", ""))
+      n = len(row["values"]) if row["values"] else 0
+      missing = row.get("missing", "").replace('"', "'")
+      lines.append(",".join(str(x) for x in [
+          f'"{res["name"]}"', res["simulated"], *cols, mean, se, n, pm, ps,
+          f'"{missing}"']))
+  return "\n".join(lines) + "\n"
+
+
+def to_markdown(results: list) -> str:
+  out = ["# Table 2: test balanced per-bit log pseudo-likelihood (less negative is better)",
+         "", "Mean ± standard error over splits. User / Track / Item: auxiliary variables "
+         "present (+) or absent (−); Item is the clip (the artist for Last.fm). "
+         "Paper: Mandel, Eck & Bengio (2010), Table 2.", ""]
+  for res in results:
+    paper_name = _paper_name(res)
+    paper = published.TABLE2.get(paper_name or "", {})
+    sim = " — SIMULATED data" if res["simulated"] else ""
+    out += [f"## {res['name']}{sim}", "", f"{res['label']}  ",
+            f"{res['num_observations']} observations, {res['num_visible']} tags; grid "
+            f"conditioned on `{res['grid_group']}`; selected {res['selected']}", "",
+            f"| User | Track | Item | ours | paper ({paper_name or 'no counterpart'}) |",
+            "|---|---|---|---|---|"]
+    notes = []
+    for row in res["rows"]:
+      pat = row["pattern"]
+      cols = " | ".join(c.replace("-", "−") for c in pat) if pat != "baseline" else \
+          "baseline | | "
+      ours = format_mean_se(row["mean"], row["stderr"]) if row["values"] else "missing"
+      p = paper.get(pat)
+      theirs = format_mean_se(*p) if p else ""
+      if row["values"] is None and not p:
+        notes.append(f"- {pat}: {row['missing']}")
+        continue
+      out.append(f"| {cols} | {ours} | {theirs} |")
+      if row["values"] is None:
+        notes.append(f"- {pat}: {row['missing']}")
+    if notes:
+      out += ["", "Rows not run:"] + sorted(set(notes))
+    if res.get("qualitative"):
+      out += ["", f"W_aux of the most observed `{res['groups'][-1]}` entities "
+              "(item-only model, split 0):", "", "| entity | obs. | most positive | "
+              "most negative |", "|---|---|---|---|"]
+      for q in res["qualitative"]:
+        pos = ", ".join(f"{t} ({w:+.2f})" for t, w in q["positive"])
+        neg = ", ".join(f"{t} ({w:+.2f})" for t, w in q["negative"])
+        out.append(f"| {q['entity']} | {q['observations']} | {pos} | {neg} |")
+    out.append("")
+  return "\n".join(out)
+
+
+def run_table2(config, workdir: str, datasets=None) -> dict:
+  """Runs the protocol on ``datasets`` (default: ``config.datasets`` and ``config.tags``,
+  a tag-table path).
+
+  Writes ``workdir/table2.{md,csv,json}`` and returns the JSON content.
+  """
+  names = (list(datasets) if datasets is not None else
+           list(config.datasets) + ([config.tags] if config.tags else []))
+  if not names:
+    raise ValueError("table2 config names no data set: set config.datasets or config.tags")
+  t0 = time.perf_counter()
+  results = [run_dataset(config, workdir, n) for n in names]
+  out = dict(variant=config.variant, datasets=results, datasets_run=names,
+             seconds=time.perf_counter() - t0, config=config.to_dict())
+  write_json_atomic(os.path.join(workdir, "table2.json"), out)
+  write_text_atomic(os.path.join(workdir, "table2.csv"), to_csv(results))
+  write_text_atomic(os.path.join(workdir, "table2.md"), to_markdown(results))
+  return out

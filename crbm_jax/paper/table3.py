@@ -1,0 +1,491 @@
+"""The autotagging experiment of Section 4 end to end: Table 3, Figure 2, tag recovery.
+
+For each data set (``run_dataset``):
+  1. observations with every auxiliary group the data has (simulated study: user,
+     track, clip; MajorMiner: track, clip); the CRBM is trained with its best epoch
+     chosen on an 80/20 split by validation pseudo-likelihood, then (``refit_all``)
+     retrained on all observations for that many epochs, so every clip's W_aux row
+     is learned (MajorMiner has one observation per clip);
+  2. smoothed labels: per clip, the mean of ``num_samples`` RBM samples conditioned
+     on the clip's track and clip with the user factored out (crbm_jax.model.marginals),
+     and the mean-field estimate of the same marginals for comparison;
+  3. raw labels: the number of users (MajorMiner: players) who gave each tag;
+  4. the data set's clip features; 5-fold cross-validation grouped by album when
+     the table has one, else by track, identical for both label sets; the Table 3
+     protocol of crbm_jax.autotag.protocol and Figure 2;
+  5. simulated study only (beyond the paper): ROC-AUC of raw counts and smoothed
+     affinities against the simulator's hidden true tags, overall and on the true
+     tags the workers missed ("recovering false negative tags").
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import os
+import sys
+import time
+from typing import Mapping, Sequence
+
+import jax
+import numpy as np
+
+from crbm_jax import learn
+from crbm_jax.autotag import protocol as protocol_lib
+from crbm_jax.configs import training as training_config
+from crbm_jax.data import splits
+from crbm_jax.data.aux_rows import clip_aux_rows
+from crbm_jax.data.datasets import DatasetBundle, load_dataset
+from crbm_jax.data.observations import Observations
+from crbm_jax.model import marginals
+from crbm_jax.paper import published
+from crbm_jax.util.atomic import write_json_atomic, write_npz_atomic, write_text_atomic
+from crbm_jax.util.stats import recovery_auc
+
+# The numeric fields of the training schema (what a hyperparameter JSON may set).
+HPARAM_KEYS = tuple(k for k, v in training_config.DEFAULTS.items() if not isinstance(v, bool))
+
+
+class ExperimentError(ValueError):
+  """Bad experiment input (names the file or setting and the reason)."""
+
+
+def _log(msg: str) -> None:
+  sys.stderr.write(f"[autotag {time.strftime('%H:%M:%S')}] {msg}\n")
+  sys.stderr.flush()
+
+
+def load_hparams(path: str, dataset: str) -> dict:
+  """Selected hyperparameters from a JSON file.
+
+  Accepted layouts: a flat object with any of HPARAM_KEYS, or such an object under
+  the data set's name, optionally wrapped in "hparams", "best" or "selected"
+  (e.g. {"simulated": {"best": {"num_hidden": 50, "learning_rate": 0.1}}}), or the
+  table2.json of experiments/table2_pseudolikelihood.py ({"datasets": [{"name":
+  ..., "selected": {...}}, ...]}).
+  """
+  try:
+    with open(path) as fh:
+      blob = json.load(fh)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ExperimentError(f"{path}: cannot read hyperparameters: {e}") from e
+  if isinstance(blob, dict) and isinstance(blob.get("datasets"), list):
+    entries = [d for d in blob["datasets"] if isinstance(d, dict) and d.get("name") == dataset]
+    if not entries:
+      raise ExperimentError(f"{path}: no entry named {dataset!r} in its 'datasets' list")
+    blob = entries[0]
+  for key in (dataset, "hparams", "best", "selected"):
+    if isinstance(blob, dict) and isinstance(blob.get(key), dict):
+      blob = blob[key]
+  if not isinstance(blob, dict):
+    raise ExperimentError(f"{path}: expected a JSON object of hyperparameters")
+  found = {k: blob[k] for k in HPARAM_KEYS if k in blob}
+  if not found:
+    raise ExperimentError(f"{path}: no hyperparameters for {dataset!r}; expected some "
+                          f"of {list(HPARAM_KEYS)} (flat or under {dataset!r})")
+  for k, v in found.items():
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+      raise ExperimentError(f"{path}: hyperparameter {k!r} must be a number, got {v!r}")
+  return found
+
+
+def train_crbm(rng_key, obs: Observations, model, val_fraction: float, refit_all: bool,
+               seed: int):
+  """Trains the smoothing CRBM; returns (CRBMParams, info dict).
+
+  Args:
+    model: a training config (``crbm_jax/configs/training.py``, or a mapping of its
+      fields).
+    val_fraction: share of the observations held out to choose the best epoch. The
+      validation split keeps every auxiliary entity in training (data.splits.random_split)
+      when it can; where that leaves under half the wanted validation rows (e.g. one
+      observation per clip with clip conditioning) it is a plain shuffled split instead.
+    refit_all: then retrain on all observations for the best number of epochs.
+  """
+  n, vf = obs.num_observations, float(val_fraction)
+  if not 0.0 < vf < 1.0:
+    raise ExperimentError(f"selection.val_fraction must lie in (0, 1), got {vf}")
+  n_val = int(round(vf * n))
+  split = splits.random_split(obs.aux, seed, (1.0 - vf, vf, 0.0))
+  tr, va, kind = split.train, split.val, "entities covered by training"
+  if len(va) < max(1, n_val // 2):
+    perm = np.random.default_rng(seed).permutation(n)
+    tr, va, kind = np.sort(perm[n_val:]), np.sort(perm[:n_val]), "plain shuffle"
+  if len(va) == 0 or len(tr) == 0:
+    raise ExperimentError(f"{n} observations are too few for a {vf:.0%} validation split")
+  config, hparams = learn.from_config(model)
+  key_fit, key_refit = jax.random.split(rng_key)
+  data = lambda idx: learn.make_dataset(obs.X[idx], obs.aux[idx])
+  result = learn.fit(key_fit, data(tr), data(va), config, hparams, obs.num_aux)
+  best_epoch = int(result.best_epoch)
+  params = result.params
+  info = dict(split=kind, num_train=int(len(tr)), num_val=int(len(va)),
+              best_epoch=best_epoch, best_val_pl=float(result.best_val_pl),
+              val_pl_history=np.asarray(result.history.val_pl).tolist(),
+              refit_all=bool(refit_all))
+  if refit_all:  # same epochs on all data (keeps its best training-PL epoch)
+    every = data(np.arange(n))
+    refit = learn.fit(key_refit, every, every,
+                      dataclasses.replace(config, num_epochs=best_epoch + 1),
+                      hparams, obs.num_aux)
+    params = refit.params
+    info["refit_train_pl"] = float(refit.best_val_pl)
+  return params, info
+
+
+def clip_column(table, clips: np.ndarray, column: str) -> np.ndarray:
+  """[C] value of a table column for each clip (its first row; '' when absent)."""
+  out = np.full(len(clips), "", dtype=object)
+  if not table.has(column):
+    return out.astype(str)
+  names, first = np.unique(table.clip, return_index=True)
+  values = np.asarray(getattr(table, column)).astype(str)[first]
+  pos = np.clip(np.searchsorted(names, clips), 0, max(len(names) - 1, 0))
+  found = names[pos] == clips
+  out[found] = values[pos[found]]
+  return out.astype(str)
+
+
+def fold_groups(table, clips: np.ndarray) -> tuple[np.ndarray, str]:
+  """[C] fold-grouping label per clip: album when the table has one, else track.
+
+  Clips with a blank album fall back to their track, then to the clip itself.
+  Returns (groups, description).
+  """
+  track = clip_column(table, clips, "track")
+  track = np.where(track != "", np.char.add("track:", track), np.char.add("clip:", clips))
+  if table.has("album"):
+    album = clip_column(table, clips, "album")
+    return np.where(album != "", np.char.add("album:", album), track), "album"
+  return track, "track"
+
+
+def raw_label_counts(obs: Observations, clips: np.ndarray) -> np.ndarray:
+  """[C, V] int32: the number of users who gave each tag to each clip.
+
+  Sums ``obs.counts`` (the table's ``count`` column: 1 per worker in a study, the
+  number of players for MajorMiner) over the observations of each clip.
+  """
+  row = {c: i for i, c in enumerate(np.asarray(clips).tolist())}
+  idx = np.array([row.get(c, -1) for c in obs.clip.tolist()], np.int64)
+  keep = idx >= 0
+  out = np.zeros((len(clips), obs.num_visible), np.int32)
+  np.add.at(out, idx[keep], obs.counts[keep])
+  return out
+
+
+def missed_by_workers(study, accepted: np.ndarray, clips: np.ndarray,
+                      tag_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Which true tags the clip's accepted honest workers missed.
+
+  Args:
+    study: SimulatedStudy; accepted: [H] bool HITs that passed the spam filters.
+    clips: [C] clip ids; tag_index: [T'] columns of study.tag_names to keep.
+  Returns:
+    (missed_any [C, T'], missed_all [C, T'] bool, workers [C] int).
+  """
+  use = np.asarray(accepted, bool) & np.asarray(study.honest, bool)
+  row = {c: i for i, c in enumerate(np.asarray(clips).tolist())}
+  idx = np.array([row.get(c, -1) for c in study.hit_clip.tolist()], np.int64)
+  use &= idx >= 0
+  missed = study.missed[:, tag_index].astype(np.int64)
+  n_missed = np.zeros((len(clips), len(tag_index)), np.int64)
+  np.add.at(n_missed, idx[use], missed[use])
+  workers = np.bincount(idx[use], minlength=len(clips))
+  return n_missed > 0, (n_missed == workers[:, None]) & (workers[:, None] > 0), workers
+
+
+def recovery_report(truth: np.ndarray, scores: Mapping[str, np.ndarray],
+                    raw_counts: np.ndarray, missed_any: np.ndarray,
+                    missed_all: np.ndarray) -> dict:
+  """ROC-AUC of each score [C, T] against truth [C, T] on four entry sets.
+
+  all: every (clip, tag). missed_by_any / missed_by_all: positives are the true tags
+  missed by at least one / every accepted honest worker of the clip, negatives all
+  false entries. unreported: entries no worker gave (raw count 0), where raw counts
+  cannot rank (AUC 0.5): the false negatives the paper argues smoothing recovers.
+  """
+  truth = np.asarray(truth, bool)
+  masks = {"all": np.ones_like(truth),
+           "missed_by_any": ~truth | (truth & missed_any),
+           "missed_by_all": ~truth | (truth & missed_all),
+           "unreported": np.asarray(raw_counts) == 0}
+  report = {}
+  for mname, mask in masks.items():
+    entry = {"num_positive": int((truth & mask).sum()),
+             "num_negative": int((~truth & mask).sum())}
+    for sname, s in scores.items():
+      r = recovery_auc(truth, s, mask)
+      entry[sname] = {"overall": r["overall"], "mean_per_tag": r["mean_per_tag"],
+                      "num_tags_scored": r["num_tags_scored"]}
+    report[mname] = entry
+  return report
+
+
+def write_recovery(report: dict, workdir: str, notes: Sequence[str] = ()) -> dict:
+  """Writes recovery.md and recovery.json; returns their paths."""
+  paths = {"markdown": os.path.join(workdir, "recovery.md"),
+           "json": os.path.join(workdir, "recovery.json")}
+  names = [k for k in next(iter(report.values())) if not k.startswith("num_")]
+  lines = ["# Recovery of the simulator's hidden true tags (ROC-AUC)", "",
+           "Overall AUC over the (clip, tag) entries of each set (mean per-tag AUC in "
+           "parentheses). Positives are true tags; negatives are false ones.", "",
+           "| Entries | positives | negatives | " + " | ".join(names) + " |",
+           "|---|---|---|" + "---|" * len(names)]
+  for mname, entry in report.items():
+    cells = [f"{entry[s]['overall']:.4f} ({entry[s]['mean_per_tag']:.4f})"
+             for s in names]
+    lines.append(f"| {mname} | {entry['num_positive']} | {entry['num_negative']} | "
+                 + " | ".join(cells) + " |")
+  lines += [""] + [f"- {n}" for n in notes] + [""]
+  write_text_atomic(paths["markdown"], "\n".join(lines))
+  write_json_atomic(paths["json"], {"report": report, "notes": list(notes)}, sort_keys=False)
+  return paths
+
+
+def _model_config(config, name: str):
+  """The smoothing model's training config: ``config.model`` with the data set's entries
+  of ``config.hparams_json`` (a new ConfigDict; ``config`` is not changed)."""
+  model = config.model.to_dict()
+  if config.hparams_json:
+    model.update({k: type(training_config.DEFAULTS[k])(v)
+                  for k, v in load_hparams(config.hparams_json, name).items()})
+  return training_config.get_config(**model)
+
+
+def _smooth(rng_key, params, obs: Observations, config):
+  factor_out = tuple(g for g in config.factor_out if g in obs.groups)
+  clip_names, aux_rows = clip_aux_rows(obs, factor_out=factor_out)
+  s = config.smoothing
+  comp = marginals.compare_smoothing_methods(
+      rng_key, params, aux_rows, num_samples=int(s.num_samples), burn_in=int(s.burn_in),
+      thin=int(s.thin), batch=int(s.batch))
+  stats = dict(mean_abs_diff=comp.mean_abs_diff, max_abs_diff=comp.max_abs_diff,
+               correlation=comp.correlation, sampled_vs_exact=comp.sampled_vs_exact,
+               mean_field_vs_exact=comp.mean_field_vs_exact,
+               factored_out=list(factor_out), num_samples=int(s.num_samples),
+               burn_in=int(s.burn_in), thin=int(s.thin))
+  return clip_names, aux_rows, comp.sampled, comp.mean_field, stats
+
+
+@dataclasses.dataclass
+class PreparedDataset:
+  """A data set after training and smoothing, ready for the Table 3 protocol.
+
+  Arrays follow ``clips`` [C] (clips with both features and observations) and
+  ``tag_names`` [V]: features [C, F], raw [C, V] users per tag, sampled and
+  mean_field [C, V] affinities, aux_rows [C, G] (user column -1), groups [C].
+  """
+  name: str
+  out_dir: str
+  clips: np.ndarray
+  tag_names: list
+  surface: dict
+  features: np.ndarray
+  raw: np.ndarray
+  sampled: np.ndarray
+  mean_field: np.ndarray
+  aux_rows: np.ndarray
+  aux_groups: tuple
+  groups: np.ndarray
+  summary: dict
+  paths: dict
+  timings: dict
+
+
+def prepare_dataset(name: str, config, workdir: str, rng_key) -> PreparedDataset:
+  """Steps 1-3 (module docstring) and, for the simulated study, the recovery report."""
+  out_dir = os.path.join(workdir, name)
+  os.makedirs(out_dir, exist_ok=True)
+  timings, t0 = {}, time.monotonic()
+  def lap(stage):
+    timings[stage] = round(time.monotonic() - t0 - sum(timings.values()), 3)
+    _log(f"{name}: {stage} done in {timings[stage]:.1f} s")
+
+  kw = config.simulation.to_dict() if name == "simulated" else {}
+  bundle: DatasetBundle = load_dataset(name, seed=config.seed, **kw)
+  if bundle.features is None:
+    raise ExperimentError(f"data set {name!r} has no clip features for autotagging")
+  groups_cfg = config.aux_groups.get(name, None)
+  aux_groups = tuple(groups_cfg) if groups_cfg else None
+  obs = bundle.to_observations(aux_groups=aux_groups, min_users=int(config.min_users))
+  _log(f"{name}: {bundle.description}; {obs.num_observations} observations, "
+       f"{obs.num_visible} tags, groups {obs.groups}")
+  lap("load")
+
+  key_train, key_smooth = jax.random.split(rng_key)
+  model = _model_config(config, name)
+  params, train_info = train_crbm(key_train, obs, model, config.selection.val_fraction,
+                                  config.selection.refit_all, config.seed)
+  _log(f"{name}: best epoch {train_info['best_epoch']}, val log PL "
+       f"{train_info['best_val_pl']:.4f} ({train_info['split']})")
+  lap("train")
+
+  clip_names, aux_rows, sampled, mean_field, smooth_stats = _smooth(
+      key_smooth, params, obs, config)
+  _log(f"{name}: sampled vs mean field: mean |diff| {smooth_stats['mean_abs_diff']:.4f}, "
+       f"correlation {smooth_stats['correlation']:.4f}")
+  lap("smooth")
+
+  feature_clips = np.asarray(bundle.feature_clips, str)
+  keep = np.isin(feature_clips, clip_names)
+  clips = feature_clips[keep]
+  srow = np.searchsorted(clip_names, clips)  # clip_names is sorted
+  raw = raw_label_counts(obs, clips)
+  groups, group_kind = fold_groups(bundle.table, clips)
+  summary = dict(dataset=name, description=bundle.description, simulated=bundle.simulated,
+                 num_observations=obs.num_observations, num_tags=obs.num_visible,
+                 num_clips=int(len(clips)), clips_without_observations=int((~keep).sum()),
+                 num_features=int(bundle.features.shape[1]), fold_groups=group_kind,
+                 num_fold_groups=int(len(np.unique(groups))), model=model.to_dict(),
+                 training=train_info, smoothing=smooth_stats)
+  prep = PreparedDataset(
+      name=name, out_dir=out_dir, clips=clips, tag_names=obs.vocab.tolist(),
+      surface=dict(zip(obs.vocab.tolist(), obs.display.tolist())),
+      features=np.asarray(bundle.features)[keep], raw=raw, sampled=sampled[srow],
+      mean_field=mean_field[srow], aux_rows=aux_rows[srow], aux_groups=obs.groups,
+      groups=groups, summary=summary, paths={}, timings=timings)
+  if bundle.truth is not None and "study" in bundle.extra:
+    summary["recovery"] = _recovery(bundle, obs, prep)
+    lap("recovery")
+  return prep
+
+
+def table3_args(prep: PreparedDataset, config) -> tuple[tuple, dict]:
+  """(args, kwargs) of crbm_jax.autotag.protocol.run_table3 for a prepared data set."""
+  t3 = config.table3
+  kwargs = dict(num_tags=int(t3.num_tags), num_folds=int(t3.num_folds),
+                seed=int(config.seed), max_per_class=int(t3.max_per_class),
+                min_verified=int(t3.min_verified), nu=float(t3.nu),
+                decision=str(t3.decision))
+  return (prep.features, prep.raw, prep.sampled, prep.groups, prep.tag_names), kwargs
+
+
+def finish_dataset(prep: PreparedDataset, result: "protocol_lib.Table3Result", config,
+                   table3_seconds: float) -> dict:
+  """Writes Table 3, Figure 2, labels.npz and summary.json; returns the summary."""
+  name, paths = prep.name, prep.paths
+  paper = published.TABLE3.get(published.TABLE3_NAMES.get(name, ""))
+  paths.update({f"table3_{k}": v for k, v in
+                protocol_lib.write_table3(
+                    result, prep.out_dir, "table3", paper,
+                    title=f"Table 3 ({name}): balanced accuracy (%) of per-tag SVM "
+                    "autotaggers").items()})
+  paths["figure2_png"] = os.path.join(prep.out_dir, "figure2.png")
+  paths["figure2_csv"] = protocol_lib.plot_figure2(
+      result, paths["figure2_png"], int(config.figure_top), prep.surface,
+      title=f"{name}: autotagger accuracy on raw test tags")
+  paths["labels_npz"] = os.path.join(prep.out_dir, "labels.npz")
+  write_npz_atomic(paths["labels_npz"], compress=True, clips=prep.clips, groups=prep.groups,
+                      fold_ids=result.fold_ids, aux_rows=prep.aux_rows,
+                      aux_groups=np.array(prep.aux_groups), raw=prep.raw,
+                      sampled=prep.sampled, mean_field=prep.mean_field,
+                      vocab=np.array(prep.tag_names),
+                      display=np.array([prep.surface[t] for t in prep.tag_names]))
+  summary = dict(prep.summary)
+  summary["table3"] = dict(mean=result.mean.tolist(), se=result.se.tolist(),
+                           num_tags=result.settings["num_tags"],
+                           num_tags_scored=result.num_tags_scored.tolist(),
+                           skipped=result.skipped, paper=paper)
+  summary["timings_s"] = dict(prep.timings, table3=round(table3_seconds, 3))
+  summary["paths"] = paths
+  write_json_atomic(os.path.join(prep.out_dir, "summary.json"), summary, sort_keys=False)
+  _log(f"{name}: Table 3 (train x test raw/smoothed) {np.round(result.mean, 2).tolist()} "
+       f"in {table3_seconds:.1f} s")
+  return summary
+
+
+def _timed_table3(args, kwargs):
+  start = time.monotonic()
+  result = protocol_lib.run_table3(*args, **kwargs)
+  return result, time.monotonic() - start
+
+
+def run_dataset(name: str, config, workdir: str, rng_key) -> dict:
+  """Runs the whole experiment on one data set in this process; returns its summary."""
+  prep = prepare_dataset(name, config, workdir, rng_key)
+  args, kwargs = table3_args(prep, config)
+  result, seconds = _timed_table3(args, kwargs)
+  return finish_dataset(prep, result, config, seconds)
+
+
+def _recovery(bundle: DatasetBundle, obs: Observations, prep: PreparedDataset) -> dict:
+  study = bundle.extra["study"]
+  truth_tags = np.asarray(bundle.extra["truth_tags"], str)
+  vocab_pos = {t: i for i, t in enumerate(obs.vocab.tolist())}
+  tag_index = np.array([i for i, t in enumerate(truth_tags.tolist()) if t in vocab_pos],
+                       np.int64)
+  cols = np.array([vocab_pos[t] for t in truth_tags[tag_index].tolist()], np.int64)
+  trow = {c: i for i, c in enumerate(np.asarray(bundle.feature_clips, str).tolist())}
+  truth = bundle.truth[np.array([trow[c] for c in prep.clips.tolist()])][:, tag_index]
+  missed_any, missed_all, _ = missed_by_workers(
+      study, bundle.extra["filter_result"].accepted, prep.clips, tag_index)
+  scores = {"raw_count": prep.raw[:, cols], "smoothed_sampled": prep.sampled[:, cols],
+            "smoothed_mean_field": prep.mean_field[:, cols]}
+  report = recovery_report(truth, scores, prep.raw[:, cols], missed_any, missed_all)
+  notes = [f"{len(tag_index)} of the {len(truth_tags)} true-tag vocabulary tags are in "
+           f"the model's vocabulary (tags given by >= min_users users) and are scored.",
+           f"{len(prep.clips)} clips; workers = accepted (spam-filtered) honest HITs.",
+           "SIMULATED data: the truth is the simulator's, not people's."]
+  rpaths = write_recovery(report, prep.out_dir, notes)
+  prep.paths.update({f"recovery_{k}": v for k, v in rpaths.items()})
+  return {m: {s: e[s]["overall"] for s in scores} for m, e in report.items()}
+
+
+def run_demo_audio(num_workers: int = 2) -> dict:
+  """Extracts features of the committed demo excerpts (no labels exist for them)."""
+  from crbm_jax.autotag import demo_audio_paths  # pylint: disable=import-outside-toplevel
+  from crbm_jax.autotag.features import extract_features  # pylint: disable=import-outside-toplevel
+  paths = demo_audio_paths()
+  start = time.monotonic()
+  ext = extract_features(paths, num_workers=num_workers, progress=False)
+  seconds = time.monotonic() - start
+  _log(f"demo audio: {len(paths)} files -> features {ext.features.shape} "
+       f"in {seconds:.1f} s")
+  return dict(num_files=len(paths), features_shape=list(ext.features.shape),
+              finite=bool(np.all(np.isfinite(ext.features))), seconds=round(seconds, 3),
+              skipped=[list(s) for s in ext.skipped])
+
+
+def run_autotagging(config, workdir: str) -> dict:
+  """Runs every data set of the config; writes <workdir>/summary.json.
+
+  With config.table3_processes > 0, each data set's Table 3 protocol (SVMs, the
+  slow part) runs in a spawned worker process while the next data set trains.
+
+  Returns:
+    {'datasets': {name: summary}, 'demo_audio': {...} or None, 'seconds': float,
+     'summary_json': path}.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  start = time.monotonic()
+  root = jax.random.key(int(config.seed))
+  out = {"datasets": {}, "demo_audio": None}
+  workers = int(config.get("table3_processes", 0))
+  pool = (concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=multiprocessing.get_context("spawn")) if workers > 0 else None)
+  try:
+    pending = []
+    for i, name in enumerate(config.datasets):
+      _log(f"data set {name} ({i + 1}/{len(config.datasets)})")
+      prep = prepare_dataset(name, config, workdir, jax.random.fold_in(root, i))
+      args, kwargs = table3_args(prep, config)
+      if pool is None:
+        pending.append((prep, _timed_table3(args, kwargs)))
+      else:
+        _log(f"{name}: Table 3 protocol started in a worker process")
+        pending.append((prep, pool.submit(_timed_table3, args, dict(kwargs, progress=False))))
+    if config.demo_audio:
+      out["demo_audio"] = run_demo_audio(int(config.demo_audio_workers))
+    for prep, job in pending:
+      result, seconds = job if pool is None else job.result()
+      out["datasets"][prep.name] = finish_dataset(prep, result, config, seconds)
+  finally:
+    if pool is not None:
+      pool.shutdown(cancel_futures=True)
+  out["seconds"] = round(time.monotonic() - start, 2)
+  out["summary_json"] = os.path.join(workdir, "summary.json")
+  write_json_atomic(out["summary_json"], out, sort_keys=False)
+  _log(f"all done in {out['seconds']:.1f} s; summary {out['summary_json']}")
+  return out

@@ -1,0 +1,93 @@
+"""Atomic file writes: every output of the package goes through these.
+
+A temporary file in the target's folder, then ``os.replace``, so a reader never sees a
+half-written file and a failure leaves the old file (or none).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import zipfile
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+  write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def to_jsonable(x):
+  """Numpy scalars and arrays (nested in dicts, lists, tuples) as plain Python values."""
+  if isinstance(x, dict):
+    return {str(k): to_jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [to_jsonable(v) for v in x]
+  if isinstance(x, np.ndarray) or hasattr(x, "__array__") and not isinstance(x, str):
+    return to_jsonable(np.asarray(x).tolist())
+  if isinstance(x, np.generic):
+    return x.item()
+  return x
+
+
+def write_json_atomic(path: str, obj, **json_kw) -> None:
+  """``obj`` as JSON (default: indent=1, sorted keys; numpy values as Python values,
+  anything else JSON cannot hold as a string)."""
+  kw = dict(indent=1, sort_keys=True, default=str)
+  kw.update(json_kw)
+  write_text_atomic(path, json.dumps(to_jsonable(obj), **kw) + "\n")
+
+
+def write_csv_atomic(path: str, header: Sequence[str], rows: Iterable[Sequence],
+                     delimiter: str = ",") -> None:
+  """A CSV (or TSV) with a header row; '\\n' line ends."""
+  buf = io.StringIO()
+  writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+  writer.writerow(header)
+  writer.writerows(rows)
+  write_text_atomic(path, buf.getvalue())
+
+
+def npz_bytes(compress: bool = False, **arrays) -> bytes:
+  """An ``np.load``-able .npz with fixed zip timestamps (same arrays, same bytes); no
+  pickled objects."""
+  buf = io.BytesIO()
+  method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+  with zipfile.ZipFile(buf, "w", compression=method) as zf:
+    for name, value in arrays.items():
+      info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+      info.compress_type = method
+      array = io.BytesIO()
+      np.lib.format.write_array(array, np.asarray(value), allow_pickle=False)
+      zf.writestr(info, array.getvalue())
+  return buf.getvalue()
+
+
+def write_npz_atomic(path: str, compress: bool = False, **arrays) -> None:
+  write_bytes_atomic(path, npz_bytes(compress, **arrays))
+
+
+def save_figure_atomic(fig, path: str, **savefig_kw) -> None:
+  """``fig.savefig`` into memory (format from the extension), then one atomic write."""
+  buf = io.BytesIO()
+  fmt = os.path.splitext(path)[1].lstrip(".") or "png"
+  fig.savefig(buf, format=fmt, **savefig_kw)
+  write_bytes_atomic(path, buf.getvalue())

@@ -1,0 +1,212 @@
+"""Tests of the Section 4 experiment driver (crbm_jax.paper.table3)."""
+import json
+import os
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from crbm_jax.paper import table3 as ae
+from crbm_jax.data import observations as obs_lib
+from crbm_jax.data.datasets import load_dataset
+from crbm_jax.data.tagtable import TagTable
+
+from crbm_jax.configs import table3 as table3_config
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+  config = table3_config.get_config("smoke")
+  workdir = str(tmp_path_factory.mktemp("table3"))
+  out = ae.run_autotagging(config, workdir)
+  labels = dict(np.load(out["datasets"]["simulated"]["paths"]["labels_npz"]))
+  return config, out, labels
+
+
+def test_smoke_run_writes_table_figure_and_recovery(smoke):
+  config, out, _ = smoke
+  summary = out["datasets"]["simulated"]
+  paths = summary["paths"]
+  for key in ("table3_markdown", "table3_csv", "table3_json", "figure2_png",
+              "figure2_csv", "recovery_markdown", "recovery_json", "labels_npz"):
+    assert os.path.getsize(paths[key]) > 0, key
+  with open(paths["table3_json"]) as fh:
+    table = json.load(fh)
+  mean = np.array(table["mean"], float)
+  assert mean.shape == (2, 2)
+  assert np.all((mean >= 0) & (mean <= 100))
+  assert len(table["tag_names"]) == config.table3.num_tags
+  assert "paper" in open(paths["table3_markdown"]).read()
+  with open(paths["recovery_json"]) as fh:
+    report = json.load(fh)["report"]
+  assert set(report) == {"all", "missed_by_any", "missed_by_all", "unreported"}
+  for entry in report.values():
+    for score in ("raw_count", "smoothed_sampled", "smoothed_mean_field"):
+      assert 0.0 <= entry[score]["overall"] <= 1.0
+  # Raw counts cannot rank entries that nobody reported: every score ties.
+  assert report["unreported"]["raw_count"]["overall"] == pytest.approx(0.5)
+  assert os.path.exists(out["summary_json"])
+
+
+def test_folds_never_split_a_track(smoke):
+  _, _, labels = smoke
+  groups, folds = labels["groups"], labels["fold_ids"]
+  assert all(g.startswith("track:") for g in groups.tolist())
+  for g in np.unique(groups):
+    assert len(np.unique(folds[groups == g])) == 1, g
+  assert len(np.unique(folds)) == 5
+
+
+def test_user_is_factored_out_of_the_smoothing_rows(smoke):
+  _, _, labels = smoke
+  groups = labels["aux_groups"].tolist()
+  assert groups == ["user", "track", "clip"]
+  rows = labels["aux_rows"]
+  assert np.all(rows[:, 0] == -1)
+  assert np.all(rows[:, 1:] >= 0)
+  # One clip row per clip; clips of one track share the track row.
+  assert len(np.unique(rows[:, 2])) == rows.shape[0]
+  for g in np.unique(labels["groups"]):
+    assert len(np.unique(rows[labels["groups"] == g, 1])) == 1
+
+
+def test_raw_labels_equal_the_counts_of_the_table(smoke):
+  config, _, labels = smoke
+  bundle = load_dataset("simulated", seed=config.seed, **config.simulation.to_dict())
+  table = bundle.table
+  clip_pos = {c: i for i, c in enumerate(labels["clips"].tolist())}
+  tag_pos = {t: j for j, t in enumerate(labels["vocab"].tolist())}
+  expected = np.zeros_like(labels["raw"])
+  for clip, tag, count in zip(table.clip.tolist(), table.tag.tolist(),
+                              table.count.tolist()):
+    if clip in clip_pos and tag in tag_pos:
+      expected[clip_pos[clip], tag_pos[tag]] += count
+  np.testing.assert_array_equal(labels["raw"], expected)
+  # One row per (clip, user, tag) in a study: the count is the number of workers.
+  assert labels["raw"].max() <= 3
+
+
+def test_smoothed_affinities_are_probabilities(smoke):
+  _, out, labels = smoke
+  for key in ("sampled", "mean_field"):
+    assert np.all((labels[key] >= 0) & (labels[key] <= 1))
+  stats = out["datasets"]["simulated"]["smoothing"]
+  assert stats["factored_out"] == ["user"]
+  assert 0.0 <= stats["mean_abs_diff"] <= stats["max_abs_diff"] <= 1.0
+
+
+def test_recovery_report_exact_small_case():
+  truth = np.array([[1, 0], [0, 1], [1, 0], [0, 0]], bool)
+  raw = np.array([[2, 0], [0, 0], [0, 1], [0, 0]])
+  perfect = truth.astype(float)
+  missed_any = np.array([[1, 0], [0, 1], [1, 0], [0, 0]], bool)
+  missed_all = np.array([[0, 0], [0, 1], [1, 0], [0, 0]], bool)
+  report = ae.recovery_report(truth, {"raw": raw, "perfect": perfect}, raw,
+                              missed_any, missed_all)
+  assert report["all"]["perfect"]["overall"] == 1.0
+  # missed_by_all: positives (1,1), (2,0), both raw 0; negatives (the 5 false
+  # entries) have raw 0, 0, 1, 0, 0. Each positive ties 4 negatives and loses to
+  # one: AUC = (2 * 4 * 0.5) / (2 * 5).
+  assert report["missed_by_all"]["raw"]["overall"] == pytest.approx(0.4)
+  assert report["missed_by_all"]["num_positive"] == 2
+  assert report["missed_by_any"]["num_positive"] == 3
+  assert report["unreported"]["num_positive"] == 2  # true, but nobody gave them
+
+
+def test_missed_by_workers_counts_accepted_honest_hits_only():
+  study = types.SimpleNamespace(
+      hit_clip=np.array(["a", "a", "b", "b", "a"]),
+      honest=np.array([True, True, True, True, False]),
+      missed=np.array([[1, 0], [1, 1], [0, 0], [1, 0], [0, 0]], bool))
+  accepted = np.array([True, True, True, False, True])
+  any_, all_, workers = ae.missed_by_workers(study, accepted, np.array(["a", "b"]),
+                                            np.array([0, 1]))
+  np.testing.assert_array_equal(workers, [2, 1])
+  np.testing.assert_array_equal(any_, [[True, True], [False, False]])
+  np.testing.assert_array_equal(all_, [[True, False], [False, False]])
+
+
+def _table(album=None):
+  return TagTable(
+      clip=np.array(["c1", "c1", "c2", "c3", "c4"]), tag=np.array(["x", "y", "x", "y", "x"]),
+      count=np.array([1, 2, 3, 1, 1]), track=np.array(["t1", "t1", "t1", "t2", "t3"]),
+      album=album)
+
+
+def test_fold_groups_prefer_album_then_track():
+  clips = np.array(["c1", "c2", "c3", "c4"])
+  groups, kind = ae.fold_groups(_table(), clips)
+  assert kind == "track"
+  assert groups.tolist() == ["track:t1", "track:t1", "track:t2", "track:t3"]
+  album = np.array(["A", "A", "A", "", "B"])
+  groups, kind = ae.fold_groups(_table(album), clips)
+  assert kind == "album"
+  assert groups.tolist() == ["album:A", "album:A", "track:t2", "album:B"]
+
+
+def test_raw_label_counts_sum_players_without_users():
+  obs = obs_lib.build_observations(_table(), aux_groups=("track", "clip"))
+  raw = ae.raw_label_counts(obs, np.array(["c4", "c1", "c2"]))
+  col = {t: j for j, t in enumerate(obs.vocab.tolist())}
+  expected = np.zeros((3, 2), np.int32)
+  expected[1, col["x"]], expected[1, col["y"]] = 1, 2
+  expected[2, col["x"]] = 3
+  expected[0, col["x"]] = 1
+  np.testing.assert_array_equal(raw, expected)
+
+
+def test_load_hparams_layouts_and_errors(tmp_path):
+  flat = tmp_path / "flat.json"
+  flat.write_text(json.dumps({"num_hidden": 7, "learning_rate": 0.1, "other": 1}))
+  assert ae.load_hparams(str(flat), "simulated") == {"num_hidden": 7, "learning_rate": 0.1}
+  nested = tmp_path / "nested.json"
+  nested.write_text(json.dumps({"majorminer": {"best": {"l1_aux": 1e-4}},
+                                "simulated": {"l1_aux": 0.0}}))
+  assert ae.load_hparams(str(nested), "majorminer") == {"l1_aux": 1e-4}
+  table2 = tmp_path / "table2.json"
+  table2.write_text(json.dumps({"datasets": [
+      {"name": "majorminer", "selected": {"num_hidden": 3}},
+      {"name": "simulated", "selected": {"num_hidden": 9, "momentum": 0.9}}]}))
+  assert ae.load_hparams(str(table2), "simulated") == {"num_hidden": 9, "momentum": 0.9}
+  with pytest.raises(ae.ExperimentError, match="no entry named 'hetrec'"):
+    ae.load_hparams(str(table2), "hetrec")
+  bad = tmp_path / "bad.json"
+  bad.write_text("{not json")
+  with pytest.raises(ae.ExperimentError, match="bad.json"):
+    ae.load_hparams(str(bad), "simulated")
+  empty = tmp_path / "empty.json"
+  empty.write_text(json.dumps({"foo": 1}))
+  with pytest.raises(ae.ExperimentError, match="no hyperparameters"):
+    ae.load_hparams(str(empty), "simulated")
+  text = tmp_path / "text.json"
+  text.write_text(json.dumps({"num_hidden": "ten"}))
+  with pytest.raises(ae.ExperimentError, match="must be a number"):
+    ae.load_hparams(str(text), "simulated")
+
+
+def test_train_crbm_uses_a_plain_split_when_every_clip_is_seen_once():
+  rng = np.random.default_rng(0)
+  n = 40
+  clips = np.array([f"c{i}" for i in range(n)])
+  tags = np.array(["a", "b", "c", "d"])[rng.integers(0, 4, n)]
+  table = TagTable(clip=clips, tag=tags, count=np.ones(n, np.int64),
+                   track=np.array([f"t{i // 4}" for i in range(n)]))
+  obs = obs_lib.build_observations(table, aux_groups=("track", "clip"))
+  model = dict(num_hidden=2, cd_k=1, batch_size=8, num_epochs=2, learning_rate=0.1,
+               momentum=0.5, weight_decay=1e-4, l1_aux=1e-5)
+  params, info = ae.train_crbm(jax.random.key(0), obs, model, val_fraction=0.2,
+                               refit_all=True, seed=0)
+  assert info["split"] == "plain shuffle"
+  assert (info["num_train"], info["num_val"]) == (32, 8)
+  assert 0 <= info["best_epoch"] < 2
+  assert params.W_aux.shape == (obs.num_aux, obs.num_visible)
+
+
+def test_config_variants():
+  for variant in ("smoke", "default", "full"):
+    config = table3_config.get_config(variant)
+    assert config.variant == variant
+  assert table3_config.get_config("full").smoothing.num_samples == 1000
+  with pytest.raises(ValueError, match="unknown table3 config variant"):
+    table3_config.get_config("huge")
