@@ -116,7 +116,7 @@ def test_drift_gradient_reaches_neighbour_rows_through_the_kernel():
   config = cj.TrainConfig(num_hidden=4, batch_size=len(obs.X))
   learner = learn.distance_aware(config, obs.num_aux, nb)
   key = jax.random.key(3)
-  state, _ = learner.step(key, _state_with(learner, data, hp, params), batch, hp)
+  state, _ = jax.jit(learner.step)(key, _state_with(learner, data, hp, params), batch, hp)
   aux = jnp.asarray(obs.aux)
   vis = lambda W_aux: cj.visible_bias(drift.effective_params(params._replace(W_aux=W_aux),
                                                              nb, length), aux)
