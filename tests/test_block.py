@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from brute_force import dense_l1_step
+from tracing import counted_jit
 from crbm_jax import learn
 from crbm_jax.learn import block as grid
 from crbm_jax.learn import lazy_l1
@@ -119,14 +120,7 @@ def test_gibbs_noise_is_shared_by_the_block():
 
 
 def test_different_hyperparameters_do_not_recompile():
-  traces = []
-  fit = grid.make_block_fit(_config(4), A)
-
-  def counted(*args):
-    traces.append(1)
-    return fit(*args)
-
-  fn = jax.jit(counted)
+  fn, traces = counted_jit(grid.make_block_fit(_config(4), A))
   for lr in (0.01, 0.2, 0.7):
     pts = _points([2, 4], lrs=(lr,))
     keys = jax.random.split(jax.random.key(int(lr * 100)), 2)

@@ -9,6 +9,7 @@ from crbm_jax import learn
 from crbm_jax.data.aux_rows import clip_aux_rows
 from crbm_jax.learn import clip_distance as drift
 from crbm_jax.learn.contrastive import cd_sampler
+from tracing import counted_jit
 from crbm_jax.data.observations import build_observations
 from crbm_jax.data.tagtable import TagTable
 
@@ -137,9 +138,8 @@ def test_fit_drift_runs_and_does_not_recompile_across_lengths():
   obs, nb, _ = _setup()
   data = cj.make_dataset(np.tile(obs.X, (4, 1)), np.tile(obs.aux, (4, 1)))
   config = cj.TrainConfig(num_hidden=3, batch_size=6, num_epochs=3)
-  traces = []
-  fit_fn = learn.make_fit(config, obs.num_aux, learn.distance_aware(config, obs.num_aux, nb))
-  jitted = jax.jit(lambda *a: (traces.append(1), fit_fn(*a))[1])
+  jitted, traces = counted_jit(
+      learn.make_fit(config, obs.num_aux, learn.distance_aware(config, obs.num_aux, nb)))
   for ell in (0.1, 1.0):
     res = jitted(jax.random.key(0), cj.make_hparams(kernel_length=ell), data, data)
     assert np.all(np.isfinite(np.asarray(res.history.val_pl)))

@@ -13,6 +13,7 @@ from crbm_jax.learn import lazy_l1
 from crbm_jax.learn.contrastive import cd_sampler
 from crbm_jax.learn.clip_distance import ClipNeighbours
 from brute_force import dense_l1_step, exact_quantities, random_params
+from tracing import counted_jit
 
 NUM_AUX, PER_GROUP = 9, 4  # group g owns rows [4g, 4g + 4); row 8 is never used
 
@@ -190,15 +191,8 @@ def test_l1_prox_produces_exact_zeros():
 
 
 def test_changing_hyperparameter_values_does_not_recompile():
-  traces = []
   config = cj.TrainConfig(num_hidden=4, batch_size=20, num_epochs=2)
-  fit_fn = cj.make_fit(config, num_aux=NUM_AUX)
-
-  def counted(*args):
-    traces.append(1)
-    return fit_fn(*args)
-
-  jitted = jax.jit(counted)
+  jitted, traces = counted_jit(cj.make_fit(config, num_aux=NUM_AUX))
   train, val = _random_data(3), _random_data(4, n=60)
   for lr, l1, wd, scale in [(0.05, 1e-3, 1e-4, 1.0), (0.2, 0.0, 0.0, 10.0),
                             (0.01, 0.3, 1e-2, 100.0)]:

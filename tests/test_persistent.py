@@ -10,6 +10,7 @@ from crbm_jax.learn import persistent
 from crbm_jax.model import ais
 from crbm_jax.model.pseudolikelihood import factored_log_likelihood, fit_factored
 from brute_force import exact_quantities, random_params
+from tracing import counted_jit
 
 V, H, A = 6, 3, 4
 AUX = np.array([[0, 2], [1, -1], [3, 2]], np.int32)
@@ -126,10 +127,8 @@ def test_example_mode_with_two_chains_per_observation_does_not_recompile_per_hpa
   train = cj.make_dataset(v[:100], aux[:100])
   val = cj.make_dataset(v[100:], aux[100:])
   config = cj.TrainConfig(num_hidden=H, batch_size=20, num_epochs=1)
-  traces = []
-  fit_fn = learn.make_fit(config, A, learn.parallel_tempering(
-      config, A, num_temperatures=2, num_chains=2, chain_mode="example"))
-  jitted = jax.jit(lambda *a: (traces.append(1), fit_fn(*a))[1])
+  jitted, traces = counted_jit(learn.make_fit(config, A, learn.parallel_tempering(
+      config, A, num_temperatures=2, num_chains=2, chain_mode="example")))
   for lr in (0.01, 0.05):
     res = jitted(jax.random.key(0), cj.make_hparams(learning_rate=lr), train, val)
     assert np.all(np.isfinite(np.asarray(res.history.val_pl)))
