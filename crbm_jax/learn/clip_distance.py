@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.learn import lazy_l1
-from crbm_jax.learn.base import HParams, Learner, TrainConfig
+from crbm_jax.learn.base import Learner, TrainConfig
 from crbm_jax.learn.contrastive import cd_sampler
 from crbm_jax.learn.learner import make_learner
 from crbm_jax.model.crbm import CRBMParams

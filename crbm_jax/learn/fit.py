@@ -81,7 +81,8 @@ def run_epochs(rng_key: PRNGKey, learner: Learner, state, train: Dataset, hparam
   Returns:
     (final state, BestEpoch, History).
   """
-  model_shape = learner.model(state, hparams).b.shape[:-1]   # () or (M,)
+  initial = learner.model(state, hparams)
+  model_shape = initial.b.shape[:-1]                          # () or (M,)
 
   def body(carry, epoch):
     state, best = carry
@@ -96,7 +97,7 @@ def run_epochs(rng_key: PRNGKey, learner: Learner, state, train: Dataset, hparam
       best = keep_best(best, params, val_pl, epoch, learner.model_axes)
     return (state, best), (info.recon_error, val_pl)
 
-  best = BestEpoch(learner.model(state, hparams), jnp.full(model_shape, -jnp.inf),
+  best = BestEpoch(initial, jnp.full(model_shape, -jnp.inf),
                    jnp.full(model_shape, -1, jnp.int32))
   (state, best), (recon, val_pl) = jax.lax.scan(body, (state, best),
                                                 jnp.arange(config.num_epochs))

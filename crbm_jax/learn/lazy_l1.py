@@ -23,7 +23,7 @@ model's masked groups, whose rows then stay exactly 0.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +59,9 @@ class TouchedRows(NamedTuple):
   rows: [U] (unused slots hold num_aux, out of range: they read 0 and are never written);
   inverse: [B, K] the slot in ``rows`` of each entry; weight: [B, K] each entry's weight;
   group: [K] each column's group; row_group: [U] the group of each row; current:
-  [U, *M, V] the rows with every pending soft-threshold applied.
+  [U, *M, V] the rows with every pending soft-threshold applied; select: [B, U] the
+  weight of row u in observation b's W_a a, for the block layout's matmuls (None for one
+  model, which gathers and segment-sums instead).
   """
   rows: Array
   inverse: Array
@@ -67,6 +69,7 @@ class TouchedRows(NamedTuple):
   group: Array
   row_group: Array
   current: Array
+  select: Optional[Array]
 
 
 def soft_threshold(x: Array, t: Array) -> Array:
@@ -99,14 +102,13 @@ def touch(W_aux: Array, l1: L1State, inputs: AuxInput) -> TouchedRows:
       jnp.broadcast_to(group, inputs.rows.shape).reshape(-1))
   current = W_aux.at[rows].get(mode="fill", fill_value=0.0)                 # [U, *M, V]
   pending = l1.total - l1.applied.at[rows].get(mode="fill", fill_value=0.0)  # [U, *M]
-  return TouchedRows(rows, inverse, inputs.weight.astype(W_aux.dtype), group, row_group,
-                     soft_threshold(current, pending[..., None]))
-
-
-def _selection(touched: TouchedRows) -> Array:
-  """[B, U]: the weight of row u in observation b's W_a a."""
-  one_hot = jax.nn.one_hot(touched.inverse, touched.rows.shape[0], dtype=touched.weight.dtype)
-  return jnp.sum(touched.weight[..., None] * one_hot, axis=1)
+  weight = inputs.weight.astype(W_aux.dtype)
+  select = None
+  if W_aux.ndim > 2:  # block layout: once per step, for the bias and the gradient
+    one_hot = jax.nn.one_hot(inverse, rows.shape[0], dtype=weight.dtype)
+    select = jnp.sum(weight[..., None] * one_hot, axis=1)
+  return TouchedRows(rows, inverse, weight, group, row_group,
+                     soft_threshold(current, pending[..., None]), select)
 
 
 def _row_mask(touched: TouchedRows, group_mask: Array) -> Array:
@@ -126,8 +128,8 @@ def touched_bias(touched: TouchedRows, group_mask: Array) -> Array:
   cheapest; for a block, one [B, U] x [U, M·V] matmul with the selection matrix (the group
   masks applied to the rows) beats gathering B·K·M·V elements.
   """
-  if touched.current.ndim > 2:
-    return _matmul_rows(_selection(touched), touched.current * _row_mask(touched, group_mask))
+  if touched.select is not None:
+    return _matmul_rows(touched.select, touched.current * _row_mask(touched, group_mask))
   weight = touched.weight * group_mask[touched.group]
   return jnp.einsum("bk,bkv->bv", weight, touched.current[touched.inverse])
 
@@ -135,8 +137,8 @@ def touched_bias(touched: TouchedRows, group_mask: Array) -> Array:
 def _rows_gradient(touched: TouchedRows, dvis: Array) -> Array:
   """[U, *M, V]: Σ over the entries using each row of weight x dvis (the layouts as in
   ``touched_bias``: a segment sum for one model, a selection matmul for a block)."""
-  if dvis.ndim > 2:
-    return _matmul_rows(_selection(touched).T, dvis)
+  if touched.select is not None:
+    return _matmul_rows(touched.select.T, dvis)
   contrib = touched.weight[..., None] * dvis[:, None, :]                   # [B, K, V]
   return jax.ops.segment_sum(contrib.reshape(-1, dvis.shape[-1]),
                              touched.inverse.reshape(-1),
