@@ -13,6 +13,7 @@ from ml_collections import config_flags
 
 from crbm_jax import configs
 from crbm_jax.paper import beyond
+from crbm_jax.util import interrupt
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(configs.__file__), "beyond.py"),
@@ -23,6 +24,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=Tr
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
+  interrupt.exit_on_interrupt(  # Ctrl-C: one line, exit 130
+      "beyond_paper",
+      f"files already in {_WORKDIR.value} are complete (each is written atomically); "
+      "run the same command again")
   beyond.run_beyond(_CONFIG.value, _WORKDIR.value)
   with open(os.path.join(_WORKDIR.value, "beyond.md")) as f:
     print(f.read())

@@ -17,6 +17,7 @@ from ml_collections import config_flags
 
 from crbm_jax import configs
 from crbm_jax.paper import table1
+from crbm_jax.util import interrupt
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(configs.__file__), "table1.py"),
@@ -72,6 +73,10 @@ def run(config, workdir: str, tags: Optional[str] = None,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError("Too many command-line arguments.")
+  interrupt.exit_on_interrupt(  # Ctrl-C: one line, exit 130
+      "table1_cooccurrence",
+      f"the data sets already finished in {_WORKDIR.value} are complete (each file is "
+      "written atomically); run the same command again to redo the rest")
   run(_CONFIG.value, _WORKDIR.value, _TAGS.value, _DATASET.value)
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crbm_jax.data.canonical import (canonical_tag, canonicalize_table,
+from crbm_jax.data.canonical import (canonical_tag, canonicalize_table, merge_compounds,
                                      most_common_surface)
 from crbm_jax.data.tagtable import TagTable
 
@@ -114,3 +114,63 @@ def test_canonicalize_table_sums_counts_of_item_rows():
   assert out.clip.tolist() == ["a", "b"] and out.tag.tolist() == ["80s", "80s"]
   assert out.count.tolist() == [5, 4]
   assert surface == {"80s": "80s"}  # 80s: 4 uses, 1980s: 3, 80's: 2
+
+
+# -- issue 15 item 6: camelCase, snake_case, closed compounds; issue 18 item 13: NFKC --
+
+@pytest.mark.parametrize("joined, spaced", [
+    ("femaleVocals", "female vocals"), ("noVocals", "no vocals"),
+    ("maleVocal", "male vocal"), ("HipHop", "hip hop"), ("female_vocals", "female vocals"),
+    ("no_vocals", "no vocals"), ("FEMALE_VOCALS", "female vocals"),
+])
+def test_camel_and_snake_case_are_words(joined, spaced):
+  assert canonical_tag(joined) == canonical_tag(spaced)
+
+
+@pytest.mark.parametrize("text", ["ROCK", "Rock", "R&B", "Hip-Hop", "80S", "DJ Shadow"])
+def test_upper_and_title_case_are_not_split(text):
+  assert canonical_tag(text) == canonical_tag(text.lower())
+
+
+@pytest.mark.parametrize("a, b", [("caf\u00e9", "cafe\u0301"), ("\uff52\uff4f\uff43\uff4b", "rock"),
+                                  ("\ufb01ddle", "fiddle")])
+def test_unicode_spellings_are_one_tag(a, b):
+  assert canonical_tag(a) == canonical_tag(b)
+
+
+def test_closed_compounds_merge_when_both_spellings_are_in_the_vocabulary():
+  weights = {canonical_tag(t): w for t, w in [
+      ("hip hop", 5), ("hiphop", 2), ("r&b", 1), ("rnb", 3), ("lo-fi", 2), ("lofi", 2),
+      ("rock", 9)]}
+  merged = merge_compounds(weights)
+  assert merged[canonical_tag("hiphop")] == merged[canonical_tag("hip hop")] == "hip hop"
+  assert merged[canonical_tag("r&b")] == merged[canonical_tag("rnb")] == "rnb"  # more used
+  assert merged["lofi"] == merged["lo fi"] == "lo fi"  # a tie: the one with more words
+  assert merged["rock"] == "rock"
+  assert merge_compounds({"hiphop": 1}) == {"hiphop": "hiphop"}  # alone: unchanged
+
+
+def test_canonicalize_table_merges_compounds_only_from_its_own_tags():
+  table = TagTable(clip=np.array(["a", "b", "c", "d"]),
+                   tag=np.array(["Hip Hop", "hiphop", "hip-hop", "lofi"]),
+                   count=np.ones(4, dtype=np.int64))
+  out, surface = canonicalize_table(table)
+  assert out.tag.tolist() == ["hip hop", "hip hop", "hip hop", "lofi"]
+  assert surface["hip hop"] == "hiphop"  # one use each: the shortest surface form
+  assert surface["lofi"] == "lofi"
+  alone = TagTable(clip=np.array(["a"]), tag=np.array(["hiphop"]),
+                   count=np.ones(1, dtype=np.int64))
+  assert canonicalize_table(alone)[0].tag.tolist() == ["hiphop"]
+
+
+def test_canonicalize_table_result_does_not_depend_on_row_order():
+  tags = ["rnb", "R&B", "rnb", "lo-fi", "lofi", "femaleVocals", "female vocals"]
+  clips = [f"c{k}" for k in range(len(tags))]
+  forward = TagTable(clip=np.array(clips), tag=np.array(tags),
+                     count=np.ones(len(tags), dtype=np.int64))
+  backward = forward.subset(np.arange(len(tags))[::-1])
+  a, sa = canonicalize_table(forward)
+  b, sb = canonicalize_table(backward)
+  assert dict(zip(a.clip.tolist(), a.tag.tolist())) == dict(zip(b.clip.tolist(),
+                                                                b.tag.tolist()))
+  assert sa == sb

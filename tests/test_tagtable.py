@@ -2,6 +2,7 @@
 import math
 import os
 import pathlib
+import unicodedata
 
 import numpy as np
 import pytest
@@ -122,7 +123,10 @@ _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)),
                 min_size=1, max_size=8).filter(lambda s: s == s.strip() and s)
 
 
-@given(rows=st.lists(st.tuples(_text, _text, _text), min_size=0, max_size=12,
+_tag_text = _text.filter(lambda s: s == unicodedata.normalize("NFKC", s).strip())
+
+
+@given(rows=st.lists(st.tuples(_text, _text, _tag_text), min_size=0, max_size=12,
                      unique=True),
        counts=st.lists(st.integers(1, 10**12), min_size=12, max_size=12),
        starts=st.lists(st.floats(allow_infinity=False), min_size=12, max_size=12))
@@ -154,3 +158,36 @@ def test_write_is_atomic_and_refuses_values_tsv_cannot_hold(tmp_path):
   assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
   write_tag_table(bad, tmp_path / "t.csv")  # CSV can hold it
   assert load_tag_table(tmp_path / "t.csv").tag.tolist() == ["a\tb"]
+
+
+def test_counts_up_to_the_maximum_load_and_larger_ones_are_refused(tmp_path):
+  from crbm_jax.data.tagtable import MAX_COUNT  # pylint: disable=import-outside-toplevel
+  path = tmp_path / "t.tsv"
+  path.write_text(f"clip\ttag\tcount\nc1\trock\t{MAX_COUNT}\nc2\trock\t{MAX_COUNT + 1}\n")
+  with pytest.raises(DataError, match=rf"{path}:3: count {MAX_COUNT + 1} is too large"):
+    load_tag_table(path)
+  path.write_text(f"clip\ttag\tcount\nc1\trock\t{MAX_COUNT}\n")
+  assert load_tag_table(path).count.tolist() == [MAX_COUNT]
+
+
+def test_tags_are_nfkc_normalised_and_other_columns_kept_as_written(tmp_path):
+  path = tmp_path / "t.tsv"
+  path.write_text("clip\tuser\ttag\ncafe\u0301\tu\u0301\tcafe\u0301\n", encoding="utf-8")
+  table = load_tag_table(path)
+  assert table.tag.tolist() == ["caf\u00e9"]
+  assert table.clip.tolist() == ["cafe\u0301"] and table.user.tolist() == ["u\u0301"]
+
+
+def test_the_same_tag_in_two_unicode_spellings_is_a_duplicate_row(tmp_path):
+  path = tmp_path / "t.tsv"
+  path.write_text("clip\ttag\nc1\tcaf\u00e9\nc1\tcafe\u0301\n", encoding="utf-8")
+  with pytest.raises(DataError, match="two Unicode spellings"):
+    load_tag_table(path)
+
+
+def test_zero_and_blank_durations_are_accepted(tmp_path):
+  path = tmp_path / "t.tsv"
+  path.write_text("clip\ttag\tduration\ttrack_duration\nc1\trock\t0\t\nc2\tjazz\t\t12.5\n")
+  table = load_tag_table(path)
+  assert table.duration[0] == 0 and math.isnan(table.duration[1])
+  assert math.isnan(table.track_duration[0]) and table.track_duration[1] == 12.5

@@ -2,6 +2,9 @@
 transforming tags into a canonical form").
 
 ``canonical_tag`` applies, in order:
+  0. Unicode NFKC normalisation (``café`` composed or decomposed is one tag; full-width
+     letters and ligatures become plain ones); camelCase is split into words at each
+     lower-to-upper case change (``femaleVocals`` -> ``female Vocals``).
   1. lower case; ``&`` and ``+`` become the word "and"; ``'n'`` / ``'n`` /
      ``n'`` (as in rock 'n' roll) become the word "n".
   2. decades spelled one way: ``80's``, ``'80s``, ``80s``, ``1980s``,
@@ -17,6 +20,15 @@ transforming tags into a canonical form").
   6. every word is stemmed with the Snowball English stemmer (drums, drum,
      drumming -> drum); decade tokens are left as they are.
 The result may be empty (a tag of punctuation only); callers drop such tags.
+snake_case needs no rule of its own: ``_`` is punctuation (step 3).
+
+Closed compounds (``hiphop`` / ``hip hop``, ``rnb`` / ``r&b``, ``lofi`` / ``lo-fi``) are
+merged by ``merge_compounds``, from the data rather than from a word list: two canonical
+tags of one vocabulary merge when they are equal after deleting spaces, with the word
+"and" read as "n" (``r and b`` and ``rnb`` both give ``rnb``). The merged tag is the
+spelling used on the most rows (ties: the one with more words, then the alphabetically
+first). ``canonicalize_table`` applies it to the table's own tags, so a spelling merges
+only when both occur in the same table.
 """
 from __future__ import annotations
 
@@ -24,6 +36,7 @@ import collections
 import functools
 import logging
 import re
+import unicodedata
 from typing import Iterable, Optional
 
 import numpy as np
@@ -48,12 +61,13 @@ _NON_WORD = re.compile(r"[^\w\s]|_")
 _DECADE_TOKEN = re.compile(r"^(?:[2-9]0s|2000s|2010s)$")
 _LEADING = (("sounds", "like"), ("sound", "like"), ("like",))
 _TRAILING = ("music", "sound", "sounds", "feel")
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def canonical_tag(text: str) -> str:
   """The canonical form of one raw tag (see the module docstring); may be ''."""
-  s = text.lower().strip()
+  s = _CAMEL.sub(" ", unicodedata.normalize("NFKC", text)).lower().strip()
   s = s.replace("&", " and ").replace("+", " and ")
   s = _N_WORD.sub(" n ", s)
   s = _DECADE_2010.sub(" 2010s ", s)
@@ -75,8 +89,8 @@ def canonical_tag(text: str) -> str:
 
 
 def surface_form(text: str) -> str:
-  """A raw tag as shown to people: lower case, stripped, spaces collapsed."""
-  return " ".join(text.lower().split())
+  """A raw tag as shown to people: NFKC, lower case, stripped, spaces collapsed."""
+  return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
 def most_common_surface(raw_tags: Iterable[str],
@@ -101,8 +115,34 @@ def most_common_surface(raw_tags: Iterable[str],
           for c, forms in sorted(counts.items())}
 
 
+def compound_key(canon: str) -> str:
+  """A canonical tag with its spaces deleted and the word "and" read as "n"."""
+  return "".join("n" if w == "and" else w for w in canon.split())
+
+
+def merge_compounds(weights: dict) -> dict:
+  """Closed-compound spellings of one vocabulary merged (see the module docstring).
+
+  Args:
+    weights: {canonical tag: how often it is used (e.g. rows)}.
+  Returns:
+    {canonical tag: merged tag} for every tag of ``weights`` (itself when unmerged).
+  """
+  groups = collections.defaultdict(list)
+  for canon in weights:
+    groups[compound_key(canon)].append(canon)
+  out = {}
+  for forms in groups.values():
+    best = min(forms, key=lambda c: (-weights[c], -len(c.split()), c))
+    out.update({c: best for c in forms})
+  return out
+
+
 def canonicalize_table(table: TagTable, stats: Optional[dict] = None):
   """Replaces every tag by its canonical form, merging rows that now coincide.
+
+  Closed-compound spellings that both occur in the table are merged first
+  (``merge_compounds``, weighted by rows).
 
   Rows with the same (clip, user, canonical tag) (or (clip, canonical tag) when
   the table has no user column) become one row: for user rows the count is the
@@ -118,13 +158,26 @@ def canonicalize_table(table: TagTable, stats: Optional[dict] = None):
   """
   uniq, inverse = np.unique(table.tag, return_inverse=True)
   canon_uniq = [canonical_tag(str(t)) for t in uniq.tolist()]
-  canon = [canon_uniq[i] for i in inverse.reshape(-1).tolist()]
+  inverse = inverse.reshape(-1)
+  rows_per = np.bincount(inverse, minlength=len(uniq)).tolist()
+  weights = collections.Counter()
+  for c, n in zip(canon_uniq, rows_per):
+    if c:
+      weights[c] += n
+  merged = merge_compounds(dict(sorted(weights.items())))
+  canon_uniq = [merged.get(c, c) for c in canon_uniq]
+  canon = [canon_uniq[i] for i in inverse.tolist()]
   keep = np.array([k for k, c in enumerate(canon) if c], dtype=np.int64)
   dropped = table.num_rows - keep.size
   if dropped:
     logging.info("canonicalize_table: dropped %d rows whose tag has an empty "
                  "canonical form", dropped)
-  surface = most_common_surface(table.tag[keep].tolist(), table.count[keep].tolist())
+  surface_counts = collections.defaultdict(collections.Counter)
+  tag_list, count_list = table.tag.tolist(), table.count.tolist()
+  for k in keep.tolist():
+    surface_counts[canon[k]][surface_form(tag_list[k])] += int(count_list[k])
+  surface = {c: min(forms.items(), key=lambda kv: (-kv[1], len(kv[0]), kv[0]))[0]
+             for c, forms in sorted(surface_counts.items())}
   has_user = table.user is not None
   first = {}
   counts = []

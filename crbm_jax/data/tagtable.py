@@ -14,6 +14,7 @@ import importlib.resources
 import io
 import math
 import os
+import unicodedata
 from typing import Optional, Union
 
 import numpy as np
@@ -78,6 +79,14 @@ class TagTable:
 REQUIRED_COLUMNS = ("clip", "tag")
 COLUMN_ALIASES = {"item": "clip"}
 KNOWN_COLUMNS = STRING_COLUMNS + FLOAT_COLUMNS + ("count",)
+MAX_COUNT = 10 ** 12  # larger counts are refused: sums over rows must fit in int64
+NONNEGATIVE_COLUMNS = ("duration", "track_duration")
+
+
+def normalize_tag(text: str) -> str:
+  """Unicode NFKC form of a tag, so that one tag typed in different Unicode spellings
+  (composed or decomposed accents, full-width letters, ligatures) is one tag."""
+  return unicodedata.normalize("NFKC", text)
 
 PathLike = Union[str, os.PathLike]
 
@@ -134,6 +143,9 @@ def split_rows(text: str, tsv: bool, path: str) -> list:
         rows.append((start, fields))
       start = reader.line_num + 1
   except csv.Error as e:
+    if "end of data" in str(e):  # a quote opened in the record that starts at `start`
+      raise DataError("malformed CSV: a quoted field that starts on this line is never "
+                      "closed (unbalanced \")", path, start) from e
     raise DataError(f"malformed CSV: {e}", path, reader.line_num) from e
   return rows
 
@@ -166,8 +178,13 @@ def load_tag_table(path: PathLike) -> TagTable:
 
   Raises:
     DataError naming file, line and reason for: missing required column, wrong
-    number of fields, blank clip or tag, bad count or number, invalid UTF-8,
+    number of fields, blank clip or tag, bad count (not an integer, < 1 or
+    > MAX_COUNT) or number, a negative or infinite duration / track_duration,
+    invalid UTF-8, an unbalanced CSV quote (at the line where it opens),
     duplicate (clip, user, tag) rows, a clip given two different tracks.
+
+  Tags are normalised to Unicode NFKC (``normalize_tag``); other columns are
+  kept exactly as written.
   """
   path = os.fspath(path)
   text = read_text(path)
@@ -192,6 +209,8 @@ def load_tag_table(path: PathLike) -> TagTable:
     return [v.strip() for v in cols[index[name]]]
 
   clip, tag = column("clip"), column("tag")
+  raw_tag = tag
+  tag = [normalize_tag(t).strip() for t in tag]
   for name, values in (("clip", clip), ("tag", tag)):
     for k, v in enumerate(values):
       if not v:
@@ -208,6 +227,9 @@ def load_tag_table(path: PathLike) -> TagTable:
         raise DataError(f"count {v!r} is not an integer", path, lines[k]) from None
       if c < 1:
         raise DataError(f"count {c} is less than 1", path, lines[k])
+      if c > MAX_COUNT:
+        raise DataError(f"count {v} is too large (at most {MAX_COUNT:.0e})", path,
+                        lines[k])
       count.append(c)
   else:
     count = [1] * len(clip)
@@ -223,9 +245,14 @@ def load_tag_table(path: PathLike) -> TagTable:
           values.append(math.nan)
           continue
         try:
-          values.append(float(v))
+          x = float(v)
         except ValueError:
           raise DataError(f"{name} {v!r} is not a number", path, lines[k]) from None
+        if name in NONNEGATIVE_COLUMNS and not (x >= 0 and math.isfinite(x)):
+          if not math.isnan(x):
+            raise DataError(f"{name} {v!r} must be a finite number of seconds >= 0 "
+                            "(leave it blank when unknown)", path, lines[k])
+        values.append(x)
       kw[name] = values
 
   user = kw.get("user")
@@ -234,8 +261,10 @@ def load_tag_table(path: PathLike) -> TagTable:
   for k, key in enumerate(keys):
     if key in seen:
       what = "(clip, user, tag)" if user is not None else "(clip, tag)"
+      spelling = ("" if raw_tag[k] == raw_tag[seen[key]] else
+                  " (the same tag in two Unicode spellings)")
       raise DataError(f"duplicate row {what} = {key!r}, first on line "
-                      f"{lines[seen[key]]} (use the count column instead)",
+                      f"{lines[seen[key]]}{spelling} (use the count column instead)",
                       path, lines[k])
     seen[key] = k
   if "track" in kw:

@@ -6,6 +6,7 @@ Figure 1's numbers appended) and figure1.png / figure1.csv; the computation is i
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -24,6 +25,51 @@ def _sign(v: Optional[bool]) -> str:
   return "n/a" if v is None else ("+" if v else "-")
 
 
+# Why a relation pattern (same_user, same_track, same_clip) has no pairs, in words.
+_NO_PAIRS = {
+    (1, 1, 0): "no user tagged two clips of one track",
+    (1, 0, 0): "no user tagged clips of two different tracks",
+    (0, 1, 1): "no clip was tagged by two different users",
+    (0, 1, 0): "no track has two clips tagged by different users",
+    (0, 0, 0): "no two tasks differ in both user and track",
+    (None, 1, 0): "no track has two tagged clips",
+    (None, 0, 0): "every tagged clip is in the same track",
+}
+
+
+def _key(r: co.Table1Row) -> tuple:
+  return (None if r.same_user is None else int(r.same_user), int(r.same_track),
+          int(r.same_clip))
+
+
+def _number(x: float) -> str:
+  """repr of a finite float; an empty cell when there is no value (NaN)."""
+  return repr(float(x)) if math.isfinite(x) else ""
+
+
+def _pm(mean: float, stderr: float) -> str:
+  if not math.isfinite(mean):
+    return "—"
+  return f"{mean:.4f} ± {stderr:.4f}" if math.isfinite(stderr) else f"{mean:.4f} ± —"
+
+
+def empty_reasons(rows: List[co.Table1Row], tasks: co.Tasks) -> List[str]:
+  """One line per row without a mean (no pairs) or without a standard error (one
+  pair), saying why."""
+  lines = []
+  for r in rows:
+    label = f"{_sign(r.same_user)} {_sign(r.same_track)} {_sign(r.same_clip)}"
+    if r.pairs == 0:
+      why = _NO_PAIRS.get(_key(r), "no pair of tasks has this relation")
+      if tasks.num_tasks < 2:
+        why = f"the table has {tasks.num_tasks} task, so there are no pairs at all"
+      lines.append(f"Pattern {label} has no pairs: {why}; its cells are empty.")
+    elif not math.isfinite(r.stderr):
+      lines.append(f"Pattern {label} has {r.pairs} pair: no standard error (it needs "
+                   "two); its stderr cell is empty.")
+  return lines
+
+
 def write_table1(rows: List[co.Table1Row], csv_path: str, md_path: str,
                  name: str, paper: bool, tasks: co.Tasks) -> str:
   """Writes table1.csv (1/0 flags, empty same_user without users); returns table1.md's
@@ -31,7 +77,7 @@ def write_table1(rows: List[co.Table1Row], csv_path: str, md_path: str,
   write_csv_atomic(csv_path, ["same_user", "same_track", "same_clip", "mean", "stderr",
                               "pairs"],
                    [[_flag(r.same_user), _flag(r.same_track), _flag(r.same_clip),
-                     repr(r.mean), repr(r.stderr), r.pairs] for r in rows])
+                     _number(r.mean), _number(r.stderr), r.pairs] for r in rows])
   head = "| User | Track | Clip | Tags (ours) | Pairs (ours) |"
   rule = "|---|---|---|---|---|"
   if paper:
@@ -47,6 +93,7 @@ def write_table1(rows: List[co.Table1Row], csv_path: str, md_path: str,
            "task with itself (mean = tags per task); ± is std(ddof=1)/sqrt(pairs).",
            "", head, rule]
   notes = ["", "Tag sets are binary (a table's count column is ignored)."]
+  notes += empty_reasons(rows, tasks)
   if paper and tasks.has_users:
     notes.append(
         "The paper's pair counts (rows below + + +) sum to 3,948,575, which is "
@@ -57,7 +104,7 @@ def write_table1(rows: List[co.Table1Row], csv_path: str, md_path: str,
         "ordered counts would be about sqrt(2) smaller.")
   for r in rows:
     line = (f"| {_sign(r.same_user)} | {_sign(r.same_track)} | "
-            f"{_sign(r.same_clip)} | {r.mean:.4f} ± {r.stderr:.4f} | "
+            f"{_sign(r.same_clip)} | {_pm(r.mean, r.stderr)} | "
             f"{r.pairs:,} |")
     if paper:
       key = (None if r.same_user is None else int(r.same_user),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -36,7 +37,8 @@ def write_text_atomic(path: str, text: str) -> None:
 
 
 def to_jsonable(x):
-  """Numpy scalars and arrays (nested in dicts, lists, tuples) as plain Python values."""
+  """Numpy scalars and arrays (nested in dicts, lists, tuples) as plain Python values;
+  NaN and +-infinity become None (JSON null), so the result is strict JSON."""
   if isinstance(x, dict):
     return {str(k): to_jsonable(v) for k, v in x.items()}
   if isinstance(x, (list, tuple)):
@@ -44,25 +46,42 @@ def to_jsonable(x):
   if isinstance(x, np.ndarray) or hasattr(x, "__array__") and not isinstance(x, str):
     return to_jsonable(np.asarray(x).tolist())
   if isinstance(x, np.generic):
-    return x.item()
+    return to_jsonable(x.item())
+  if isinstance(x, float) and not math.isfinite(x):
+    return None
   return x
 
 
-def write_json_atomic(path: str, obj, **json_kw) -> None:
-  """``obj`` as JSON (default: indent=1, sorted keys; numpy values as Python values,
-  anything else JSON cannot hold as a string)."""
+def json_text(obj, **json_kw) -> str:
+  """``obj`` as strict JSON text (RFC 8259: no NaN or Infinity; non-finite floats are
+  written as null). Default: indent=1, sorted keys; numpy values as Python values,
+  anything else JSON cannot hold as a string."""
   kw = dict(indent=1, sort_keys=True, default=str)
   kw.update(json_kw)
-  write_text_atomic(path, json.dumps(to_jsonable(obj), **kw) + "\n")
+  kw["allow_nan"] = False  # to_jsonable has removed every non-finite float
+  return json.dumps(to_jsonable(obj), **kw) + "\n"
+
+
+def write_json_atomic(path: str, obj, **json_kw) -> None:
+  """``obj`` as strict JSON (see ``json_text``), written atomically."""
+  write_text_atomic(path, json_text(obj, **json_kw))
+
+
+def csv_cell(x):
+  """A CSV cell: an empty cell for a NaN or infinite float (no value), else ``x``."""
+  if isinstance(x, (float, np.floating)) and not math.isfinite(float(x)):
+    return ""
+  return x
 
 
 def write_csv_atomic(path: str, header: Sequence[str], rows: Iterable[Sequence],
                      delimiter: str = ",") -> None:
-  """A CSV (or TSV) with a header row; '\\n' line ends."""
+  """A CSV (or TSV) with a header row; '\\n' line ends; non-finite floats are written as
+  empty cells (readers: an empty cell is "no value", e.g. a pattern without pairs)."""
   buf = io.StringIO()
   writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
   writer.writerow(header)
-  writer.writerows(rows)
+  writer.writerows([csv_cell(x) for x in row] for row in rows)
   write_text_atomic(path, buf.getvalue())
 
 
