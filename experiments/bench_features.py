@@ -7,7 +7,9 @@ audio (510 s) when that folder is absent. Each track is cut into consecutive
 10-second windows; both pipelines compute the same 389 features per window in
 one process with BLAS limited to one thread, so the rate is per core. The
 librosa baseline uses librosa.feature.melspectrogram / power_to_db / mfcc for
-the spectral part and the same timbral/rhythm statistics.
+the spectral part and the same timbral/rhythm statistics. Times are CPU seconds of this
+process (best of --repeats). experiments/bench_autotag.py runs the same comparison
+(medians, alternating) together with the autotagging throughput.
 """
 import os
 
@@ -62,9 +64,9 @@ def librosa_clip_features(y: np.ndarray, sr: int, config: F.FeatureConfig) -> np
 def time_pipeline(fn, clips, sr, config, repeats):
   best = np.inf
   for _ in range(repeats):
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: one core's time, whatever else runs
     feats = [fn(c, sr, config) for c in clips]
-    best = min(best, time.perf_counter() - start)
+    best = min(best, time.process_time() - start)
   return best, np.stack(feats)
 
 

@@ -79,6 +79,47 @@ def test_mfcc_matches_librosa(center):
   np.testing.assert_allclose(F.mfcc(y, config), ref, rtol=1e-3, atol=1e-3)
 
 
+def test_float32_fast_path_matches_float64_and_batched_clips_match_single_clips():
+  y = _music_like(3.0, seed=5)
+  mel32 = F.mel_power(y, CONFIG)  # float32 fast path (banded filters, reused buffer)
+  mel64 = F.mel_power(y.astype(np.float64), CONFIG)
+  assert mel32.dtype == np.float32 and mel32.shape == mel64.shape
+  np.testing.assert_allclose(mel32, mel64, rtol=2e-4, atol=1e-6 * mel64.max())
+  clips = [y[:SR], y[SR:int(2.7 * SR)], y]
+  batch = F.clips_features(clips, SR, CONFIG)
+  for c, row in zip(clips, batch):
+    np.testing.assert_array_equal(row, F.clip_features(c, SR, CONFIG))
+  ref = F.clip_features(y, SR, CONFIG)  # float64 statistics of float32 MFCCs
+  f64 = np.concatenate([F.timbral_features(F.mfcc(y.astype(np.float64), CONFIG)),
+                        F.rhythm_features(mel64, CONFIG)])
+  np.testing.assert_allclose(ref, f64, rtol=1e-3, atol=1e-3)
+
+
+def test_dct_matrix_is_scipy_orthonormal_dct():
+  import scipy.fft  # pylint: disable=import-outside-toplevel
+  x = np.random.default_rng(0).normal(size=(40, 7))
+  np.testing.assert_allclose(F.dct_matrix(18, 40) @ x,
+                             scipy.fft.dct(x, type=2, norm="ortho", axis=0)[:18],
+                             rtol=1e-10, atol=1e-12)
+
+
+def test_extract_features_cuts_given_segments_and_reports_unusable_ones(tmp_path):
+  p = tmp_path / "t.wav"
+  y = _music_like(4.0, seed=6)
+  soundfile.write(p, y, SR)
+  out = F.extract_features([str(p)], CONFIG, num_workers=1, progress=False,
+                           segments=[[(1.0, 2.0), (3.5, 2.0), (4.5, 1.0), (0.0, 0.05)]],
+                           min_clip_seconds=0.25)
+  assert out.clip_ids == [f"{p}#0", f"{p}#1"]
+  np.testing.assert_allclose(out.durations, [2.0, 0.5])  # the second is cut at the end
+  assert [k for _, k, _ in out.skipped_segments] == [2, 3]
+  assert "after the end" in out.skipped_segments[0][2]
+  assert "too short" in out.skipped_segments[1][2]
+  y_read = soundfile.read(p, dtype="float32")[0]
+  np.testing.assert_array_equal(out.features[0],
+                                F.clip_features(y_read[SR:3 * SR], SR, CONFIG))
+
+
 def test_normalized_autocorrelation_matches_brute_force():
   env = np.random.default_rng(2).random((3, 40))
   ours = F.normalized_autocorrelation(env, 10)

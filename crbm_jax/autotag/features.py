@@ -17,6 +17,12 @@ Frames: by default only frames whose window lies wholly inside the clip
 dominate the covariance of a stationary sound (a steady tone's covariance
 entries reach ~300 from 4 edge frames out of 431).
 All of this is numpy/scipy only; tests compare it with librosa.
+
+Speed: the signal path runs in float32 (as librosa does for float32 audio): windowed
+frames go into a reused buffer, one real FFT per clip, |.|^2 in place, each mel filter
+applied over its nonzero bins only, the DCT as a small float64 matrix product; frame
+statistics are accumulated in float64. float64 input to the primitives
+(``power_spectrogram``, ``mel_power``) is computed in float64.
 """
 from __future__ import annotations
 
@@ -24,9 +30,11 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import sys
+import threading
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -37,7 +45,7 @@ from crbm_jax.autotag import audio
 from crbm_jax.util.atomic import write_npz_atomic
 from crbm_jax.util.progress import Progress
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: float32 signal path (values differ from 1 by ~1e-5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,48 +120,127 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float = 0.0,
   return weights * (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
 
 
-def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int,
-                      center: bool = True) -> np.ndarray:
-  """|STFT|^2 with a periodic Hann window (librosa.stft's framing).
+def _float_dtype(y: np.ndarray):
+  """float32 stays float32 (the fast path); anything else is computed in float64."""
+  return np.float32 if y.dtype == np.float32 else np.float64
 
-  Args:
-    y: [T] signal (T >= n_fft when center is False).
-    center: frame t centred on sample t * hop_length, zero padded (librosa's
-      default); else frame t starts there.
-  Returns:
-    [n_fft // 2 + 1, frames] float64; frames = 1 + T // hop_length (center)
-    or 1 + (T - n_fft) // hop_length.
-  """
-  y = np.asarray(y, dtype=np.float64)
+
+def _power_frames(y: np.ndarray, n_fft: int, hop_length: int, center: bool,
+                  workers: Optional[int] = None) -> np.ndarray:
+  """|STFT|^2 as [frames, n_fft // 2 + 1] (rows contiguous), in y's float dtype."""
+  dtype = _float_dtype(y)
+  y = np.asarray(y, dtype=dtype)
   padded = np.pad(y, n_fft // 2) if center else y
   if padded.shape[0] < n_fft:
     raise ValueError(f"signal of {y.shape[0]} samples is shorter than n_fft={n_fft}")
   frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop_length]
-  window = scipy.signal.get_window("hann", n_fft, fftbins=True)
-  spec = scipy.fft.rfft(frames * window, axis=1)
-  return (spec.real ** 2 + spec.imag ** 2).T
+  spec = scipy.fft.rfft(frames * _cached_window(n_fft, dtype), axis=1,
+                        overwrite_x=True, workers=workers)
+  return np.square(spec.real) + np.square(spec.imag)
+
+
+def power_spectrogram(y: np.ndarray, n_fft: int, hop_length: int,
+                      center: bool = True, workers: Optional[int] = None) -> np.ndarray:
+  """|STFT|^2 with a periodic Hann window (librosa.stft's framing).
+
+  Args:
+    y: [T] signal (T >= n_fft when center is False). float32 input is computed in
+      float32 (as librosa does for float32 signals); anything else in float64.
+    center: frame t centred on sample t * hop_length, zero padded (librosa's
+      default); else frame t starts there.
+    workers: scipy.fft worker threads (None: one).
+  Returns:
+    [n_fft // 2 + 1, frames]; frames = 1 + T // hop_length (center)
+    or 1 + (T - n_fft) // hop_length.
+  """
+  return _power_frames(y, n_fft, hop_length, center, workers).T
 
 
 def power_to_db(power: np.ndarray, amin: float = 1e-10,
                 top_db: Optional[float] = 80.0) -> np.ndarray:
   """10 * log10(max(amin, power)), floored top_db below its maximum (ref = 1)."""
-  db = 10.0 * np.log10(np.maximum(amin, power))
+  db = np.log10(np.maximum(power, power.dtype.type(amin)))
+  db *= 10.0
   if top_db is not None:
-    db = np.maximum(db, db.max() - top_db)
+    np.maximum(db, db.max() - top_db, out=db)
   return db
 
 
 def mel_power(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
-  """Mel power spectrogram [n_mels, frames] (librosa.feature.melspectrogram)."""
+  """Mel power spectrogram [n_mels, frames] (librosa.feature.melspectrogram).
+
+  float32 input takes the fast path (``_mel_frames32``); anything else is computed in
+  float64 with a dense filterbank product.
+  """
+  y = np.asarray(y)
+  if y.dtype == np.float32:
+    return _mel_frames32(y, config).T
   fb = _cached_filterbank(config.sr, config.n_fft, config.n_mels, config.fmin,
                           config.fmax)
-  return fb @ power_spectrogram(y, config.n_fft, config.hop_length, config.center)
+  return (_power_frames(y, config.n_fft, config.hop_length, config.center) @ fb.T).T
+
+
+_LOCAL = threading.local()
+
+
+def _frame_buffer(rows: int, n_fft: int) -> np.ndarray:
+  """A reused per-thread [rows, n_fft] float32 buffer (fresh multi-megabyte arrays
+  per clip made the FFT 3-4x slower in measurements: page faults and cache misses)."""
+  buf = getattr(_LOCAL, "frames", None)
+  if buf is None or buf.shape[1] != n_fft or buf.shape[0] < rows:
+    buf = np.empty((max(rows, 512), n_fft), np.float32)
+    _LOCAL.frames = buf
+  return buf[:rows]
+
+
+def _mel_frames32(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
+  """Mel power [frames, n_mels] of a float32 signal: windowed frames written into a
+  reused buffer, one real FFT, |.|^2 squared in place on the complex output's float
+  view, and each mel filter applied only over its nonzero bins (a filter spans ~2/n_mels
+  of the spectrum) with its weights repeated for the interleaved real/imaginary parts."""
+  n_fft, hop = config.n_fft, config.hop_length
+  padded = np.pad(y, n_fft // 2) if config.center else y
+  if padded.shape[0] < n_fft:
+    raise ValueError(f"signal of {y.shape[0]} samples is shorter than n_fft={n_fft}")
+  frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+  buf = _frame_buffer(frames.shape[0], n_fft)
+  np.multiply(frames, _cached_window(n_fft, np.float32), out=buf)
+  spec = scipy.fft.rfft(buf, axis=1)
+  inter = spec.view(np.float32)  # [frames, 2 * bins]: re, im, re, im, ...
+  np.square(inter, out=inter)
+  mel = np.zeros((frames.shape[0], config.n_mels), np.float32)
+  for m, (lo, weights) in enumerate(_cached_bands(config)):
+    if weights.shape[0]:
+      mel[:, m] = inter[:, lo:lo + weights.shape[0]] @ weights
+  return mel
+
+
+def _cached_bands(config: FeatureConfig) -> list:
+  """Per mel filter: (first interleaved column, float32 weights repeated twice)."""
+  def make():
+    fb = mel_filterbank(config.sr, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    out = []
+    for row in fb:
+      nz = np.flatnonzero(row)
+      if nz.shape[0] == 0:
+        out.append((0, np.zeros(0, np.float32)))
+        continue
+      lo, hi = int(nz[0]), int(nz[-1]) + 1
+      out.append((2 * lo, np.repeat(row[lo:hi], 2).astype(np.float32)))
+    return out
+  return _cached(("bands", config.sr, config.n_fft, config.n_mels, config.fmin,
+                  config.fmax), make)
 
 
 def mfcc_from_mel(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-  """MFCCs [n_mfcc, frames] from a mel power spectrogram (librosa.feature.mfcc)."""
-  db = power_to_db(mel, config.amin, config.top_db)
-  return scipy.fft.dct(db, type=2, norm="ortho", axis=0)[:config.n_mfcc]
+  """MFCCs [n_mfcc, frames] from a mel power spectrogram (librosa.feature.mfcc).
+
+  The dB values and the DCT-II (orthonormal, a matrix product with its first n_mfcc
+  rows) are computed in float64: cheap at [n_mels, frames], and exact for constant
+  frames (a steady or silent clip has zero covariance).
+  """
+  db = power_to_db(np.asarray(mel, np.float64), config.amin, config.top_db)
+  return _cached_dct(config.n_mfcc, mel.shape[0], np.float64) @ db
 
 
 def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -161,20 +248,46 @@ def mfcc(y: np.ndarray, config: FeatureConfig) -> np.ndarray:
   return mfcc_from_mel(mel_power(y, config), config)
 
 
-_FILTERBANKS: dict = {}
+def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
+  """The first n_out rows of the orthonormal DCT-II of length n_in: [n_out, n_in] float64
+  (``scipy.fft.dct(x, type=2, norm='ortho')[:n_out] == dct_matrix(n_out, len(x)) @ x``)."""
+  k = np.arange(n_out)[:, None]
+  n = np.arange(n_in)[None, :]
+  m = np.cos(np.pi * k * (2 * n + 1) / (2 * n_in)) * np.sqrt(2.0 / n_in)
+  m[0] /= np.sqrt(2.0)
+  return m
 
 
-def _cached_filterbank(sr, n_fft, n_mels, fmin, fmax) -> np.ndarray:
-  key = (sr, n_fft, n_mels, fmin, fmax)
-  if key not in _FILTERBANKS:
-    _FILTERBANKS[key] = mel_filterbank(sr, n_fft, n_mels, fmin, fmax)
-  return _FILTERBANKS[key]
+_CACHE: dict = {}
+
+
+def _cached(key, make):
+  if key not in _CACHE:
+    _CACHE[key] = make()
+  return _CACHE[key]
+
+
+def _cached_filterbank(sr, n_fft, n_mels, fmin, fmax, dtype=np.float64) -> np.ndarray:
+  return _cached(("fb", sr, n_fft, n_mels, fmin, fmax, np.dtype(dtype).str),
+                 lambda: mel_filterbank(sr, n_fft, n_mels, fmin, fmax).astype(dtype))
+
+
+def _cached_window(n_fft, dtype) -> np.ndarray:
+  return _cached(("win", n_fft, np.dtype(dtype).str), lambda: scipy.signal.get_window(
+      "hann", n_fft, fftbins=True).astype(dtype))
+
+
+def _cached_dct(n_out, n_in, dtype) -> np.ndarray:
+  return _cached(("dct", n_out, n_in, np.dtype(dtype).str),
+                 lambda: dct_matrix(n_out, n_in).astype(dtype))
 
 
 # ---------------------------------------------------------------- clip features
 
 def timbral_features(mfccs: np.ndarray) -> np.ndarray:
-  """Mean and upper-triangle covariance of MFCCs [n_mfcc, frames] -> [n + n(n+1)/2]."""
+  """Mean and upper-triangle covariance of MFCCs [n_mfcc, frames] -> [n + n(n+1)/2]
+  (float64 statistics)."""
+  mfccs = np.asarray(mfccs, np.float64)
   n = mfccs.shape[0]
   cov = np.cov(mfccs, ddof=1) if mfccs.shape[1] > 1 else np.zeros((n, n))
   return np.concatenate([mfccs.mean(axis=1), cov[np.triu_indices(n)]])
@@ -183,7 +296,7 @@ def timbral_features(mfccs: np.ndarray) -> np.ndarray:
 def onset_envelopes(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
   """Half-wave-rectified dB differences in rhythm_bands groups: [bands, frames - 1]."""
   groups = np.array_split(np.arange(mel.shape[0]), config.rhythm_bands)
-  band_power = np.stack([mel[g].sum(axis=0) for g in groups])
+  band_power = np.stack([mel[g[0]:g[-1] + 1].sum(axis=0) for g in groups])
   db = power_to_db(band_power, config.amin, config.top_db)
   return np.maximum(np.diff(db, axis=1), 0.0)
 
@@ -194,13 +307,14 @@ def normalized_autocorrelation(env: np.ndarray, num_lags: int) -> np.ndarray:
   Args:
     env: [B, N] envelopes.
   Returns:
-    [B, num_lags]; rows with zero variance give zeros.
+    [B, num_lags] float64; rows with zero variance give zeros.
   """
-  x = env - env.mean(axis=1, keepdims=True)
+  x = np.asarray(env, np.float64)
+  x = x - x.mean(axis=1, keepdims=True)
   energy = np.sum(x * x, axis=1)
   out = np.zeros((x.shape[0], num_lags))
   for lag in range(1, min(num_lags, x.shape[1] - 1) + 1):
-    out[:, lag - 1] = np.sum(x[:, :-lag] * x[:, lag:], axis=1)
+    out[:, lag - 1] = np.einsum("ij,ij->i", x[:, :-lag], x[:, lag:])
   ok = energy > 1e-12 * x.shape[1]
   out[ok] /= energy[ok, None]
   out[~ok] = 0.0
@@ -213,20 +327,12 @@ def rhythm_features(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
   return normalized_autocorrelation(env, config.rhythm_lags).ravel()
 
 
-def clip_features(y: np.ndarray, sr: int, config: FeatureConfig = FeatureConfig()
-                  ) -> np.ndarray:
-  """The 389 features (defaults) of one clip y: [T] -> float32 [num_features].
+def min_clip_samples(config: FeatureConfig) -> int:
+  """The fewest samples a clip needs for features (n_fft + 2 hops: 3 frames)."""
+  return config.n_fft + 2 * config.hop_length
 
-  Raises:
-    ValueError: sr differs from config.sr, or y has fewer than 2 frames.
-  """
-  if sr != config.sr:
-    raise ValueError(f"clip sample rate {sr} != config.sr {config.sr}; "
-                     "resample first (audio.load_audio does)")
-  if y.shape[0] < config.n_fft + 2 * config.hop_length:
-    raise ValueError(f"clip of {y.shape[0]} samples is too short for features "
-                     f"(< n_fft + 2 hops = {config.n_fft + 2 * config.hop_length})")
-  mel = mel_power(y, config)
+
+def _features_from_mel(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
   feats = np.concatenate([timbral_features(mfcc_from_mel(mel, config)),
                           rhythm_features(mel, config)])
   if not np.all(np.isfinite(feats)):  # cannot happen for finite input; guard
@@ -234,14 +340,66 @@ def clip_features(y: np.ndarray, sr: int, config: FeatureConfig = FeatureConfig(
   return feats.astype(np.float32)
 
 
+def _check_clip(y: np.ndarray, sr: int, config: FeatureConfig) -> None:
+  if sr != config.sr:
+    raise ValueError(f"clip sample rate {sr} != config.sr {config.sr}; "
+                     "resample first (audio.load_audio does)")
+  if y.shape[-1] < min_clip_samples(config):
+    raise ValueError(f"clip of {y.shape[-1]} samples is too short for features "
+                     f"(< n_fft + 2 hops = {min_clip_samples(config)})")
+
+
+def clip_features(y: np.ndarray, sr: int, config: FeatureConfig = FeatureConfig()
+                  ) -> np.ndarray:
+  """The 389 features (defaults) of one clip y: [T] -> float32 [num_features].
+
+  The signal is processed in float32 (STFT, mel, dB, MFCCs); the frame statistics
+  (means, covariances, autocorrelations) are accumulated in float64.
+  Raises:
+    ValueError: sr differs from config.sr, or y has fewer than 3 frames.
+  """
+  y = np.asarray(y, np.float32)
+  _check_clip(y, sr, config)
+  return _features_from_mel(mel_power(y, config), config)
+
+
+def clips_features(clips: Sequence[np.ndarray], sr: int,
+                   config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+  """Features of several clips: [K, num_features] float32, each as ``clip_features``.
+
+  (Clips are processed one at a time through the same reused frame buffer: one batched
+  FFT over all of a file's frames was measured slower, its arrays falling out of cache.)
+  """
+  clips = [np.asarray(c, np.float32) for c in clips]
+  for c in clips:
+    _check_clip(c, sr, config)
+  if not clips:
+    return np.zeros((0, config.num_features), np.float32)
+  return np.stack([_features_from_mel(_mel_frames32(c, config).T, config) for c in clips])
+
+
 # ---------------------------------------------------------------- batch API
 
 class Extracted(NamedTuple):
-  """features: [C, F] float32; clip_ids: C strings '<path>#<k>';
-  skipped: (path, reason) per file that gave no clips."""
+  """What extract_features found, one row per clip, in input order.
+
+  features: [C, F] float32 (always finite); clip_ids: C strings '<path>#<k>' (k: the
+  clip's index among the file's segments); skipped: (path, reason) per file that gave
+  no clips; file_index [C]: the input file of each row; segment_index [C]: its segment
+  (evenly spaced clip k, or the k-th of the given segments); starts, durations [C]:
+  seconds; skipped_segments: (path, k, reason) for given segments that could not be
+  used (past the end of the file, too short); cache: counts of cache hits, misses,
+  invalid entries (ignored and recomputed) and writes.
+  """
   features: np.ndarray
   clip_ids: list
   skipped: list
+  file_index: np.ndarray = np.zeros(0, np.int64)
+  segment_index: np.ndarray = np.zeros(0, np.int64)
+  starts: np.ndarray = np.zeros(0)
+  durations: np.ndarray = np.zeros(0)
+  skipped_segments: list = []
+  cache: dict = {}
 
 
 def file_digest(path: str) -> str:
@@ -250,6 +408,133 @@ def file_digest(path: str) -> str:
     for chunk in iter(lambda: f.read(1 << 20), b""):
       h.update(chunk)
   return h.hexdigest()[:24]
+
+
+Segments = Optional[Sequence[tuple]]  # ((start_s, duration_s), ...); None: evenly spaced
+
+
+def _segments_key(segments: Segments, min_clip_seconds: float) -> str:
+  if segments is None:
+    return "even"
+  blob = json.dumps([[float(s), float(d)] for s, d in segments] + [min_clip_seconds])
+  return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cut_segments(num_samples: int, sr: int, segments: Sequence[tuple],
+                 config: FeatureConfig, min_clip_seconds: float = 0.0) -> list:
+  """Sample ranges of given (start, duration) segments of a signal of num_samples.
+
+  A segment running past the end of the audio is cut at the end; one that starts after
+  the end, or leaves fewer than max(min_clip_seconds * sr, n_fft + 2 hops) samples, is
+  dropped with its reason. NaN start means 0; NaN duration means config.clip_seconds.
+  Returns:
+    [(lo, hi) or reason string] per segment.
+  """
+  need = max(int(math.ceil(min_clip_seconds * sr)), min_clip_samples(config))
+  total = num_samples / sr
+  out = []
+  for start, dur in segments:
+    start = 0.0 if not math.isfinite(start) else float(start)
+    dur = config.clip_seconds if not math.isfinite(dur) else float(dur)
+    if start < 0 or dur <= 0:
+      out.append(f"bad segment: start {start:g} s, duration {dur:g} s")
+      continue
+    lo = int(round(start * sr))
+    hi = min(int(round((start + dur) * sr)), num_samples)
+    if lo >= num_samples:
+      out.append(f"segment starts at {start:g} s, after the end of the {total:.2f} s file")
+    elif hi - lo < need:
+      out.append(f"too short: {(hi - lo) / sr:.2f} s of audio from {start:g} s "
+                 f"(needs >= {need / sr:.2f} s)")
+    else:
+      out.append((lo, hi))
+  return out
+
+
+class CacheEntryError(ValueError):
+  """A cache file that is not a valid entry for the wanted key."""
+
+
+def _read_cache(path: str, key: str, num_features: int, num_segments: Optional[int],
+                num_clips: int) -> dict:
+  """A validated cache entry (features finite, shapes consistent, key equal)."""
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      entry = {k: z[k] for k in ("key", "features", "kept", "starts", "durations",
+                                 "num_samples")}
+  except Exception as e:  # BadZipFile, pickled/object arrays, missing keys, bad CRC ...
+    raise CacheEntryError(f"unreadable ({type(e).__name__}: {e})") from e
+  feats, kept = entry["features"], entry["kept"]
+  if str(entry["key"]) != key:
+    raise CacheEntryError("digest does not match the file and settings")
+  if feats.dtype != np.float32 or feats.ndim != 2 or feats.shape[1] != num_features:
+    raise CacheEntryError(f"features of dtype {feats.dtype} and shape {feats.shape}, "
+                          f"expected float32 [clips, {num_features}]")
+  c = feats.shape[0]
+  if (kept.shape != (c,) or kept.dtype.kind not in "iu" or entry["starts"].shape != (c,)
+      or entry["durations"].shape != (c,) or entry["num_samples"].shape != ()):
+    raise CacheEntryError("index arrays disagree with the features' shape")
+  if num_segments is None:  # evenly spaced: every clip is there
+    if not np.array_equal(kept, np.arange(num_clips)):
+      raise CacheEntryError(f"expected the {num_clips} evenly spaced clips")
+  elif c and (np.any(np.diff(kept) <= 0) or kept[0] < 0 or kept[-1] >= num_segments):
+    raise CacheEntryError("segment indices out of range")
+  if not (np.all(np.isfinite(feats)) and np.all(np.isfinite(entry["starts"]))
+          and np.all(np.isfinite(entry["durations"]))):
+    raise CacheEntryError("non-finite values")
+  return entry
+
+
+def file_clips(path: str, config: FeatureConfig = FeatureConfig(),
+               cache_dir: Optional[str] = None, segments: Segments = None,
+               min_clip_seconds: float = 0.0) -> tuple[dict, str]:
+  """Features of one file's clips: evenly spaced (segments None) or the given segments.
+
+  The cache entry, named by the file's content hash, the configuration's digest and the
+  segments, is validated before use (shape, dtype, finiteness, stored digest); an
+  unreadable or invalid entry is ignored, recomputed and rewritten.
+  Returns:
+    ({'features' [K, F] float32, 'kept' [K] segment indices, 'starts' [K],
+    'durations' [K] seconds, 'num_samples' int}, cache status: 'hit', 'miss', 'invalid'
+    or 'off').
+  Raises:
+    audio.AudioError: unusable audio (see audio.load_audio), or too short.
+  """
+  cache_path, status, key = None, "off", ""
+  if cache_dir is not None:
+    try:
+      digest = file_digest(path)
+    except OSError as e:
+      raise audio.AudioError(path, f"cannot read file ({e})") from e
+    key = f"{digest}_{config.digest()}_{_segments_key(segments, min_clip_seconds)}"
+    cache_path = os.path.join(cache_dir, f"{key}.npz")
+    status = "miss"
+    if os.path.exists(cache_path):
+      try:
+        entry = _read_cache(cache_path, key, config.num_features,
+                            None if segments is None else len(segments), config.num_clips)
+        return ({k: entry[k] for k in ("features", "kept", "starts", "durations")}
+                | {"num_samples": int(entry["num_samples"])}, "hit")
+      except CacheEntryError:
+        status = "invalid"
+  y, sr = audio.load_audio(path, config.sr)
+  if segments is None:
+    clips, starts = audio.cut_clips(y, sr, config.num_clips, config.clip_seconds, path)
+    kept = np.arange(clips.shape[0])
+    durations = np.full(clips.shape[0], clips.shape[1] / sr)
+  else:
+    bounds = cut_segments(y.shape[0], sr, segments, config, min_clip_seconds)
+    kept = np.array([k for k, b in enumerate(bounds) if not isinstance(b, str)], np.int64)
+    clips = [y[bounds[k][0]:bounds[k][1]] for k in kept]
+    starts = np.array([bounds[k][0] / sr for k in kept])
+    durations = np.array([(bounds[k][1] - bounds[k][0]) / sr for k in kept])
+  feats = clips_features(clips, sr, config)
+  result = {"features": feats, "kept": np.asarray(kept, np.int64),
+            "starts": np.asarray(starts, np.float64),
+            "durations": np.asarray(durations, np.float64), "num_samples": int(y.shape[0])}
+  if cache_path is not None:
+    write_npz_atomic(cache_path, key=np.array(key), **result)
+  return result, status
 
 
 def file_features(path: str, config: FeatureConfig = FeatureConfig(),
@@ -261,73 +546,98 @@ def file_features(path: str, config: FeatureConfig = FeatureConfig(),
   Raises:
     audio.AudioError: unusable audio (see audio.load_audio), or too short.
   """
-  cache_path = None
-  if cache_dir is not None:
-    try:
-      digest = file_digest(path)
-    except OSError as e:
-      raise audio.AudioError(path, f"cannot read file ({e})") from e
-    cache_path = os.path.join(cache_dir, f"{digest}_{config.digest()}.npz")
-    if os.path.exists(cache_path):
-      with np.load(cache_path) as z:
-        return z["features"]
-  y, sr = audio.load_audio(path, config.sr)
-  clips, _ = audio.cut_clips(y, sr, config.num_clips, config.clip_seconds, path)
-  feats = np.stack([clip_features(c, sr, config) for c in clips])
-  if cache_path is not None:
-    write_npz_atomic(cache_path, features=feats)
-  return feats
+  return file_clips(path, config, cache_dir)[0]["features"]
 
 
-def _worker(path: str, config: FeatureConfig, cache_dir: Optional[str]):
+def _worker(path: str, config: FeatureConfig, cache_dir: Optional[str],
+            segments: Segments = None, min_clip_seconds: float = 0.0):
   try:
-    return path, file_features(path, config, cache_dir), None
+    result, status = file_clips(path, config, cache_dir, segments, min_clip_seconds)
+    return path, result, None, status
   except audio.AudioError as e:
-    return path, None, e.reason
+    return path, None, e.reason, "off"
+
+
+def _can_spawn() -> bool:
+  """Spawned workers re-import the main module: impossible when it is read from stdin
+  or a notebook cell with a fake file name (then the work runs in this process)."""
+  main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+  return main_file is None or os.path.exists(main_file)
 
 
 def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig(),
                      num_workers: int = 2, cache_dir: Optional[str] = None,
-                     progress: bool = True) -> Extracted:
+                     progress: bool = True, segments: Optional[Sequence[Segments]] = None,
+                     min_clip_seconds: float = 0.0) -> Extracted:
   """Features for every clip of every file, in file order.
 
   Unusable files (audio.AudioError: unreadable, corrupt, empty, silent,
-  shorter than one clip) are skipped and listed with their reason. Workers
-  run in spawned processes (safe when the caller has JAX loaded).
+  shorter than one clip) are skipped and listed with their reason; they never
+  give rows (no NaN is ever returned). Workers run in spawned processes (safe when
+  the caller has JAX loaded).
 
+  Args:
+    segments: per file, None (the evenly spaced clips of ``config``) or a list of
+      (start, duration) seconds (see ``cut_segments``).
   Returns:
-    Extracted(features [C, F] float32, clip_ids [C], skipped [(path, reason)]).
-    Clip id '<path>#<k>' is clip k of that file, starting at
-    audio.clip_starts(duration, num_clips, clip_seconds)[k] seconds.
+    Extracted (see its docstring). Clip id '<path>#<k>' is segment k of that file; with
+    evenly spaced clips it starts at audio.clip_starts(duration, num_clips,
+    clip_seconds)[k] seconds.
   """
   paths = [os.fspath(p) for p in paths]
-  results = {}
+  segments = [None] * len(paths) if segments is None else list(segments)
+  if len(segments) != len(paths):
+    raise ValueError(f"{len(segments)} segment lists for {len(paths)} files")
+  if cache_dir is not None:
+    os.makedirs(cache_dir, exist_ok=True)
+  results = [None] * len(paths)
   bar = Progress(len(paths), "features", "files", stream=sys.stderr if progress else None)
-  if num_workers > 1 and len(paths) > 1:
+  if num_workers > 1 and len(paths) > 1 and _can_spawn():
     ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as ex:
-      futures = [ex.submit(_worker, p, config, cache_dir) for p in paths]
-      for fut in concurrent.futures.as_completed(futures):
-        path, feats, reason = fut.result()
-        results[path] = (feats, reason)
-        bar.update(1)
-  else:
-    for p in paths:
-      _, feats, reason = _worker(p, config, cache_dir)
-      results[p] = (feats, reason)
+    try:
+      with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(paths)),
+                                                  mp_context=ctx) as ex:
+        futures = {ex.submit(_worker, p, config, cache_dir, s, min_clip_seconds): i
+                   for i, (p, s) in enumerate(zip(paths, segments))}
+        for fut in concurrent.futures.as_completed(futures):
+          results[futures[fut]] = fut.result()
+          bar.update(1)
+    except concurrent.futures.process.BrokenProcessPool:
+      pass  # a worker died (e.g. killed for memory): the rest runs in this process
+  for i, (p, s) in enumerate(zip(paths, segments)):
+    if results[i] is None:
+      results[i] = _worker(p, config, cache_dir, s, min_clip_seconds)
       bar.update(1)
   bar.close()
-  blocks, clip_ids, skipped = [], [], []
-  for p in paths:
-    feats, reason = results[p]
-    if feats is None:
+  blocks, clip_ids, skipped, skipped_segments = [], [], [], []
+  file_index, seg_index, starts, durations = [], [], [], []
+  cache = {"hit": 0, "miss": 0, "invalid": 0}
+  for i, (p, (_, result, reason, status)) in enumerate(zip(paths, results)):
+    if status in cache:
+      cache[status] += 1
+    if result is None:
       skipped.append((p, reason))
       continue
-    blocks.append(feats)
-    clip_ids.extend(f"{p}#{k}" for k in range(feats.shape[0]))
+    if segments[i] is not None:
+      kept = set(result["kept"].tolist())
+      bounds = cut_segments(result["num_samples"], config.sr, segments[i], config,
+                            min_clip_seconds)
+      skipped_segments.extend((p, k, b) for k, b in enumerate(bounds) if k not in kept)
+    if result["features"].shape[0] == 0:
+      skipped.append((p, "no usable segment"))
+      continue
+    blocks.append(result["features"])
+    clip_ids.extend(f"{p}#{k}" for k in result["kept"].tolist())
+    file_index.append(np.full(result["features"].shape[0], i, np.int64))
+    seg_index.append(result["kept"])
+    starts.append(result["starts"])
+    durations.append(result["durations"])
+  cat = lambda xs, dtype: np.concatenate(xs).astype(dtype) if xs else np.zeros(0, dtype)
   features = (np.concatenate(blocks) if blocks
               else np.zeros((0, config.num_features), np.float32))
-  return Extracted(features, clip_ids, skipped)
+  return Extracted(features, clip_ids, skipped, cat(file_index, np.int64),
+                   cat(seg_index, np.int64), cat(starts, np.float64),
+                   cat(durations, np.float64), skipped_segments, cache)
 
 
 def standardize(features: np.ndarray, mean: Optional[np.ndarray] = None,
