@@ -3,6 +3,12 @@ single models vs scikit-learn's BernoulliRBM, at the Mechanical Turk study's siz
 
   python experiments/bench_grid.py [--models 64] [--epochs 5] [--groups 1] [--repeats 3]
   python experiments/bench_grid.py --protocol   # + the whole `full` Table 2 protocol (~8 min)
+  python experiments/bench_grid.py --split_methods=per_split,vmap,map --models 64 \
+      --epochs 2    # the block over 5 splits per method, interleaved
+  python experiments/bench_grid.py --adaptive=full     # the successive-halving grid stage
+  python experiments/bench_grid.py --adaptive=default --adaptive_both   # vs exhaustive
+  python experiments/bench_grid.py --methods=vmap,map,per_split --protocol_epochs=6 \
+      --eval_every=1,3   # the protocol per Table 2 method / validation schedule
 
 Synthetic data: N=2600 training rows, 520 validation rows, V=200 tags (~4% ones),
 H=100, 1300 auxiliary entities. A model-epoch is one CD-1 pass over the training rows
@@ -36,6 +42,28 @@ flags.DEFINE_bool("protocol", False,
                   "Also run the `full` Table 2 protocol (512-point grid x 5 splits, then the 8 "
                   "auxiliary combinations and the baseline x 5 splits, 30 epochs) on the "
                   "simulated Mechanical Turk study in a temporary workdir and time it.")
+flags.DEFINE_list("methods", [], "Time the `full` protocol with each of these Table 2 "
+                  "methods (vmap, map, per_split, loop), in this one run; skips the block "
+                  "benchmark above.")
+flags.DEFINE_list("split_methods", [], "Time a block of --models configurations on 5 "
+                  "splits with each of these methods (vmap, map, per_split) in this one "
+                  "run, interleaved, and exit.")
+flags.DEFINE_integer("map_chunk", 16, "Models per lax.map step for --split_methods=map.")
+flags.DEFINE_integer("protocol_epochs", 0, "Epochs per fit in the protocol runs (0: the "
+                     "config's 30). Fewer measure a representative fraction: same blocks "
+                     "and shapes, each fit shorter; the training time is extrapolated "
+                     "linearly to 30 epochs and labelled as such.")
+flags.DEFINE_string("adaptive", "", "Run the Table 2 grid stage of this config variant "
+                    "(full / default) on the simulated study with search='adaptive' (or "
+                    "'both' with --adaptive_both: the exhaustive grid as well, and whether "
+                    "the picks agree within one standard error), time it and exit.")
+flags.DEFINE_bool("adaptive_both", False, "With --adaptive: run the exhaustive grid too.")
+flags.DEFINE_string("protocol_variant", "full", "Table 2 config variant of the protocol "
+                    "runs (--methods).")
+flags.DEFINE_integer("grid_stride", 1, "Protocol runs: keep every k-th grid point (all "
+                     "hidden sizes stay; the grid stage's time is extrapolated x k).")
+flags.DEFINE_list("eval_every", ["1"], "Validation schedules (epochs between evaluations) "
+                  "to time in the protocol runs.")
 
 N, N_VAL, V, H, A = 2600, 520, 200, 100, 1300
 
@@ -47,6 +75,15 @@ def _dataset(x, aux):
 
 def main(argv):
   del argv
+  if FLAGS.methods:
+    compare_methods()
+    return
+  if FLAGS.split_methods:
+    compare_split_methods()
+    return
+  if FLAGS.adaptive:
+    run_adaptive()
+    return
   peak = matmul_peak(FLAGS.repeats)
   x, aux = synthetic(N + 2 * N_VAL, V, A)
   aux = aux[:, 3 - FLAGS.groups:]
@@ -126,6 +163,138 @@ def matmul_floor(m, repeats, batch=100):
   reps = 20
   return best_time(lambda: [jax.block_until_ready(fn(*args)) for _ in range(reps)],
                    repeats) / reps
+
+
+def compare_split_methods(num_splits: int = 5):
+  """--models configurations x 5 splits x --epochs: one call over (split, model) ('vmap'),
+  lax.map over chunks ('map'), or a call per split ('per_split'); same keys, so the same
+  fits. Repetitions interleaved, the fastest of each reported."""
+  x, aux = synthetic(N + N_VAL, V, A)
+  aux = aux[:, 3 - FLAGS.groups:]
+  m = FLAGS.models
+  config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.epochs,
+                       eval_chunk=FLAGS.eval_chunk)
+  points = block_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3],
+                                 [1e-4, 1e-3])
+  pts = (points * (-(-m // len(points))))[:m]
+  hp = block_lib.stack_hparams(pts)
+  masks = jnp.asarray(block_lib.hidden_masks(pts, H))
+  gmask = jnp.ones((m, FLAGS.groups), jnp.float32)
+  splits = []
+  for s in range(num_splits):
+    order = np.random.default_rng(s).permutation(N + N_VAL)
+    tr, va = order[:N], order[N:]
+    splits.append((_dataset(x[tr], aux[tr]), _dataset(x[va], aux[va])))
+  model_keys = jax.random.split(jax.random.key(0), num_splits * m).reshape(num_splits, m)
+  data_keys = jax.random.split(jax.random.key(1), num_splits)
+  stack = lambda parts: jax.tree.map(lambda *a: jnp.stack(a), *parts)
+  train, val = stack([t for t, _ in splits]), stack([v for _, v in splits])
+  runs = {}
+  for method in FLAGS.split_methods:
+    if method == "per_split":
+      fn = jax.jit(block_lib.make_block_fit(config, A))
+      runs[method] = lambda fn=fn: [jax.block_until_ready(fn(
+          model_keys[s], hp, masks, gmask, data_keys[s], *splits[s], splits[s][1]))
+                                    for s in range(num_splits)]
+    else:
+      fn = jax.jit(block_lib.make_split_block_fit(config, A, method, FLAGS.map_chunk))
+      runs[method] = lambda fn=fn: jax.block_until_ready(
+          fn(model_keys, hp, masks, gmask, data_keys, train, val, val))
+    t0 = time.perf_counter()
+    runs[method]()
+    print(f"{method}: first call (compile + run) {time.perf_counter() - t0:.1f} s",
+          flush=True)
+  best = {k: float("inf") for k in runs}
+  for _ in range(FLAGS.repeats):
+    for method, run in runs.items():
+      t0 = time.perf_counter()
+      run()
+      best[method] = min(best[method], time.perf_counter() - t0)
+  work = num_splits * m * FLAGS.epochs
+  base = best[FLAGS.split_methods[0]]
+  for method, t in best.items():
+    print(f"{method:9s}: {t:.2f} s for {m} models x {num_splits} splits x {FLAGS.epochs} "
+          f"epochs = {work / t:.1f} model-epochs/s (x{base / t:.2f} vs "
+          f"{FLAGS.split_methods[0]})", flush=True)
+
+
+def run_adaptive():
+  """The adaptive (successive-halving) grid stage, and optionally the exhaustive one."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  from crbm_jax.configs import table2 as table2_config  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import table2  # pylint: disable=import-outside-toplevel
+  config = table2_config.get_config(FLAGS.adaptive)
+  config.search = "both" if FLAGS.adaptive_both else "adaptive"
+  with tempfile.TemporaryDirectory() as workdir:
+    t0 = time.perf_counter()
+    out = table2.run_table2(config, workdir, datasets=("simulated",))
+    wall = time.perf_counter() - t0
+  res = out["datasets"][0]
+  a = res["adaptive"]
+  print(f"{FLAGS.adaptive} grid ({len(table2.grid_points(config))} points x "
+        f"{config.num_splits} splits, {config.train.num_epochs} epochs), search="
+        f"{config.search}: adaptive {a['seconds']:.1f} s (compiles included), "
+        f"{a['model_epochs']} model-epochs = {100 * a['model_epochs'] / a['exhaustive_model_epochs']:.1f}% "
+        f"of the exhaustive grid's, buckets {a['buckets']}; picked {a['selected']} (mean "
+        f"val PL {a['mean_val_pl']:.4f}); whole run {wall:.1f} s", flush=True)
+  if "exhaustive_selected" in a:
+    print(f"exhaustive grid stage {a['exhaustive_seconds']:.1f} s: picked "
+          f"{a['exhaustive_selected']}, mean val PL {a['exhaustive_mean_val_pl']:.4f} ± "
+          f"{a['exhaustive_val_pl_stderr']:.4f}; the adaptive pick's exhaustive mean val PL "
+          f"{a['pick_exhaustive_mean_val_pl']:.4f}: within one s.e.: "
+          f"{a['within_one_stderr']}; adaptive x{a['exhaustive_seconds'] / a['seconds']:.1f} "
+          f"faster", flush=True)
+
+
+def compare_methods():
+  """The `full` protocol on the simulated study with each method (and validation
+  schedule), in this run: a first run (compiles included) and a second in a fresh
+  workdir (compiled functions reused: the computation alone)."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  from crbm_jax.configs import table2 as table2_config  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import table2  # pylint: disable=import-outside-toplevel
+  rows = []
+  for every in map(int, FLAGS.eval_every):
+    for method in FLAGS.methods:
+      config = table2_config.get_config(FLAGS.protocol_variant)
+      config.method, config.progress = method, False
+      full_epochs = config.train.num_epochs
+      if FLAGS.protocol_epochs:
+        config.train.num_epochs = FLAGS.protocol_epochs
+      config.train.eval_every = every
+      epochs = config.train.num_epochs
+      stride = FLAGS.grid_stride
+      if stride > 1:  # keep every k-th point (the grid's product order: all sizes stay)
+        keep = table2.grid_points(config)[::stride]
+        grid_of = table2.grid_points
+        table2.grid_points = lambda c, keep=keep: list(keep)
+      walls = []
+      for _ in range(2):
+        with tempfile.TemporaryDirectory() as workdir:
+          t0 = time.perf_counter()
+          out = table2.run_table2(config, workdir, datasets=("simulated",))
+          walls.append(time.perf_counter() - t0)
+      if stride > 1:
+        table2.grid_points = grid_of
+      res = out["datasets"][0]
+      compile_s = max(walls[0] - walls[1], 0.0)
+      # the compiled run's time, scaled to 30 epochs and the whole grid (the grid stage
+      # dominates: 8 combination fits per split against len(grid) grid fits)
+      extrapolated = walls[1] * full_epochs / epochs * stride + compile_s
+      label = "" if (epochs == full_epochs and stride == 1) else (
+          f" -> EXTRAPOLATED to {full_epochs} epochs and the whole grid (x{stride} the "
+          f"points): {extrapolated / 60:.2f} min")
+      rows.append((method, every, walls, extrapolated))
+      print(f"method={method} eval_every={every} epochs={epochs}: first run {walls[0]:.1f} s "
+            f"(compiles included), second {walls[1]:.1f} s (compute; compiles "
+            f"~{compile_s:.1f} s){label}; selected {res['selected']}; +++ test PL "
+            f"{res['rows'][0].get('mean', float('nan')):.4f}; rows "
+            f"{[(r['pattern'], round(r['mean'], 4)) for r in res['rows'] if 'mean' in r]}",
+            flush=True)
+  base = rows[0][3]
+  for method, every, walls, extrapolated in rows:
+    print(f"  {method:9s} eval_every={every}: {extrapolated / 60:.2f} min for the full "
+          f"protocol (x{base / extrapolated:.2f} vs {rows[0][0]} eval_every={rows[0][1]})")
 
 
 def run_protocol():

@@ -30,12 +30,13 @@ def median_time(fn, repeats: int):
   return float(np.median(times)), result
 
 
-def matmul_peak(repeats: int) -> float:
-  """float32 GFLOP/s of a 2048³ matmul measured here."""
-  a = jnp.ones((2048, 2048), jnp.float32)
+def matmul_peak(repeats: int, size: int = 2048) -> float:
+  """float32 GFLOP/s of a size³ matmul measured here (JAX's default precision: on a GPU
+  with tensor cores that may use TF32)."""
+  a = jnp.ones((size, size), jnp.float32)
   mm = jax.jit(lambda a: a @ a)
   mm(a).block_until_ready()
-  return 2 * 2048**3 / best_time(lambda: mm(a).block_until_ready(), repeats) / 1e9
+  return 2 * size**3 / best_time(lambda: mm(a).block_until_ready(), repeats) / 1e9
 
 
 def time_epochs(fn, state, repeats: int) -> float:

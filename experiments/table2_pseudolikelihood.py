@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from crbm_jax import configs
 from crbm_jax.paper import table2
+from crbm_jax.util import interrupt
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(configs.__file__), "table2.py"),
@@ -37,6 +38,10 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "With --distributed.")
 
 def main(argv):
   del argv
+  interrupt.exit_on_interrupt(  # Ctrl-C: one line, exit 130 (no unwinding through XLA)
+      "table2_pseudolikelihood",
+      f"finished fits are kept in {os.path.join(_WORKDIR.value, 'results')}; run the "
+      "same command again to resume from them")
   if _DISTRIBUTED.value:
     import jax  # pylint: disable=import-outside-toplevel
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,

@@ -228,3 +228,43 @@ def test_block_lazy_aux_update_equals_the_dense_prox_over_many_steps():
   for m in range(2):
     np.testing.assert_allclose(flushed[:, m], dense[m], rtol=1e-5, atol=1e-6)
   np.testing.assert_array_equal(flushed[4:, 1], 0.0)
+
+
+def test_validation_on_a_schedule_selects_among_the_evaluated_epochs():
+  # eval_every=2 over 5 epochs: validation after epochs 1, 3 (every 2nd) and 4 (the
+  # last), the same values as validating every epoch there, NaN elsewhere; training is
+  # unchanged and the best epoch is the best of the evaluated ones.
+  every = dict(num_hidden=4, batch_size=10, num_epochs=5, eval_chunk=8)
+  points = _points([4, 3], lrs=(0.05, 0.5))
+  keys = jax.random.split(jax.random.key(12), 2)
+  gm = np.ones((2, 2), np.float32)
+  out = {}
+  for k in (1, 2):
+    fn = jax.jit(grid.make_block_fit(TrainConfig(eval_every=k, **every), A))
+    out[k] = jax.device_get(grid.run_block(fn, keys, points, gm, 4, jax.random.key(1),
+                                           TRAIN, VAL, TEST))
+  evaluated = [1, 3, 4]
+  assert np.isnan(out[2].val_pl[:, [0, 2]]).all()
+  np.testing.assert_allclose(out[2].val_pl[:, evaluated], out[1].val_pl[:, evaluated],
+                             rtol=1e-6)
+  np.testing.assert_allclose(out[2].recon_error, out[1].recon_error, rtol=1e-6)
+  for m in range(2):
+    want = evaluated[int(np.argmax(out[1].val_pl[m, evaluated]))]
+    assert int(out[2].best_epoch[m]) == want
+    np.testing.assert_allclose(out[2].best_val_pl[m], out[1].val_pl[m, want], rtol=1e-6)
+
+
+def test_block_evaluation_picks_the_exact_form_per_group_of_models():
+  # 32 models in two groups of 16: one model of the second group has max|W| = 150 (the
+  # softplus form for its group), the others small weights (the 16-factor product);
+  # every model's value must be the library's, whichever form its group used.
+  m = 32
+  keys = jax.random.split(jax.random.key(13), m)
+  params = jax.vmap(lambda k: init_params(k, V, 5, A, 0.5, jnp.full((V,), 0.3)))(keys)
+  W = params.W.at[20, 0, 0].set(150.0)
+  params = params._replace(W=W, W_aux=0.3 * jax.random.normal(keys[0], (A, m, V)))
+  got = jax.jit(lambda p: grid.make_block_evaluate(_config(5), form_group=16)(p, TEST))(params)
+  for i in (0, 15, 16, 20, 31):
+    p = jax.tree.map(lambda x: x[i], params._replace(W_aux=jnp.moveaxis(params.W_aux, 1, 0)))
+    want = balanced_pseudo_likelihood(pseudo_log_likelihood(p, TEST.v, TEST.aux), TEST.v)
+    np.testing.assert_allclose(got[i], want, rtol=1e-5)

@@ -30,10 +30,33 @@ def get_config(arg=None):
       num_hidden=(50, 100), learning_rate=(0.5, 2.0), weight_decay=(1e-4,),
       l1_aux=(1e-4, 1e-3), momentum=(0.5,), aux_lr_scale=(1.0, 30.0)))
   c.train = training.get_config(num_epochs=15)
-  c.method = "vmap"        # 'vmap' (chunks of models per call) or 'loop' (one per call)
-  c.chunk_size = 64        # models per call for 'vmap'
+  # How the fits of a stage are computed (the same table whichever; BUILD_NOTES, issue 16):
+  #   'vmap': ONE jitted call per stage, every configuration x every split (one block per
+  #           hidden size inside it), vmapped over (split, model);
+  #   'map': one call per stage, lax.map over chunks of `chunk_size` models, each chunk
+  #          vmapped over the splits (bounds memory);
+  #   'per_split': a call per (split, hidden size, chunk of `chunk_size` models);
+  #   'loop': a call per model and split;
+  #   'auto': 'vmap' on an accelerator, on a CPU the one measured fastest there
+  #           (paper.table2.CPU_METHOD).
+  c.method = "auto"
+  c.chunk_size = 64        # models per call ('per_split') or per lax.map step ('map')
   c.shard = True           # shard the model axis over jax.devices() when > 1
   c.group_by_hidden = True  # one block shape per hidden size (else pad to the largest)
+  # How the grid point is chosen: 'exhaustive' (the paper's protocol: every point on every
+  # split), 'adaptive' (successive halving over every point and split at once, masks
+  # freezing the halved configurations; learn.block.run_halving) or 'both' (the combination
+  # stage uses the exhaustive pick; table2.md reports both picks).
+  c.search = "exhaustive"
+  c.adaptive = ml_collections.ConfigDict(dict(
+      eta=4.0,          # keep the best 1/eta at each rung
+      first_rung=1,     # rungs at epochs first_rung x eta^k
+      min_models=4,     # never halve below this many configurations
+      min_bucket=8,     # smallest compacted block
+      eval_every=1,     # epochs per round (validation after each)
+      patience=1000,    # early stopping of converged models (evaluations without
+      tol=0.0,          #   an improvement > tol); 1000: never, as the exhaustive grid
+      diverge_margin=1e9))  # a model this far below its best stops as diverged
   c.key_impl = "threefry2x32"
   c.progress = True
   # (index, count): this process computes the tasks whose key hash % count == index and

@@ -3,7 +3,7 @@
 Table 2, Table 3, the beyond-the-paper stage, ``crbm-fit`` and the scikit-learn estimator
 all describe a fit with this schema; ``crbm_jax.learn.from_config(cfg)`` turns it into
 ``(TrainConfig, HParams)``. Static (recompiles when changed): num_hidden, cd_k,
-batch_size, num_epochs, sample_last_visible, weight_scale, eval_chunk. Traced (a grid over
+batch_size, num_epochs, sample_last_visible, weight_scale, eval_chunk, eval_every. Traced (a grid over
 them is a vmap): learning_rate, momentum, weight_decay, l1_aux, aux_lr_scale.
 
 Learning rates multiply the minibatch-MEAN gradient (the CD step normalises by the batch
@@ -15,7 +15,7 @@ import ml_collections
 
 DEFAULTS = dict(
     num_hidden=100, cd_k=1, batch_size=100, num_epochs=30, sample_last_visible=False,
-    weight_scale=0.01, eval_chunk=64,
+    weight_scale=0.01, eval_chunk=64, eval_every=1,
     learning_rate=0.05, momentum=0.5, weight_decay=1e-4, l1_aux=1e-3, aux_lr_scale=1.0)
 
 

@@ -92,6 +92,8 @@ class TrainConfig:
       its probabilities (False, lower-variance, Hinton's practical guide section 3).
     weight_scale: std of the initial W.
     eval_chunk: observations per chunk in the pseudo-likelihood.
+    eval_every: validate every ``eval_every`` epochs and after the last one (best-epoch
+      selection among those epochs; 1 = every epoch, the paper's protocol).
   """
   num_hidden: int = 100
   cd_k: int = 1
@@ -100,6 +102,7 @@ class TrainConfig:
   sample_last_visible: bool = False
   weight_scale: float = 0.01
   eval_chunk: int = 64
+  eval_every: int = 1
 
 
 TRAIN_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))

@@ -75,6 +75,10 @@ def run_epochs(rng_key: PRNGKey, learner: Learner, state, train: Dataset, hparam
                evaluate_fn: Optional[Callable[[CRBMParams], Array]] = None):
   """``config.num_epochs`` epochs, keeping the best-validation parameters.
 
+  Validation runs after every ``config.eval_every``-th epoch and after the last one (a
+  ``lax.cond`` on the epoch number, which no vmap batches); the best epoch is chosen
+  among those, and History.val_pl is NaN at the epochs not evaluated.
+
   Args:
     evaluate_fn: params -> balanced validation log PL (scalar, or [M] for a block); None
       keeps the last epoch (no validation; History.val_pl is NaN).
@@ -83,18 +87,28 @@ def run_epochs(rng_key: PRNGKey, learner: Learner, state, train: Dataset, hparam
   """
   initial = learner.model(state, hparams)
   model_shape = initial.b.shape[:-1]                          # () or (M,)
+  every, last = max(1, int(getattr(config, "eval_every", 1))), config.num_epochs - 1
 
   def body(carry, epoch):
     state, best = carry
     state, info = run_epoch(jax.random.fold_in(rng_key, epoch), learner, state, train,
                             hparams, config.batch_size)
-    params = learner.model(state, hparams)
     if evaluate_fn is None:
       val_pl = jnp.full(model_shape, jnp.nan)
-      best = BestEpoch(params, val_pl, jnp.full(model_shape, epoch))
-    else:
+      best = BestEpoch(learner.model(state, hparams), val_pl, jnp.full(model_shape, epoch))
+      return (state, best), (info.recon_error, val_pl)
+
+    def scored(best):
+      params = learner.model(state, hparams)
       val_pl = evaluate_fn(params)
-      best = keep_best(best, params, val_pl, epoch, learner.model_axes)
+      return keep_best(best, params, val_pl, epoch, learner.model_axes), val_pl
+
+    if every == 1:
+      best, val_pl = scored(best)
+    else:
+      due = ((epoch + 1) % every == 0) | (epoch == last)
+      best, val_pl = jax.lax.cond(due, scored,
+                                  lambda best: (best, jnp.full(model_shape, jnp.nan)), best)
     return (state, best), (info.recon_error, val_pl)
 
   best = BestEpoch(initial, jnp.full(model_shape, -jnp.inf),

@@ -80,6 +80,13 @@ def form_index(max_w: Array) -> Array:
   return index
 
 
+def finite_max_abs(W: Array) -> Array:
+  """max |W| over the finite entries: what picks the exact form. A diverged model (NaN or
+  infinite weights) gets a non-finite pseudo-likelihood in every form, so it must not
+  push a whole block onto the slowest one (which one NaN would: it compares false)."""
+  return jnp.max(jnp.where(jnp.isfinite(W), jnp.abs(W), 0.0))
+
+
 def per_bit_pll(params: CRBMParams, flip_delta: FlipDelta, v: Array,
                 vis_bias: Array) -> Array:
   """log p(v_i | v_\\i, a) for a chunk [n, V], given the visible bias (b + W_a a) [n, V]."""
@@ -122,7 +129,7 @@ def pseudo_log_likelihood(params: CRBMParams, v: Array, aux: Array,
     return fn
 
   forms = [run(f) for f in flip_delta_forms(params.W)]
-  out = jax.lax.switch(form_index(jnp.max(jnp.abs(params.W))), forms)
+  out = jax.lax.switch(form_index(finite_max_abs(params.W)), forms)
   return out.reshape(-1, v.shape[1])[:n]
 
 
@@ -163,7 +170,7 @@ def balanced_log_pl(params: CRBMParams, data, chunk_size: int,
       ``params.W_aux`` is not read).
   """
   chunk_size = min(chunk_size, max(data.v.shape[0], 1))
-  max_w = jnp.max(jnp.abs(params.W))
+  max_w = finite_max_abs(params.W)
   if axis_name is not None:
     max_w = jax.lax.pmax(max_w, axis_name)
   v, weight = (chunk_rows(x, chunk_size) for x in (data.v, data.weight))

@@ -33,6 +33,7 @@ import numpy as np
 
 from crbm_jax.data import splits as splits_lib
 from crbm_jax.learn import block as block_lib
+from crbm_jax.learn import search as search_lib
 from crbm_jax.learn.base import Dataset, TrainConfig, from_config
 from crbm_jax.model.pseudolikelihood import factored_baseline_pl
 from crbm_jax.paper import published
@@ -44,6 +45,7 @@ from crbm_jax.util.stats import format_mean_se, mean_stderr
 VERSION = 3  # bump when a change alters results (part of every result key)
 ROLES = ("user", "track", "item")
 ITEM_GROUPS = ("clip", "artist", "album")
+SEARCHES = ("exhaustive", "adaptive", "both")  # config.search: how the grid point is chosen
 
 
 @dataclasses.dataclass
@@ -102,10 +104,21 @@ def prepare(name: str, config) -> Prepared:
   return Prepared(name, label, bundle.simulated, obs, roles, missing, splits, fp)
 
 
+def stage_observations(prep: Prepared, columns):
+  """The observations a stage trains on: only the auxiliary groups in ``columns``, their
+  W_aux rows re-packed from 0 (the grid stage carries the track rows alone, not every
+  group's). With every column, the rows are the data set's own."""
+  if list(columns) == list(range(len(prep.obs.groups))):
+    return prep.obs
+  return prep.obs.select_groups([prep.obs.groups[c] for c in columns])
+
+
 def _split_datasets(prep: Prepared, columns, batch_size: int):
-  """Per split (train, val, test) Datasets with shapes equal across splits."""
-  X = prep.obs.X.astype(np.float32)
-  aux = prep.obs.aux[:, columns].astype(np.int32)
+  """Per split (train, val, test) Datasets with shapes equal across splits; aux indexes
+  the stage's own W_aux rows (``stage_observations``)."""
+  obs = stage_observations(prep, columns)
+  X = obs.X.astype(np.float32)
+  aux = obs.aux.astype(np.int32)
   sizes = [max(len(getattr(s, part)) for s in prep.splits) for part in ("train", "val",
                                                                         "test")]
   sizes[0] += (-sizes[0]) % batch_size
@@ -128,6 +141,23 @@ def train_config(config, num_hidden: int) -> TrainConfig:
 
 
 _BLOCK_FNS = {}
+_STAGE_FNS = {}
+# The method 'auto' resolves to: on a CPU, the one measured fastest on the 2-core machine
+# (BUILD_NOTES, issue 16: `experiments/bench_grid.py --split_methods` and `--methods`);
+# on an accelerator, the single computation.
+CPU_METHOD = "map"
+ACCELERATOR_METHOD = "vmap"
+
+
+def resolve_method(config) -> str:
+  """``config.method``, with 'auto' replaced by the backend's choice."""
+  method = config.method
+  if method == "auto":
+    return CPU_METHOD if jax.default_backend() == "cpu" else ACCELERATOR_METHOD
+  if method not in block_lib.METHODS:
+    raise ValueError(f"table2 config: unknown method {method!r}; use 'auto' or one of "
+                     f"{', '.join(block_lib.METHODS)}")
+  return method
 
 
 def task_shard(config) -> Tuple[int, int]:
@@ -148,8 +178,9 @@ class Runner:
     self.result_dir = os.path.join(workdir, "results", _slug(prep.name))
     self.root = jax.random.key(config.seed, impl=config.key_impl)
     devices = jax.local_devices()  # several processes: each shards over its own devices
+    self.method = resolve_method(config)
     self.mesh = None
-    if config.shard and config.method == "vmap" and len(devices) > 1:
+    if config.shard and self.method in ("vmap", "per_split") and len(devices) > 1:
       self.mesh = jax.sharding.Mesh(np.array(devices), (block_lib.AXIS,))
     self.num_computed = 0
 
@@ -192,7 +223,7 @@ class Runner:
     for p, _, split in tasks:
       h = p.num_hidden if self.config.group_by_hidden else max_h
       sizes[split, h] = sizes.get((split, h), 0) + 1
-    chunk = 1 if self.config.method == "loop" else max(1, self.config.chunk_size)
+    chunk = 1 if self.method == "loop" else max(1, self.config.chunk_size)
     chunk = min(chunk, max(sizes.values()))
     ndev = self.mesh.devices.size if self.mesh is not None else 1
     chunk += (-chunk) % ndev
@@ -224,52 +255,167 @@ class Runner:
             f"within {self.config.task_wait_s} s")
       time.sleep(poll_s)
 
-  def _compute(self, stage, pending, columns, chunk, max_h, progress) -> dict:
-    """Fits the pending tasks in blocks of ``chunk`` models, saving each result."""
-    out = {}
-    if not pending:
-      return out
+  def adaptive(self, points, groups, columns, stream=None) -> dict:
+    """The grid stage by successive halving (``block.run_halving``) over every point and
+    split at once; selection by mean validation PL over the splits. Not stored per fit
+    (it takes seconds); returns the pick and what the search did."""
+    t0 = time.perf_counter()
+    a = self.config.adaptive
     data = _split_datasets(self.prep, columns, self.config.train.batch_size)
+    num_aux = stage_observations(self.prep, columns).num_aux
+    num_splits = len(data)
+    max_h = max(p.num_hidden for p in points)
+    cfg = train_config(self.config, max_h)
+    rule = search_lib.StopRule(patience=int(a.patience), tol=float(a.tol),
+                               max_epochs=cfg.num_epochs, eval_every=int(a.eval_every),
+                               diverge_margin=float(a.diverge_margin))
+    halving = search_lib.Halving(float(a.eta), int(a.first_rung), int(a.min_models))
+    keys = jnp.stack([jnp.stack([self._model_keys(s, p, groups) for p in points])
+                      for s in range(num_splits)])
+    gmask = np.ones((len(points), len(columns)), np.float32)
+    stack = lambda parts: jax.tree.map(lambda *x: jnp.stack(x), *parts)
+    train, val = (stack([d[i] for d in data]) for i in range(2))
+    data_keys = jnp.stack([self._data_key(s) for s in range(num_splits)])
+    prog = Progress(cfg.num_epochs, f"{_slug(self.prep.name)} adaptive", "epochs",
+                    stream=stream)
+    last = [0]
+
+    def report(epoch, training):
+      prog.update(epoch - last[0])
+      last[0] = epoch
+
+    res = block_lib.run_halving(cfg, num_aux, keys, block_lib.stack_hparams(points),
+                                block_lib.hidden_masks(points, max_h), gmask, data_keys,
+                                train, val, halving, rule, int(a.min_bucket), report)
+    prog.close()
+    order = sorted(range(len(points)), key=lambda i: (-res.mean_val_pl[i], i))
+    pick = order[0]
+    return dict(selected=points[pick]._asdict(), mean_val_pl=float(res.mean_val_pl[pick]),
+                val_pl=res.best_val_pl[:, pick].tolist(),
+                best_epoch=res.best_epoch[:, pick].tolist(), seconds=time.perf_counter() - t0,
+                model_epochs=res.model_epochs,
+                exhaustive_model_epochs=len(points) * num_splits * cfg.num_epochs,
+                rounds=res.rounds, buckets=list(res.buckets),
+                survivors=int(sum(r != "halved" for r in res.reason)),
+                halving=dict(eta=halving.eta, first_rung=halving.first_rung,
+                             min_models=halving.min_models))
+
+  def _model_keys(self, split, point, groups):
+    return jax.random.fold_in(jax.random.fold_in(self.root, 2 + split),
+                              stable_int([list(point), list(groups)]))
+
+  def _data_key(self, split):
+    return jax.random.fold_in(jax.random.fold_in(self.root, 1), split)
+
+  def _store(self, stage, task, res, index) -> dict:
+    """Writes one fit's result (``index`` into the leading axes of the BlockResult)."""
+    pick = lambda x: np.asarray(x[index])
+    val_pl = pick(res.val_pl)
+    r = dict(best_val_pl=float(pick(res.best_val_pl)), test_pl=float(pick(res.test_pl)),
+             best_epoch=int(pick(res.best_epoch)),
+             val_pl=[None if not np.isfinite(x) else float(x) for x in val_pl],
+             recon_error=pick(res.recon_error).tolist(), point=list(task[0]),
+             groups=list(task[1]), split=task[2], stage=stage)
+    item = self.prep.roles.get("item")  # W_aux of the item-only model on split 0
+    if item is not None and stage == "combos" and task[2] == 0 and tuple(task[1]) == (item,):
+      write_npz_atomic(os.path.join(self.result_dir, "item_model_split0.npz"),
+                       W_aux=pick(res.params.W_aux), b=pick(res.params.b))
+    write_json_atomic(self._path(self.key_of(stage, *task)), r)
+    return r
+
+  def _compute(self, stage, pending, columns, chunk, max_h, progress) -> dict:
+    """Fits the pending tasks, saving each result: in one computation over (split,
+    model) per stage ('vmap', 'map'), or per split in blocks of ``chunk`` models."""
+    if not pending:
+      return {}
+    data = _split_datasets(self.prep, columns, self.config.train.batch_size)
+    num_aux = stage_observations(self.prep, columns).num_aux
     group_names = [self.prep.obs.groups[c] for c in columns]
-    blocks = {}
+    gmask_of = lambda groups_list: np.array(
+        [[g in groups for g in group_names] for groups in groups_list],
+        np.float32).reshape(len(groups_list), len(group_names))
+    if self.method in ("vmap", "map"):
+      return self._compute_stacked(stage, pending, data, num_aux, gmask_of, chunk, max_h,
+                                   progress)
+    out, blocks = {}, {}
     for task in pending:
       h = task[0].num_hidden if self.config.group_by_hidden else max_h
       blocks.setdefault((task[2], h), []).append(task)
     for (split, h), block_tasks in sorted(blocks.items()):
       train, val, test = data[split]
-      fn = self._block_fn(h, self.prep.obs.num_aux)
-      data_key = jax.random.fold_in(jax.random.fold_in(self.root, 1), split)
+      fn = self._block_fn(h, num_aux)
       for start in range(0, len(block_tasks), chunk):
         part = block_tasks[start:start + chunk]
         padded = part + [part[0]] * (chunk - len(part)) if len(part) < chunk else part
-        keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(self.root, 2 + split),
-                                             stable_int([list(p), list(g)]))
-                          for p, g, _ in padded])
-        gmask = np.array([[g in groups for g in group_names] for _, groups, _ in padded],
-                         np.float32).reshape(len(padded), len(group_names))
-        res = block_lib.run_block(fn, keys, [p for p, _, _ in padded], gmask, h,
-                                 data_key, train, val, test, mesh=self.mesh)
+        keys = jnp.stack([self._model_keys(split, p, g) for p, g, _ in padded])
+        res = block_lib.run_block(fn, keys, [p for p, _, _ in padded],
+                                  gmask_of([g for _, g, _ in padded]), h,
+                                  self._data_key(split), train, val, test, mesh=self.mesh)
         res = jax.device_get(res)
         for i, task in enumerate(part):
-          r = dict(best_val_pl=float(res.best_val_pl[i]), test_pl=float(res.test_pl[i]),
-                   best_epoch=int(res.best_epoch[i]), val_pl=res.val_pl[i].tolist(),
-                   recon_error=res.recon_error[i].tolist(), point=list(task[0]),
-                   groups=list(task[1]), split=task[2], stage=stage)
-          self._save_extra(stage, task, res, i)
-          write_json_atomic(self._path(self.key_of(stage, *task)), r)
-          out[task] = r
+          out[task] = self._store(stage, task, res, i)
         self.num_computed += len(part)
         if progress is not None:
           progress.update(len(part))
     return out
 
-  def _save_extra(self, stage, task, res, i):
-    """Keeps W_aux of the item-only model on split 0 (qualitative report)."""
-    item = self.prep.roles.get("item")
-    if item is None or stage != "combos" or task[2] != 0 or tuple(task[1]) != (item,):
-      return
-    write_npz_atomic(os.path.join(self.result_dir, "item_model_split0.npz"),
-                     W_aux=np.asarray(res.params.W_aux[i]), b=np.asarray(res.params.b[i]))
+  def _compute_stacked(self, stage, pending, data, num_aux, gmask_of, chunk, max_h,
+                       progress) -> dict:
+    """Every pending configuration on every split in ONE jitted call: one block per
+    hidden size (or one padded block), each mapped over (split, model)."""
+    num_splits = len(data)
+    configs = list(dict.fromkeys((p, g) for p, g, _ in pending))  # ordered, distinct
+    by_h = {}
+    for p, g in configs:
+      by_h.setdefault(p.num_hidden if self.config.group_by_hidden else max_h,
+                      []).append((p, g))
+    ndev = self.mesh.devices.size if self.mesh is not None else 1
+    hs, blocks, members = [], [], []
+    for h, cs in sorted(by_h.items()):
+      multiple = chunk if self.method == "map" else ndev
+      padded = cs + [cs[0]] * ((-len(cs)) % multiple)
+      keys = jnp.stack([jnp.stack([self._model_keys(s, p, g) for p, g in padded])
+                        for s in range(num_splits)])                       # [S, M]
+      points = [p for p, _ in padded]
+      args = [keys, block_lib.stack_hparams(points),
+              jnp.asarray(block_lib.hidden_masks(points, h)),
+              jnp.asarray(gmask_of([g for _, g in padded]))]
+      if self.mesh is not None and self.method == "vmap":
+        P = jax.sharding.PartitionSpec
+        shard = lambda spec: jax.sharding.NamedSharding(self.mesh, spec)
+        args = [jax.device_put(args[0], shard(P(None, block_lib.AXIS)))] + [
+            jax.device_put(a, shard(P(block_lib.AXIS))) for a in args[1:]]
+      hs.append(h)
+      blocks.append(tuple(args))
+      members.append(cs)
+    stack = lambda parts: jax.tree.map(lambda *x: jnp.stack(x), *parts)
+    train, val, test = (stack([d[i] for d in data]) for i in range(3))
+    data_keys = jnp.stack([self._data_key(s) for s in range(num_splits)])
+    fn = self._stage_fn(tuple(hs), num_aux, chunk)
+    results = jax.device_get(fn(tuple(blocks), data_keys, train, val, test))
+    out, todo = {}, set(pending)
+    for cs, res in zip(members, results):
+      for i, (p, g) in enumerate(cs):
+        for s in range(num_splits):
+          if (p, g, s) in todo:
+            out[p, g, s] = self._store(stage, (p, g, s), res, (s, i))
+    self.num_computed += len(out)
+    if progress is not None:
+      progress.update(len(out))
+    return out
+
+  def _stage_fn(self, hs, num_aux, chunk):
+    """The jitted stage: a tuple of blocks (one per hidden size) over (split, model)."""
+    cfgs = tuple(train_config(self.config, h) for h in hs)
+    cache_key = (cfgs, num_aux, self.method, chunk)
+    if cache_key not in _STAGE_FNS:
+      fns = [block_lib.make_split_block_fit(c, num_aux, self.method, chunk) for c in cfgs]
+
+      def stage(blocks, data_keys, train, val, test):
+        return tuple(fn(*b, data_keys, train, val, test) for fn, b in zip(fns, blocks))
+
+      _STAGE_FNS[cache_key] = jax.jit(stage)
+    return _STAGE_FNS[cache_key]
 
 
 def _slug(name: str) -> str:
@@ -301,13 +447,34 @@ def run_dataset(config, workdir: str, name: str) -> dict:
   tasks = [(p, (grid_group,) if grid_group else (), s) for p in points
            for s in range(len(prep.splits))]
   cols = [groups.index(grid_group)] if grid_group else []
-  prog = Progress(len(tasks), f"{_slug(name)} grid", "fits", stream=stream)
-  grid_res = runner.run("grid", tasks, cols, prog)
-  prog.close()
   gg = (grid_group,) if grid_group else ()
-  mean_val = {p: float(np.mean([grid_res[(p, gg, s)]["best_val_pl"]
-                                for s in range(len(prep.splits))])) for p in points}
-  best = max(points, key=lambda p: (mean_val[p], -points.index(p)))
+  search = config.get("search", "exhaustive")
+  if search not in SEARCHES:
+    raise ValueError(f"table2 config: unknown search {search!r}; use one of "
+                     f"{', '.join(SEARCHES)}")
+  mean_val, best, adaptive = {}, None, None
+  if search in ("exhaustive", "both"):
+    prog = Progress(len(tasks), f"{_slug(name)} grid", "fits", stream=stream)
+    t_grid = time.perf_counter()
+    grid_res = runner.run("grid", tasks, cols, prog)
+    grid_seconds = time.perf_counter() - t_grid  # resumed fits make it shorter
+    prog.close()
+    vals = {p: [grid_res[(p, gg, s)]["best_val_pl"] for s in range(len(prep.splits))]
+            for p in points}
+    mean_val = {p: float(np.mean(v)) for p, v in vals.items()}
+    best = max(points, key=lambda p: (mean_val[p], -points.index(p)))
+  if search in ("adaptive", "both"):
+    adaptive = runner.adaptive(points, gg, cols, stream)
+    if best is not None:
+      win_mean, win_se = mean_stderr(vals[best])
+      pick = block_lib.GridPoint(**adaptive["selected"])
+      adaptive.update(
+          exhaustive_selected=best._asdict(), exhaustive_mean_val_pl=win_mean,
+          exhaustive_val_pl_stderr=win_se, exhaustive_seconds=grid_seconds,
+          pick_exhaustive_mean_val_pl=mean_val[pick],
+          within_one_stderr=bool(mean_val[pick] >= win_mean - win_se))
+    else:
+      best = block_lib.GridPoint(**adaptive["selected"])
   combos = [tuple(g for g in groups if roles_of(g, roles) in on)
             for on in _role_subsets(roles)]
   tasks = [(best, c, s) for c in combos for s in range(len(prep.splits))]
@@ -332,7 +499,8 @@ def run_dataset(config, workdir: str, name: str) -> dict:
     if r["values"] is not None:
       r["mean"], r["stderr"] = mean_stderr(r["values"])
   out = dict(name=name, label=prep.label, simulated=prep.simulated, rows=rows,
-             selected=best._asdict(), grid_group=grid_group,
+             selected=best._asdict(), search=search, adaptive=adaptive,
+             grid_group=grid_group,
              grid_mean_val_pl={json.dumps(list(p)): v for p, v in mean_val.items()},
              num_observations=prep.obs.num_observations,
              num_visible=prep.obs.num_visible, groups=groups,
@@ -403,6 +571,29 @@ def to_csv(results: list) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _search_lines(res) -> list:
+  """How the grid point was chosen, and both picks when both searches ran."""
+  a = res.get("adaptive")
+  if not a:
+    return []
+  fmt = lambda p: ", ".join(f"{k}={v:g}" for k, v in p.items())
+  lines = [f"Adaptive search (successive halving, eta {a['halving']['eta']:g}, first rung "
+           f"{a['halving']['first_rung']} epoch(s)): picked {fmt(a['selected'])}, mean "
+           f"validation PL {a['mean_val_pl']:.4f}; {a['model_epochs']} model-epochs "
+           f"({100 * a['model_epochs'] / a['exhaustive_model_epochs']:.1f}% of the "
+           f"exhaustive grid's), {a['seconds']:.1f} s.  "]
+  if "exhaustive_selected" in a:
+    lines.append(
+        f"Exhaustive grid: picked {fmt(a['exhaustive_selected'])}, mean validation PL "
+        f"{format_mean_se(a['exhaustive_mean_val_pl'], a['exhaustive_val_pl_stderr'])}, "
+        f"{a['exhaustive_seconds']:.1f} s; the adaptive pick's exhaustive mean validation "
+        f"PL {a['pick_exhaustive_mean_val_pl']:.4f} is "
+        f"{'within' if a['within_one_stderr'] else 'NOT within'} one standard error of "
+        f"the winner's. The rows below use the "
+        f"{'exhaustive' if res['search'] == 'both' else 'adaptive'} pick.  ")
+  return lines + [""]
+
+
 def to_markdown(results: list) -> str:
   out = ["# Table 2: test balanced per-bit log pseudo-likelihood (less negative is better)",
          "", "Mean ± standard error over splits. User / Track / Item: auxiliary variables "
@@ -415,6 +606,7 @@ def to_markdown(results: list) -> str:
     out += [f"## {res['name']}{sim}", "", f"{res['label']}  ",
             f"{res['num_observations']} observations, {res['num_visible']} tags; grid "
             f"conditioned on `{res['grid_group']}`; selected {res['selected']}", "",
+            *_search_lines(res),
             f"| User | Track | Item | ours | paper ({paper_name or 'no counterpart'}) |",
             "|---|---|---|---|---|"]
     notes = []
