@@ -12,8 +12,10 @@ being thresholded silently.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Optional
+import warnings
+from typing import Iterator, Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,19 +25,35 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from sklearn.exceptions import ConvergenceWarning
+
 from crbm_jax import learn
 from crbm_jax.configs import training
 from crbm_jax.data.splits import random_split
+from crbm_jax.learn import lazy_l1
+from crbm_jax.learn import search
 from crbm_jax.model.crbm import CRBMParams, hidden_given_visible
 from crbm_jax.model.gibbs import sample_visible
-from crbm_jax.model.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
+from crbm_jax.model.pseudolikelihood import pseudo_log_likelihood
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_fit(config: learn.TrainConfig, num_aux: int):
-  """One jitted fit function per static configuration, so refits with the same shapes
-  (cross-validation, grid search) reuse the compilation."""
-  return jax.jit(learn.make_fit(config, num_aux))
+def _compiled_epoch(config: learn.TrainConfig, num_aux: int):
+  """One jitted epoch over a chunk of rows per static configuration, so refits with the
+  same shapes (cross-validation, grid search) reuse the compilation."""
+  learner = learn.cd(config, num_aux)
+
+  def epoch(rng_key, state, chunk: learn.Dataset, hparams):
+    state, info = learn.run_epoch(rng_key, learner, state, chunk, hparams, config.batch_size)
+    return state, info.recon_error, learner.model(state, hparams)
+
+  return learner, jax.jit(epoch)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_init(config: learn.TrainConfig, num_aux: int):
+  learner = learn.cd(config, num_aux)
+  return jax.jit(lambda key, data, hparams: learner.init(key, data, hparams))
 
 
 _pseudo_log_likelihood = jax.jit(pseudo_log_likelihood, static_argnames=("chunk_size",))
@@ -48,30 +66,41 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
 
   Parameters:
     n_hidden: hidden units H.
-    learning_rate, momentum, weight_decay (on W), l1_aux (on W_aux): see
-      ``crbm_jax.learn.HParams``.
+    learning_rate, momentum, weight_decay (on W), l1_aux (on W_aux), aux_lr_scale (the
+      W_aux step is learning_rate x aux_lr_scale): see ``crbm_jax.learn.HParams``.
     cd_k: Gibbs steps per CD update; batch_size: observations per minibatch.
-    n_epochs: passes over the training data.
-    validation_fraction: share of the rows held out to pick the epoch with the best
-      balanced validation pseudo-likelihood (the paper's model selection). 0 = no
-      hold-out: train on all rows and keep the last epoch. With fewer than 2 held-out
-      or training rows the hold-out is skipped as for 0.
-    random_state: int seed (or a RandomState / None, scikit-learn style); an int makes
-      ``fit`` deterministic.
+    n_epochs: the most passes over the training data (scikit-learn's ``max_iter``).
+    early_stopping: hold out ``validation_fraction`` of the rows, stop when the balanced
+      validation pseudo-likelihood has not improved by ``tol`` for ``n_iter_no_change``
+      epochs, and keep the best epoch's parameters (the paper's model selection; a
+      diverging fit stops too). False: train on every row for ``n_epochs`` and keep the
+      last epoch. A validation_fraction of 0, or fewer than 2 held-out or training rows,
+      also means no hold-out.
+    validation_fraction, n_iter_no_change, tol: as in scikit-learn's ``MLPClassifier``.
+    random_state: None, an int or a RandomState, with scikit-learn's semantics: an int
+      makes ``fit`` deterministic; None or a RandomState draws a new seed at each ``fit``
+      (and at the first ``partial_fit``).
     chunk_size: observations per chunk in the exact pseudo-likelihood.
+    chunk_rows: rows made dense at a time. Sparse input is never densified whole: a
+      training set larger than this is trained chunk by chunk (each epoch shuffles the
+      rows, then runs the minibatches of one chunk at a time), and scoring and
+      transforming go chunk by chunk.
 
   Attributes (after fit):
     params_: CRBMParams of numpy arrays; components_: [H, V] (Wᵀ);
     intercept_visible_: [V]; intercept_hidden_: [H]; aux_weights_: [num_aux, V];
     n_features_in_, num_aux_, n_aux_groups_, best_epoch_, n_iter_ (epochs run),
-    history_: {'recon_error': [n_epochs], 'val_pl': [n_epochs] or absent},
-    validation_used_: whether best-epoch selection ran.
+    history_: {'recon_error': [n_iter_], 'val_pl': [n_iter_] (with a hold-out)},
+    validation_used_: whether best-epoch selection ran; stopped_: why training stopped
+    ('converged', 'max_epochs', 'diverged').
   """
 
   def __init__(self, n_hidden: int = 100, learning_rate: float = 0.05,
                momentum: float = 0.5, weight_decay: float = 1e-4, l1_aux: float = 1e-3,
-               cd_k: int = 1, batch_size: int = 100, n_epochs: int = 30,
-               validation_fraction: float = 0.2, random_state=0, chunk_size: int = 64):
+               cd_k: int = 1, batch_size: int = 100, n_epochs: int = 100,
+               early_stopping: bool = True, validation_fraction: float = 0.2,
+               n_iter_no_change: int = 8, tol: float = 1e-4, aux_lr_scale: float = 1.0,
+               random_state=0, chunk_size: int = 64, chunk_rows: int = 8192):
     self.n_hidden = n_hidden
     self.learning_rate = learning_rate
     self.momentum = momentum
@@ -80,9 +109,14 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     self.cd_k = cd_k
     self.batch_size = batch_size
     self.n_epochs = n_epochs
+    self.early_stopping = early_stopping
     self.validation_fraction = validation_fraction
+    self.n_iter_no_change = n_iter_no_change
+    self.tol = tol
+    self.aux_lr_scale = aux_lr_scale
     self.random_state = random_state
     self.chunk_size = chunk_size
+    self.chunk_rows = chunk_rows
 
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()
@@ -91,7 +125,9 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
 
   # -- input checks ---------------------------------------------------------------------
 
-  def _validate_X(self, X, reset: bool) -> np.ndarray:
+  def _validate_X(self, X, reset: bool):
+    """Validated X: a float32 ndarray, or a float32 CSR matrix for sparse input (never
+    densified whole; ``_rows`` densifies chunks)."""
     X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"), reset=reset,
                       dtype=(np.float32, np.float64))
     values = X.data if sp.issparse(X) else X
@@ -99,7 +135,44 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       bad = values[(values != 0) & (values != 1)].ravel()[0]
       raise ValueError(f"ConditionalRBM needs binary X (0/1 tag indicators); found the "
                        f"value {bad!r}. Binarise the input first (e.g. X > 0).")
-    return np.asarray(X.toarray() if sp.issparse(X) else X, np.float32)
+    if sp.issparse(X):
+      return sp.csr_matrix(X, dtype=np.float32)
+    return np.asarray(X, np.float32)
+
+  @staticmethod
+  def _rows(X, index=None) -> np.ndarray:
+    """Dense float32 rows ``index`` (all when None) of an ndarray or CSR matrix."""
+    part = X if index is None else X[index]
+    return np.asarray(part.toarray() if sp.issparse(part) else part, np.float32)
+
+  def _chunks(self, n: int) -> Iterator[slice]:
+    step = max(int(self.chunk_rows), 1)
+    for start in range(0, n, step):
+      yield slice(start, min(start + step, n))
+
+  def _check_params(self) -> None:
+    from crbm_jax.cli import check_hparams  # pylint: disable=import-outside-toplevel
+    if (self.n_hidden < 1 or self.batch_size < 1 or self.n_epochs < 1 or self.cd_k < 1
+        or self.n_iter_no_change < 1 or self.chunk_rows < 1):
+      raise ValueError("n_hidden, batch_size, n_epochs, cd_k, n_iter_no_change and "
+                       "chunk_rows must be >= 1")
+    if not 0.0 <= self.validation_fraction < 1.0:
+      raise ValueError(f"validation_fraction must be in [0, 1), got "
+                       f"{self.validation_fraction}")
+    if not (np.isfinite(self.tol) and self.tol >= 0):
+      raise ValueError(f"tol must be a finite number >= 0, got {self.tol}")
+    check_hparams(prefix="", error=ValueError, learning_rate=self.learning_rate,
+                  momentum=self.momentum, weight_decay=self.weight_decay,
+                  l1_aux=self.l1_aux, aux_lr_scale=self.aux_lr_scale)
+
+  def _settings(self, num_rows: int):
+    batch = int(min(self.batch_size, max(num_rows, 1)))
+    return learn.from_config(training.get_config(
+        num_hidden=int(self.n_hidden), cd_k=int(self.cd_k), batch_size=batch,
+        num_epochs=int(self.n_epochs), eval_chunk=int(self.chunk_size),
+        learning_rate=float(self.learning_rate), momentum=float(self.momentum),
+        weight_decay=float(self.weight_decay), l1_aux=float(self.l1_aux),
+        aux_lr_scale=float(self.aux_lr_scale)))
 
   def _validate_aux(self, aux, n: int, fitting: bool) -> np.ndarray:
     if aux is None:
@@ -133,7 +206,8 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
   # -- fitting --------------------------------------------------------------------------
 
   def fit(self, X, y=None, aux=None, num_aux: Optional[int] = None):
-    """Fits the model.
+    """Fits the model (with early stopping on a hold-out unless ``early_stopping`` is
+    False).
 
     Args:
       X: [N, V] binary, dense or scipy sparse.
@@ -142,49 +216,179 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       num_aux: rows of W_aux (default: 1 + the largest index in aux).
     Returns:
       self.
+    Raises:
+      crbm_jax.learn.search.DivergenceError (a ValueError): the first epochs diverged.
     """
-    if self.n_hidden < 1 or self.batch_size < 1 or self.n_epochs < 1 or self.cd_k < 1:
-      raise ValueError("n_hidden, batch_size, n_epochs and cd_k must be >= 1")
-    if not 0.0 <= self.validation_fraction < 1.0:
-      raise ValueError(f"validation_fraction must be in [0, 1), got "
-                       f"{self.validation_fraction}")
-    v = self._validate_X(X, reset=True)
-    n = v.shape[0]
+    self._check_params()
+    X = self._validate_X(X, reset=True)
+    n = X.shape[0]
     aux = self._validate_aux(aux, n, fitting=True)
-    top = int(aux.max()) + 1 if aux.size else 0
-    num_aux = top if num_aux is None else int(num_aux)
-    if num_aux < top:
-      raise ValueError(f"num_aux={num_aux} but aux holds row {top - 1}")
+    num_aux = self._num_aux(aux, num_aux)
     seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-    key = jax.random.key(seed)
-    config, hparams = learn.from_config(training.get_config(
-        num_hidden=int(self.n_hidden), cd_k=int(self.cd_k), batch_size=int(self.batch_size),
-        num_epochs=int(self.n_epochs), eval_chunk=int(self.chunk_size),
-        learning_rate=float(self.learning_rate), momentum=float(self.momentum),
-        weight_decay=float(self.weight_decay), l1_aux=float(self.l1_aux)))
+    key_init, key_data = jax.random.split(jax.random.key(seed))
     val_idx = np.zeros(0, np.int64)
-    if self.validation_fraction > 0:
+    train_idx = np.arange(n)
+    if self.early_stopping and self.validation_fraction > 0:
       split = random_split(aux, seed, (1.0 - self.validation_fraction,
                                        self.validation_fraction, 0.0))
       train_idx, val_idx = split.train, np.concatenate([split.val, split.test])
     self.validation_used_ = bool(len(val_idx) >= 2 and n - len(val_idx) >= 2)
+    if not self.validation_used_:
+      train_idx, val_idx = np.arange(n), np.zeros(0, np.int64)
+    config, hparams = self._settings(len(train_idx))
+    learner, _ = _compiled_epoch(config, num_aux)
+    first = self._dataset(X, aux, train_idx[: min(len(train_idx), self.chunk_rows)])
+    state = _compiled_init(config, num_aux)(key_init, first, hparams)
+    rule = search.StopRule(patience=int(self.n_iter_no_change), tol=float(self.tol),
+                           max_epochs=int(self.n_epochs))
+    score = None
     if self.validation_used_:
-      train = learn.make_dataset(v[train_idx], aux[train_idx])
-      val = learn.make_dataset(v[val_idx], aux[val_idx])
+      score = lambda params: self._balanced_pl(params, X[val_idx], aux[val_idx])
+    params, best_epoch, history, stopped = self._train(
+        key_data, state, config, hparams, num_aux, X, aux, train_idx, rule, score)
+    self.params_ = CRBMParams(*(np.asarray(x) for x in params))
+    self.best_epoch_ = best_epoch
+    self.history_ = {"recon_error": np.asarray(history["recon_error"], np.float32)}
+    if self.validation_used_:
+      self.history_["val_pl"] = np.asarray(history["val_pl"], np.float32)
+    self.stopped_ = stopped
+    self.num_aux_ = num_aux
+    self.n_aux_groups_ = aux.shape[1]
+    self.n_iter_ = len(history["recon_error"])
+    self._state = None
+    return self
+
+  def partial_fit(self, X, y=None, aux=None, num_aux: Optional[int] = None):
+    """One more epoch over (X, aux), continuing from the current parameters.
+
+    The first call on an unfitted estimator initialises it (``num_aux`` fixes the W_aux
+    rows, default 1 + the largest index in aux); later calls must use the same features
+    and auxiliary groups. After ``fit``, training continues from ``params_`` (with a
+    fresh momentum). No hold-out: every row trains. Returns self.
+    """
+    self._check_params()
+    first_call = not hasattr(self, "params_")
+    X = self._validate_X(X, reset=first_call)
+    n = X.shape[0]
+    aux = self._validate_aux(aux, n, fitting=first_call)
+    if first_call:
+      num_aux = self._num_aux(aux, num_aux)
+      self._rng = check_random_state(self.random_state)
     else:
-      train, val = learn.make_dataset(v, aux), None
-    result = _compiled_fit(config, num_aux)(
-        key, hparams, learn.pad_dataset(train, config.batch_size), val)
-    params = result.params
-    self.best_epoch_ = int(result.best_epoch)
-    self.history_ = {"recon_error": np.asarray(result.history.recon_error)}
-    if self.validation_used_:
-      self.history_["val_pl"] = np.asarray(result.history.val_pl)
+      num_aux = self.num_aux_
+    config, hparams = self._settings(n)
+    config = dataclasses.replace(config, batch_size=int(min(self.batch_size, n)))
+    seed = int(getattr(self, "_rng", check_random_state(self.random_state)).randint(
+        np.iinfo(np.int32).max))
+    key_init, key_data = jax.random.split(jax.random.key(seed))
+    state = getattr(self, "_state", None)
+    if state is None or state.params.W.shape != (X.shape[1], int(self.n_hidden)):
+      state = _compiled_init(config, num_aux)(
+          key_init, self._dataset(X, aux, np.arange(min(n, self.chunk_rows))), hparams)
+      if not first_call:  # continue from the fitted parameters
+        state = state._replace(params=CRBMParams(*(jnp.asarray(x) for x in self.params_)),
+                               l1=lazy_l1.init_l1(num_aux))
+    state, recon, params = self._epoch(key_data, state, config, hparams, num_aux, X, aux,
+                                       np.arange(n), 0)
+    self._state = jax.device_get(state)
     self.params_ = CRBMParams(*(np.asarray(x) for x in params))
     self.num_aux_ = num_aux
     self.n_aux_groups_ = aux.shape[1]
-    self.n_iter_ = config.num_epochs
+    self.n_iter_ = getattr(self, "n_iter_", 0) + 1 if not first_call else 1
+    self.best_epoch_ = self.n_iter_ - 1
+    self.validation_used_ = False
+    self.stopped_ = "partial_fit"
+    history = getattr(self, "history_", {"recon_error": np.zeros(0, np.float32)})
+    self.history_ = {"recon_error": np.append(history["recon_error"] if not first_call
+                                              else np.zeros(0, np.float32), recon)}
     return self
+
+  # -- training internals ----------------------------------------------------------------
+
+  def _num_aux(self, aux: np.ndarray, num_aux: Optional[int]) -> int:
+    top = int(aux.max()) + 1 if aux.size else 0
+    num_aux = top if num_aux is None else int(num_aux)
+    if num_aux < top:
+      raise ValueError(f"num_aux={num_aux} but aux holds row {top - 1}")
+    return num_aux
+
+  def _dataset(self, X, aux: np.ndarray, index: np.ndarray) -> learn.Dataset:
+    return learn.make_dataset(self._rows(X, index), aux[index])
+
+  def _epoch(self, key, state, config, hparams, num_aux, X, aux, index, epoch):
+    """One epoch over rows ``index``: all at once when they fit in ``chunk_rows``,
+    otherwise shuffled and run chunk by chunk (each chunk padded to a multiple of the
+    batch size with weight-0 rows). Returns (state, recon error, params)."""
+    _, epoch_fn = _compiled_epoch(config, num_aux)
+    key = jax.random.fold_in(key, epoch)
+    if len(index) <= self.chunk_rows:
+      data = learn.pad_dataset(self._dataset(X, aux, index), config.batch_size)
+      return epoch_fn(key, state, data, hparams)
+    order = np.random.default_rng(np.asarray(jax.random.key_data(key))).permutation(index)
+    recon, weights, params = [], [], None
+    for c, part in enumerate(self._chunks(len(order))):
+      rows = order[part]
+      data = learn.pad_dataset(self._dataset(X, aux, rows), config.batch_size)
+      size = max(int(self.chunk_rows) // config.batch_size, 1) * config.batch_size
+      data = learn.pad_dataset(data, size) if data.v.shape[0] < size else data
+      state, r, params = epoch_fn(jax.random.fold_in(key, c), state, data, hparams)
+      recon.append(float(r))
+      weights.append(len(rows))
+    return state, float(np.average(recon, weights=weights)), params
+
+  def _train(self, key, state, config, hparams, num_aux, X, aux, index, rule, score):
+    """Epochs with early stopping (``search.update_tracker``, the rule ``crbm-fit``
+    uses); returns (params, best epoch, history, why it stopped)."""
+    history = {"recon_error": [], "val_pl": []}
+    if score is None:
+      params = None
+      for epoch in range(rule.max_epochs):
+        state, recon, params = self._epoch(key, state, config, hparams, num_aux, X, aux,
+                                           index, epoch)
+        history["recon_error"].append(float(recon))
+      return jax.device_get(params), rule.max_epochs - 1, history, "max_epochs"
+    initial = learn.cd(config, num_aux).model(state, hparams)
+    tracker = search.init_tracker((), score(initial))
+    best_pl, best_params, best_epoch = -np.inf, initial, -1
+    for epoch in range(rule.max_epochs):
+      state, recon, params = self._epoch(key, state, config, hparams, num_aux, X, aux,
+                                         index, epoch)
+      val_pl = score(params)
+      history["recon_error"].append(float(recon))
+      history["val_pl"].append(val_pl)
+      tracker = search.update_tracker(tracker, jnp.float32(best_pl), jnp.float32(val_pl),
+                                      epoch + 1, rule)
+      reason = search.REASONS[int(tracker.reason)]
+      if reason != "diverged" and np.isfinite(val_pl) and val_pl > best_pl:
+        best_pl, best_params, best_epoch = val_pl, jax.device_get(params), epoch
+      if not bool(tracker.active):
+        break
+    if best_epoch < 0:
+      raise search.DivergenceError(
+          f"training diverged in the first epoch (validation pseudo-likelihood "
+          f"{history['val_pl'][0]:.4g}); lower learning_rate (now {self.learning_rate:g})"
+          f" or aux_lr_scale (now {self.aux_lr_scale:g})")
+    if reason in ("diverged", "max_epochs"):
+      warnings.warn(
+          f"ConditionalRBM: training stopped at epoch {len(history['val_pl'])} because "
+          + ("it diverged; the best epoch before it is kept (lower learning_rate)"
+             if reason == "diverged" else
+             "n_epochs was reached before validation stopped improving (raise n_epochs)"),
+          ConvergenceWarning)
+    return best_params, best_epoch, history, reason
+
+  def _balanced_pl(self, params, X, aux) -> float:
+    """The balanced log PL of rows, accumulated chunk by chunk."""
+    params = CRBMParams(*(jnp.asarray(x) for x in params))
+    sums = np.zeros(4)
+    for part in self._chunks(X.shape[0]):
+      v = self._rows(X, np.arange(part.start, part.stop))
+      per_bit = np.asarray(_pseudo_log_likelihood(params, jnp.asarray(v),
+                                                  jnp.asarray(aux[part]),
+                                                  chunk_size=int(self.chunk_size)))
+      ones = v > 0
+      sums += [(per_bit * ones).sum(), ones.sum(), (per_bit * ~ones).sum(), (~ones).sum()]
+    return float(0.5 * (sums[0] / max(sums[1], 1) + sums[2] / max(sums[3], 1)))
 
   @property
   def components_(self) -> np.ndarray:
@@ -211,10 +415,15 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
   def pseudo_log_likelihood(self, X, aux=None) -> np.ndarray:
     """Exact log p(v_i | v_\\i, a) for every bit (Eq. 3): [N, V]. aux None = absent."""
     params = self._params()
-    v = self._validate_X(X, reset=False)
-    aux = self._validate_aux(aux, v.shape[0], fitting=False)
-    return np.asarray(_pseudo_log_likelihood(params, jnp.asarray(v), jnp.asarray(aux),
-                                             chunk_size=int(self.chunk_size)))
+    X = self._validate_X(X, reset=False)
+    aux = self._validate_aux(aux, X.shape[0], fitting=False)
+    out = np.zeros(X.shape, np.float32)
+    for part in self._chunks(X.shape[0]):   # sparse input is densified chunk by chunk
+      v = self._rows(X, np.arange(part.start, part.stop))
+      out[part] = np.asarray(_pseudo_log_likelihood(params, jnp.asarray(v),
+                                                    jnp.asarray(aux[part]),
+                                                    chunk_size=int(self.chunk_size)))
+    return out
 
   def score_samples(self, X, aux=None) -> np.ndarray:
     """Per observation, the mean over its V bits of the exact log pseudo-likelihood: [N].
@@ -222,22 +431,27 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     Unlike ``BernoulliRBM.score_samples`` (one random bit, times V), this is exact and
     deterministic; it is a mean per bit (not a sum) so it is comparable across V.
     """
-    return self.pseudo_log_likelihood(X, aux).mean(axis=1)
+    return self.pseudo_log_likelihood(X, aux).mean(axis=1)  # [N, V] is dense; X is not
 
   def score(self, X, y=None, aux=None) -> float:
     """The paper's figure (Table 2): mean log PL over the 1 bits and over the 0 bits,
     averaged (``balanced_pseudo_likelihood``). Higher is better."""
-    per_bit = self.pseudo_log_likelihood(X, aux)
-    v = self._validate_X(X, reset=False)
-    return float(balanced_pseudo_likelihood(jnp.asarray(per_bit), jnp.asarray(v)))
+    check_is_fitted(self, "params_")
+    X = self._validate_X(X, reset=False)
+    aux = self._validate_aux(aux, X.shape[0], fitting=False)
+    return self._balanced_pl(self.params_, X, aux)
 
   def transform(self, X) -> np.ndarray:
     """Hidden probabilities p(h_j = 1 | v): [N, H] (the auxiliary input acts on v only)."""
     params = self._params()
-    v = self._validate_X(X, reset=False)
     dtype = getattr(X, "dtype", None)
     dtype = dtype if dtype in (np.float32, np.float64) else np.float32
-    return np.asarray(_hidden_given_visible(params, jnp.asarray(v)), dtype=dtype)
+    X = self._validate_X(X, reset=False)
+    out = np.zeros((X.shape[0], params.W.shape[1]), dtype)
+    for part in self._chunks(X.shape[0]):
+      v = self._rows(X, np.arange(part.start, part.stop))
+      out[part] = np.asarray(_hidden_given_visible(params, jnp.asarray(v)))
+    return out
 
   def sample(self, n_samples: int = 1, aux=None, random_state=None,
              burn_in: int = 100) -> np.ndarray:

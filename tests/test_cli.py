@@ -12,10 +12,13 @@ from crbm_jax.data.tagtable import TagTable, load_tag_table, write_tag_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIT_FLAGS = ("tags", "workdir", "aux", "hidden", "epochs", "learning_rate", "momentum",
-             "l1_aux", "weight_decay", "batch_size", "cd_k", "min_users", "top_tags",
-             "seed", "canonicalize")
+             "l1_aux", "aux_lr_scale", "weight_decay", "batch_size", "cd_k", "min_users",
+             "top_tags", "seed", "canonicalize", "search", "search_configs",
+             "search_seconds", "search_num_hidden", "search_learning_rate", "search_l1_aux",
+             "search_aux_lr_scale", "search_weight_decay", "patience", "tol", "eval_every",
+             "allow_divergence", "format")
 SMOOTH_FLAGS = ("workdir", "tags", "out", "samples", "method", "factor_out", "burn_in",
-                "thin", "batch", "seed")
+                "thin", "batch", "seed", "train", "aux_effect", "format")
 
 
 def _run(tool, *args):
@@ -57,14 +60,16 @@ def fitted(tmp_path_factory):
   _write_table(tags)
   workdir = str(root / "run")
   proc = _run("fit", f"--tags={tags}", f"--workdir={workdir}", "--aux=user,track,clip",
-              "--hidden=4", "--epochs=3", "--batch_size=16")
+              "--hidden=4", "--epochs=3", "--batch_size=16", "--nosearch")
   assert proc.returncode == 0, proc.stderr
   return tags, workdir, proc
 
 
 def test_fit_writes_model_and_metrics(fitted):
   _, workdir, proc = fitted
-  assert sorted(os.listdir(workdir)) == ["metrics.json", "model"]
+  assert sorted(os.listdir(workdir)) == ["current", "metrics.json", "model", "runs"]
+  assert sorted(os.listdir(os.path.join(workdir, "current"))) == [
+      "history.csv", "learning_curve.png", "metrics.json", "model", "search.csv"]
   with open(os.path.join(workdir, "metrics.json")) as f:
     metrics = json.load(f)
   for key in ("test_balanced_pl", "baseline_test_balanced_pl", "val_balanced_pl",
@@ -177,5 +182,45 @@ def test_help_explains_every_flag():
   for name in FIT_FLAGS:
     assert f"--{name}:" in fit_help.stdout or f"--[no]{name}:" in fit_help.stdout, name
   for name in SMOOTH_FLAGS:
-    assert f"--{name}:" in smooth_help.stdout, name
+    assert f"--{name}:" in smooth_help.stdout or f"--[no]{name}:" in smooth_help.stdout, name
   assert "--out:" not in fit_help.stdout  # each tool defines only its own flags
+
+
+def test_fit_searches_by_default_stops_by_itself_and_compares_honestly(tmp_path):
+  tags = str(tmp_path / "tags.tsv")
+  _write_table(tags)
+  workdir = tmp_path / "run"
+  proc = _run("fit", f"--tags={tags}", f"--workdir={workdir}", "--batch_size=16",
+              "--search_configs=3", "--search_num_hidden=3,6", "--learning_rate=0.2")
+  assert proc.returncode == 0, proc.stderr
+  assert "--search chooses --learning_rate" in proc.stdout       # the given value is unused
+  assert "searched" in proc.stdout and "training stopped after" in proc.stdout
+  with open(workdir / "metrics.json") as f:
+    metrics = json.load(f)
+  assert metrics["search"] and metrics["stopped"] in ("converged", "max_epochs")
+  with open(workdir / "current" / "search.csv", newline="") as f:
+    rows = list(csv.DictReader(f))
+  # 3 conditioned configurations and 1 unconditional one (a third as many)
+  assert sorted(r["conditioned"] for r in rows) == ["0", "1", "1", "1"]
+  chosen = max((r for r in rows if r["conditioned"] == "1"),
+               key=lambda r: float(r["best_val_pl"]))
+  assert int(chosen["num_hidden"]) == metrics["selected"]["num_hidden"]
+  assert float(chosen["best_val_pl"]) == pytest.approx(metrics["val_balanced_pl"], abs=1e-5)
+  diff = metrics["test_differences"]["crbm_minus_baseline"]
+  assert diff["difference"] == pytest.approx(
+      metrics["test_balanced_pl"] - metrics["baseline_test_balanced_pl"], abs=1e-6)
+  assert "paired s.e." in proc.stdout
+
+
+def test_smooth_trains_when_asked_and_reports_the_auxiliary_effect(tmp_path):
+  tags = str(tmp_path / "tags.tsv")
+  _write_table(tags)
+  workdir, out = tmp_path / "run", tmp_path / "smoothed.tsv"
+  proc = _run("smooth", f"--workdir={workdir}", f"--tags={tags}", f"--out={out}")
+  assert "holds no model" in _error_line(proc) and not out.exists()
+  proc = _run("smooth", f"--workdir={workdir}", f"--tags={tags}", f"--out={out}", "--train",
+              "--search_configs=2", "--method=mean_field")
+  assert proc.returncode == 0, proc.stderr
+  assert "training a model" in proc.stdout and (workdir / "current").exists()
+  assert "the track rows move the affinities by" in proc.stdout
+  assert load_tag_table(str(out)).num_rows > 0

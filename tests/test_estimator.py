@@ -173,3 +173,85 @@ def test_clone_and_set_params_round_trip():
   assert copy.get_params() == est.get_params()
   copy.set_params(n_hidden=9)
   assert copy.n_hidden == 9 and est.n_hidden == 7
+
+
+# -- early stopping, partial_fit, random_state, chunked sparse input (issue 15) ----------
+
+def test_early_stopping_stops_by_itself_and_keeps_the_best_epoch():
+  X, aux = _data(n=200)
+  est = ConditionalRBM(n_hidden=4, batch_size=20, n_epochs=200, learning_rate=0.3,
+                       n_iter_no_change=3, tol=1e-3).fit(X, aux=aux)
+  assert est.stopped_ == "converged" and est.n_iter_ < 200
+  val = est.history_["val_pl"]
+  assert len(val) == est.n_iter_ and est.best_epoch_ == int(np.argmax(val))
+  # it stopped n_iter_no_change evaluations after the last improvement larger than tol
+  last_gain = max(e for e in range(len(val))
+                  if e == 0 or val[e] > max(val[:e]) + 1e-3)
+  assert est.n_iter_ == last_gain + 1 + 3
+  # without early stopping every epoch runs and the last is kept
+  full = ConditionalRBM(n_hidden=4, batch_size=20, n_epochs=5,
+                        early_stopping=False).fit(X, aux=aux)
+  assert full.n_iter_ == 5 and full.best_epoch_ == 4 and not full.validation_used_
+
+
+def test_invalid_hyperparameters_and_divergence_are_one_clear_error():
+  X, aux = _data()
+  for bad in (dict(learning_rate=float("nan")), dict(learning_rate=-1.0),
+              dict(momentum=1.0), dict(weight_decay=float("inf")), dict(tol=-1.0)):
+    with pytest.raises(ValueError):
+      ConditionalRBM(**SMALL, **bad).fit(X, aux=aux)
+  with pytest.raises(ValueError, match="diverged.*lower learning_rate"):
+    ConditionalRBM(n_hidden=3, batch_size=10, n_epochs=5, learning_rate=1e7,
+                   aux_lr_scale=10.0).fit(X, aux=aux)
+
+
+def test_partial_fit_returns_self_and_continues_training():
+  X, aux = _data()
+  est = ConditionalRBM(n_hidden=3, batch_size=20, random_state=0)
+  assert est.partial_fit(X, aux=aux) is est
+  assert est.n_iter_ == 1 and est.num_aux_ == 8
+  W1 = est.params_.W.copy()
+  est.partial_fit(X, aux=aux)
+  assert est.n_iter_ == 2 and not np.array_equal(W1, est.params_.W)
+  assert est.history_["recon_error"].shape == (2,)
+  # the same sequence of calls gives the same model (random_state an int)
+  again = ConditionalRBM(n_hidden=3, batch_size=20, random_state=0)
+  again.partial_fit(X, aux=aux).partial_fit(X, aux=aux)
+  np.testing.assert_array_equal(again.params_.W, est.params_.W)
+  # after fit, partial_fit continues from the fitted parameters
+  fitted = ConditionalRBM(**SMALL).fit(X, aux=aux)
+  before = fitted.score(X, aux=aux)
+  fitted.partial_fit(X, aux=aux)
+  assert np.isfinite(fitted.score(X, aux=aux)) and fitted.score(X, aux=aux) != before
+  with pytest.raises(ValueError):
+    est.partial_fit(X[:, :4], aux=aux)            # other features than the first call
+
+
+def test_random_state_follows_scikit_learn():
+  X, aux = _data()
+  fit = lambda rs: ConditionalRBM(**SMALL, random_state=rs).fit(X, aux=aux).params_.W
+  np.testing.assert_array_equal(fit(7), fit(7))                  # an int: deterministic
+  rs = np.random.RandomState(7)
+  first, second = fit(rs), fit(rs)                                 # a RandomState: consumed
+  assert not np.array_equal(first, second)
+  np.testing.assert_array_equal(first, fit(np.random.RandomState(7)))
+
+
+def test_sparse_input_is_trained_and_scored_chunk_by_chunk_like_dense_input():
+  X, aux = _data(n=150)
+  kw = dict(SMALL, chunk_rows=40, random_state=2)     # 90 training rows: 3 chunks
+  dense = ConditionalRBM(**kw).fit(X, aux=aux)
+  sparse = ConditionalRBM(**kw).fit(sp.csr_matrix(X), aux=aux)
+  for a, b in zip(dense.params_, sparse.params_):
+    np.testing.assert_array_equal(a, b)
+  whole = ConditionalRBM(**dict(kw, chunk_rows=10_000)).fit(X, aux=aux)
+  assert not np.array_equal(whole.params_.W, dense.params_.W)   # chunking changes the order
+  # scoring and transforming in chunks equals doing it at once
+  one = ConditionalRBM(**dict(kw, chunk_rows=10_000))
+  one.params_, one.num_aux_, one.n_aux_groups_ = dense.params_, dense.num_aux_, 2
+  one.n_features_in_ = X.shape[1]
+  np.testing.assert_allclose(dense.score_samples(sp.csr_matrix(X), aux),
+                             one.score_samples(X, aux), rtol=1e-6)
+  np.testing.assert_allclose(dense.score(sp.csr_matrix(X), aux=aux), one.score(X, aux=aux),
+                             rtol=1e-6)
+  np.testing.assert_allclose(dense.transform(sp.csr_matrix(X)), one.transform(X), rtol=1e-6)

@@ -1,0 +1,167 @@
+"""Choosing a model on validation and comparing it honestly on test.
+
+``fit_and_compare`` is what ``crbm-fit`` and ``crbm-smooth`` (when it trains) run:
+
+1. a validation search (``search.select_model``: one vectorised block per batch size, with
+   per-model early stopping and successive halving) over the conditioned models, and, in
+   the same blocks, unconditional models (every auxiliary group masked off) over the
+   hyperparameters that matter to them;
+2. the test split is touched once, after selection: the test pseudo-likelihood of the
+   selected conditioned model, of the best unconditional model and of the factored
+   baseline, with paired differences and their standard errors over test observations.
+
+The paper's figure, the balanced log PL, is a sum of per-observation contributions
+``c_i = ½ Σ_{j: v_ij=1} log p_ij / N₁ + ½ Σ_{j: v_ij=0} log p_ij / N₀`` (N₁, N₀ the 1 and 0
+bits of the split), so a difference of two models is ``Σ_i d_i`` and its standard error
+``√n · sd(d)`` (observations independent, N₁ and N₀ fixed).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, NamedTuple, Optional
+
+import jax
+import numpy as np
+
+from crbm_jax.learn import search
+from crbm_jax.learn.base import Dataset, TrainConfig
+from crbm_jax.model.crbm import CRBMParams
+from crbm_jax.model.pseudolikelihood import factored_baseline, pseudo_log_likelihood
+from crbm_jax.types import PRNGKey
+
+_pll = jax.jit(pseudo_log_likelihood, static_argnames=("chunk_size",))
+
+
+def contributions(per_bit: np.ndarray, v: np.ndarray) -> np.ndarray:
+  """[N] each observation's share of the balanced log PL (they sum to it)."""
+  per_bit, ones = np.asarray(per_bit, np.float64), np.asarray(v) > 0
+  n1, n0 = max(ones.sum(), 1), max((~ones).sum(), 1)
+  return 0.5 * (per_bit * ones).sum(1) / n1 + 0.5 * (per_bit * ~ones).sum(1) / n0
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> dict:
+  """The difference of two balanced PLs from their contributions, with its s.e."""
+  d = np.asarray(a) - np.asarray(b)
+  n = len(d)
+  se = float(np.sqrt(n) * d.std(ddof=1)) if n > 1 else float("nan")
+  return {"difference": float(d.sum()), "stderr": se}
+
+
+def model_per_bit(params: CRBMParams, data: Dataset, chunk_size: int = 64) -> np.ndarray:
+  return np.asarray(_pll(params, data.v, data.aux, chunk_size=chunk_size))
+
+
+class Comparison(NamedTuple):
+  selected: object                          # search.Selection (the conditioned models)
+  unconditional: Optional[dict]             # best unconditional row of the table
+  unconditional_params: Optional[CRBMParams]
+  test: Dict[str, float]                    # test balanced PL: crbm, unconditional, baseline
+  val: Dict[str, float]
+  differences: Dict[str, dict]              # paired differences with s.e. on test
+  table: List[dict]                         # the whole search table
+  curve: dict                               # the selected model's learning curve
+
+
+def _unconditional_space(space: search.SearchSpace) -> search.SearchSpace:
+  """The same search without the auxiliary terms: L1 and the W_aux step do not apply."""
+  return space._replace(l1_aux=(0.0,), aux_lr_scale=(1.0,), conditioned=(False,))
+
+
+def learning_curve(selection: search.Selection, row: dict) -> dict:
+  """Epoch-wise reconstruction error and evaluation-wise validation PL of one row."""
+  result, j = search.row_index(selection.results, row)
+  epochs = int(result.epochs[j])
+  recon = result.recon_history[j][:epochs]
+  evals = result.eval_epochs
+  val = result.val_history[j]
+  keep = np.isfinite(val)
+  return {"recon_error": [float(x) for x in recon],
+          "eval_epoch": [int(e) for e in evals[keep]],
+          "val_pl": [float(x) for x in val[keep]],
+          "best_epoch": int(result.best_epoch[j]), "stopped": result.reason[j],
+          "epochs": epochs}
+
+
+def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Dataset,
+                    num_aux: int, space: search.SearchSpace, *,
+                    rule: search.StopRule = search.StopRule(), num_configs: Optional[int] = 96,
+                    seconds: Optional[float] = None,
+                    halving: Optional[search.Halving] = search.Halving(),
+                    base: Optional[TrainConfig] = None, compare_unconditional: bool = True,
+                    seed: int = 0, progress=None,
+                    compact: Optional[bool] = None) -> Comparison:
+  """Search, select on validation, then evaluate once on test (module docstring).
+
+  With ``compare_unconditional`` and auxiliary groups present, unconditional models
+  (``_unconditional_space``; a third as many configurations) join the same search.
+  """
+  has_aux = train.aux.shape[-1] > 0
+  spaces = [space._replace(conditioned=(True,))]
+  counts = [num_configs]
+  if has_aux and compare_unconditional:
+    spaces.append(_unconditional_space(space))
+    counts.append(None if num_configs is None else max(num_configs // 3, 1))
+  configs: list = []
+  for i, (sp, k) in enumerate(zip(spaces, counts)):
+    configs.extend(search.sample_configs(sp, k, seed + i))
+  selection = search.select_model(rng_key, train, val, num_aux, space, rule=rule,
+                                  configs=configs, seconds=seconds, halving=halving,
+                                  base=base, progress=progress, compact=compact)
+  table = selection.table
+  uncond = [r for r in table if not r["conditioned"] and np.isfinite(r["best_val_pl"])
+            and r["best_epoch"] >= 0]
+  best_uncond = max(uncond, key=lambda r: r["best_val_pl"]) if uncond else None
+  uparams = search.row_params(selection.results, best_uncond) if best_uncond is not None else None
+
+  # The test split, once, after selection.
+  chunk = (base or TrainConfig()).eval_chunk
+  per_bit = {"crbm": model_per_bit(selection.params, test, chunk),
+             "baseline": np.asarray(factored_baseline(train.v, test.v))}
+  if uparams is not None:
+    per_bit["unconditional"] = model_per_bit(uparams, test, chunk)
+  contrib = {k: contributions(p, np.asarray(test.v)) for k, p in per_bit.items()}
+  test_pl = {k: float(c.sum()) for k, c in contrib.items()}
+  diffs = {"crbm_minus_baseline": paired(contrib["crbm"], contrib["baseline"])}
+  if "unconditional" in contrib:
+    diffs["crbm_minus_unconditional"] = paired(contrib["crbm"], contrib["unconditional"])
+    diffs["unconditional_minus_baseline"] = paired(contrib["unconditional"],
+                                                   contrib["baseline"])
+  val_base = contributions(np.asarray(factored_baseline(train.v, val.v)),
+                           np.asarray(val.v)).sum()
+  val_pl = {"crbm": selection.val_pl, "baseline": float(val_base)}
+  if best_uncond is not None:
+    val_pl["unconditional"] = best_uncond["best_val_pl"]
+  row = dict(selection.config, best_val_pl=selection.val_pl)
+  return Comparison(selection, best_uncond, uparams, test_pl, val_pl, diffs, table,
+                    learning_curve(selection, row))
+
+
+def learning_curve_png(curve: dict, baseline_val_pl: float, title: str) -> bytes:
+  """A two-panel PNG: reconstruction error per epoch; validation PL per evaluation with
+  the factored baseline's level and the best epoch marked."""
+  import io  # pylint: disable=import-outside-toplevel
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+  recon = curve["recon_error"]
+  ax1.plot(np.arange(1, len(recon) + 1), recon, color="C0")
+  ax1.set_xlabel("epoch")
+  ax1.set_ylabel("reconstruction error (per bit)")
+  ax1.set_title("training")
+  ax2.plot(np.asarray(curve["eval_epoch"]) + 1, curve["val_pl"], "o-", ms=3, color="C1",
+           label="CRBM")
+  ax2.axhline(baseline_val_pl, color="0.4", ls="--", label="factored baseline")
+  if curve["best_epoch"] >= 0:
+    ax2.axvline(curve["best_epoch"] + 1, color="C2", ls=":",
+                label=f"best epoch {curve['best_epoch'] + 1}")
+  ax2.set_xlabel("epoch")
+  ax2.set_ylabel("balanced log pseudo-likelihood")
+  ax2.set_title(f"validation (stopped: {curve['stopped']})")
+  ax2.legend(fontsize=8, loc="lower right")
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+  plt.close(fig)
+  return buf.getvalue()
