@@ -52,3 +52,41 @@ def test_table3_verdict_uses_standard_errors():
   assert "not significantly different" in reading._table3("m", summary)[0]
   summary["table3"]["mean"][1][0] = 55.0
   assert "worse, unlike the paper" in reading._table3("m", summary)[0]
+
+
+def _sparsity_summary(diff_low, se=0.5):
+  def d(mean):
+    sig = "smoothed" if mean > 2 * se else "raw" if mean < -2 * se else "neither"
+    return dict(mean=mean, se=se, num_tags=40, resolution=2 * se, significant=sig)
+  return {"dataset": "majorminer", "summary": {
+      "keep": [0.15, 1.0],
+      "tests": {"thinned": {"diff": [d(diff_low), d(0.2)]},
+                "unthinned": {"diff": [d(diff_low), d(0.2)]}}}}
+
+
+def test_sparsity_sentences_follow_the_numbers():
+  out = reading.reading({"table3": {"sparsity": _sparsity_summary(3.0)}})
+  assert len(out) == 2
+  assert "smoothing wins beyond two standard errors at p = 0.15" in out[0]
+  assert "detectable at every p" in out[0] and "not detectable" not in out[0]
+  out = reading.reading({"table3": {"sparsity": _sparsity_summary(-4.0, se=1.5)}})
+  assert "smoothing never wins" in out[0] and "raw wins beyond two standard errors at p = 0.15" in out[0]
+  assert "not detectable at every p" in out[0]
+
+
+def test_smoothing_model_sentence_reports_selection_and_dependence():
+  summary = {"table3": {"mean": [[60.0, 58.0], [61.0, 64.0]], "se": [[0.5] * 2] * 2},
+             "training": {"method": "validation search", "groups": ["track"],
+                          "dropped_groups": {"clip": "one observation"},
+                          "selected": {"num_hidden": 50, "learning_rate": 0.6,
+                                       "batch_size": 100},
+                          "search_table": [{}] * 32},
+             "smoothing": {"aux_dependence": {"method": "exact", "track": 0.0003,
+                                              "all": 0.0003, "relative": 0.003}}}
+  out = reading._table3("majorminer", summary)
+  assert "validation search among 32 configurations" in out[1]
+  assert "H 50" in out[1] and "not on clip" in out[1]
+  assert "barely uses the clip's own entities" in out[1]
+  summary["smoothing"]["aux_dependence"].update(track=0.05, all=0.05, relative=0.4)
+  assert "barely" not in reading._table3("majorminer", summary)[1]
+  assert "40.0% of the mean affinity" in reading._table3("majorminer", summary)[1]

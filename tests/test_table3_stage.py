@@ -18,6 +18,7 @@ from crbm_jax.configs import table3 as table3_config
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
   config = table3_config.get_config("smoke")
+  config.sparsity.enabled = False   # tests/test_sparsity.py runs it
   workdir = str(tmp_path_factory.mktemp("table3"))
   out = ae.run_autotagging(config, workdir)
   labels = dict(np.load(out["datasets"]["simulated"]["paths"]["labels_npz"]))
@@ -208,5 +209,67 @@ def test_config_variants():
     config = table3_config.get_config(variant)
     assert config.variant == variant
   assert table3_config.get_config("full").smoothing.num_samples == 1000
+  assert (table3_config.get_config("full").sparsity.num_draws
+          > table3_config.get_config("default").sparsity.num_draws)
   with pytest.raises(ValueError, match="unknown table3 config variant"):
     table3_config.get_config("huge")
+
+
+def test_smoothing_model_is_chosen_by_validation_search(smoke):
+  config, out, _ = smoke
+  info = out["datasets"]["simulated"]["training"]
+  assert info["method"] == "validation search"
+  assert info["groups"] == ["user", "track", "clip"] and not info["dropped_groups"]
+  assert len(info["search_table"]) == config.search.num_configs
+  best = max(r["best_val_pl"] for r in info["search_table"])
+  assert info["val_pl"] == pytest.approx(best)
+  assert {r["num_hidden"] for r in info["search_table"]} <= set(config.search.num_hidden)
+  dep = out["datasets"]["simulated"]["smoothing"]["aux_dependence"]
+  assert set(dep) >= {"track", "clip", "all", "method"} and "user" not in dep
+  assert all(0.0 <= dep[g] <= 1.0 for g in ("track", "clip", "all"))
+
+
+def test_learnable_groups_drop_a_group_seen_once_per_entity():
+  table = TagTable(clip=np.array(["c1", "c2", "c3", "c4"]), tag=np.array(["x"] * 4),
+                   count=np.ones(4, np.int64), track=np.array(["t1", "t1", "t2", "t3"]))
+  obs = obs_lib.build_observations(table, aux_groups=("track", "clip"))
+  kept, dropped = ae.learnable_groups(obs)
+  assert kept == ("track",) and set(dropped) == {"clip"}
+  assert "single observation" in dropped["clip"]
+
+
+def test_aux_dependence_is_the_exact_marginal_shift():
+  from crbm_jax.model import marginals
+  from crbm_jax.model.crbm import CRBMParams
+  rng = np.random.default_rng(0)
+  v, h, a = 4, 3, 5
+  params = CRBMParams(W=rng.normal(size=(v, h)).astype(np.float32),
+                      b=rng.normal(size=v).astype(np.float32),
+                      c=rng.normal(size=h).astype(np.float32),
+                      W_aux=np.zeros((a, v), np.float32))
+  rows = np.array([[0, 2], [1, 3], [0, 4]], np.int32)
+  dep = ae.aux_dependence(params, rows, ("track", "clip"))
+  assert dep["method"] == "exact" and dep["track"] == 0.0 and dep["clip"] == 0.0
+  W_aux = rng.normal(size=(a, v)).astype(np.float32)
+  params = params._replace(W_aux=W_aux)
+  dep = ae.aux_dependence(params, rows, ("track", "clip"))
+  full = marginals.exact_visible_marginals(params, rows)
+  no_clip = marginals.exact_visible_marginals(params, np.c_[rows[:, :1], [-1] * 3])
+  assert dep["clip"] == pytest.approx(np.abs(full - no_clip).mean())
+  assert dep["track"] > 0 and dep["all"] > 0
+  assert dep["relative"] == pytest.approx(dep["all"] / full.mean())
+
+
+@pytest.mark.slow
+def test_sparsity_p1_column_is_this_runs_majorminer_table3(tmp_path):
+  config = table3_config.get_config("smoke")
+  config.datasets = ("majorminer",)
+  config.sparsity.update(dict(keep=(0.5, 1.0), num_tags=4))
+  config.table3.num_tags = 4
+  out = ae.run_autotagging(config, str(tmp_path))
+  with open(out["datasets"]["majorminer"]["paths"]["table3_json"]) as fh:
+    t3 = json.load(fh)
+  sp = out["sparsity"]["summary"]
+  for i, name in enumerate(("raw", "smoothed")):
+    for test in ("thinned", "unthinned"):
+      assert sp["tests"][test][name][1][0] == pytest.approx(t3["mean"][i][0])

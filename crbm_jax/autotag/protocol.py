@@ -18,7 +18,6 @@ standard error over folds of each tag.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import os
 import sys
@@ -67,6 +66,119 @@ def top_tags(raw_counts: np.ndarray, num_tags: int) -> np.ndarray:
   return np.argsort(-usage, kind="stable")[:min(num_tags, usage.shape[0])]
 
 
+def score_autotaggers(x: np.ndarray, train_labels: Sequence[tuple],
+                      test_labels: Sequence[tuple], fold_ids: np.ndarray,
+                      tags: np.ndarray, seed: int = 0, max_per_class: int = 100,
+                      test_per_class: Optional[int] = None, min_verified: int = 2,
+                      min_train_per_class: int = 5, min_test_per_class: int = 2,
+                      nu: float = 0.5, decision: svm.Decision = "probability",
+                      progress: bool = True, label: str = "table3"):
+  """Balanced accuracy of per-tag SVMs for any training and test labellings.
+
+  For each fold f and tag t, one SVM per training labelling is fitted on the
+  selected examples of the other folds and scored on each test labelling's
+  balanced selection of fold f (svm.select_examples). Example selections are
+  drawn with ``np.random.default_rng([seed, f, t, i, role])`` (i: the labelling's
+  position in its list, role 0 train / 1 test), so a labelling scored at the same
+  position selects the same examples in every call.
+
+  Args:
+    x: [C, F] standardised features.
+    train_labels, test_labels: sequences of (name, values [C, T_all], kind) with
+      kind 'raw' (user counts) or 'smoothed' (affinities).
+    fold_ids: [C] fold of each clip; tags: [T] columns to score.
+  Returns:
+    (per_fold [T, num_folds, len(train_labels), len(test_labels)] percent, NaN
+    where skipped; skipped {'<role>_<name>': count}).
+  """
+  num_folds = int(fold_ids.max()) + 1
+  test_per_class = (test_per_class if test_per_class is not None
+                    else math.ceil(max_per_class / num_folds))
+  per_fold = np.full((tags.shape[0], num_folds, len(train_labels), len(test_labels)), np.nan)
+  skipped = {f"{role}_{name}": 0 for role, labels in (("train", train_labels),
+                                                      ("test", test_labels))
+             for name, _, _ in labels}
+  bar = Progress(num_folds * tags.shape[0], label, "(fold, tag)",
+                 stream=sys.stderr if progress else None)
+  # role -> (role index in the example seeds, examples per class, minimum per class, sets)
+  roles = {"train": (0, max_per_class, min_train_per_class, train_labels),
+           "test": (1, test_per_class, min_test_per_class, test_labels)}
+  for f in range(num_folds):
+    masks = {"train": fold_ids != f, "test": fold_ids == f}
+    for ti, t in enumerate(tags):
+      chosen = {}
+      for role, (r, per_class, least, label_sets) in roles.items():
+        for ki, (name, values, kind) in enumerate(label_sets):
+          rng = np.random.default_rng([seed, f, int(t), ki, r])
+          pos, neg = svm.select_examples(values[:, t], masks[role], kind, per_class,
+                                         min_verified, rng)
+          if pos.shape[0] < least:
+            skipped[f"{role}_{name}"] += 1
+          else:
+            chosen[role, ki] = (pos, neg)
+      for ki in range(len(train_labels)):
+        if ("train", ki) not in chosen:
+          continue
+        pos, neg = chosen["train", ki]
+        clf = svm.fit_tag_svm(x[pos], x[neg], nu=nu, seed=seed)
+        for kj in range(len(test_labels)):
+          if ("test", kj) in chosen:
+            t_pos, t_neg = chosen["test", kj]
+            y_true = np.r_[np.ones(t_pos.shape[0], bool), np.zeros(t_neg.shape[0], bool)]
+            y_pred = svm.predict_labels(clf, x[np.concatenate([t_pos, t_neg])], decision)
+            per_fold[ti, f, ki, kj] = 100.0 * svm.balanced_accuracy(y_true, y_pred)
+      bar.update(1)
+  bar.close()
+  return per_fold, skipped
+
+
+def check_inputs(features: np.ndarray, raw_counts: np.ndarray, smoothed: np.ndarray,
+                 tag_names: Sequence[str]) -> None:
+  """Raises ValueError naming what is wrong with the Table 3 inputs."""
+  x = np.asarray(features)
+  c = x.shape[0]
+  if raw_counts.shape != smoothed.shape or raw_counts.shape[0] != c:
+    raise ValueError(f"shapes disagree: features {x.shape}, raw {raw_counts.shape}, "
+                     f"smoothed {smoothed.shape}")
+  if len(tag_names) != raw_counts.shape[1]:
+    raise ValueError(f"{len(tag_names)} tag names for {raw_counts.shape[1]} tags")
+  if not np.all(np.isfinite(x)):
+    raise ValueError("features contain NaN or infinite values")
+  if np.any(raw_counts < 0):
+    raise ValueError("raw_counts must be non-negative numbers of users")
+  if not np.all((smoothed >= 0) & (smoothed <= 1)):
+    raise ValueError("smoothed affinities must lie in [0, 1] (NaN not allowed)")
+
+
+def fold_summary(per_fold: np.ndarray):
+  """Per-tag mean and standard error over scored folds, then mean and s.e. over tags.
+
+  Args:
+    per_fold: [T, num_folds, ...] (NaN where skipped).
+  Returns:
+    (per_tag [T, ...], per_tag_se [T, ...], mean [...], se [...], num_scored [...]).
+  """
+  scored = np.isfinite(per_fold)
+  n_folds_scored = scored.sum(axis=1)
+  with np.errstate(invalid="ignore", divide="ignore"):
+    per_tag = np.nansum(per_fold, axis=1) / n_folds_scored
+    dev = np.where(scored, per_fold - per_tag[:, None], 0.0)
+    per_tag_se = np.sqrt((dev ** 2).sum(axis=1) / (n_folds_scored - 1)) / np.sqrt(n_folds_scored)
+  per_tag = np.where(n_folds_scored > 0, per_tag, np.nan)
+  per_tag_se = np.where(n_folds_scored > 1, per_tag_se, np.nan)
+  cell_shape = per_fold.shape[2:]
+  mean, se = np.full(cell_shape, np.nan), np.full(cell_shape, np.nan)
+  num_scored = np.isfinite(per_tag).sum(axis=0)
+  for idx in np.ndindex(*cell_shape):
+    vals = per_tag[(slice(None),) + idx]
+    vals = vals[np.isfinite(vals)]
+    if vals.shape[0]:
+      mean[idx] = vals.mean()
+    if vals.shape[0] > 1:
+      se[idx] = vals.std(ddof=1) / np.sqrt(vals.shape[0])
+  return per_tag, per_tag_se, mean, se, num_scored
+
+
 def run_table3(features: np.ndarray, raw_counts: np.ndarray, smoothed: np.ndarray,
                groups: Sequence, tag_names: Sequence[str], num_tags: int = 95,
                num_folds: int = 5, seed: int = 0, progress: bool = True,
@@ -84,75 +196,22 @@ def run_table3(features: np.ndarray, raw_counts: np.ndarray, smoothed: np.ndarra
   x = np.asarray(features, dtype=np.float64)
   raw_counts = np.asarray(raw_counts)
   smoothed = np.asarray(smoothed, dtype=np.float64)
+  check_inputs(x, raw_counts, smoothed, tag_names)
   c = x.shape[0]
-  if raw_counts.shape != smoothed.shape or raw_counts.shape[0] != c:
-    raise ValueError(f"shapes disagree: features {x.shape}, raw {raw_counts.shape}, "
-                     f"smoothed {smoothed.shape}")
-  if len(tag_names) != raw_counts.shape[1]:
-    raise ValueError(f"{len(tag_names)} tag names for {raw_counts.shape[1]} tags")
-  if not np.all(np.isfinite(x)):
-    raise ValueError("features contain NaN or infinite values")
-  if np.any(raw_counts < 0):
-    raise ValueError("raw_counts must be non-negative numbers of users")
-  if not np.all((smoothed >= 0) & (smoothed <= 1)):
-    raise ValueError("smoothed affinities must lie in [0, 1] (NaN not allowed)")
   if standardize:
     x, _, _ = features_lib.standardize(x)
   test_per_class = (test_per_class if test_per_class is not None
                     else math.ceil(max_per_class / num_folds))
   fold_ids = folds_lib.grouped_folds(groups, num_folds, seed)
   tags = top_tags(raw_counts, num_tags)
-  labels = {"raw": raw_counts, "smoothed": smoothed}
-  per_fold = np.full((tags.shape[0], num_folds, 2, 2), np.nan)
-  skipped = {f"{role}_{kind}": 0 for role in ("train", "test") for kind in LABEL_SETS}
-  bar = Progress(num_folds * tags.shape[0], "table3", "(fold, tag)",
-                 stream=sys.stderr if progress else None)
-  # role -> (role index in the example seeds, examples per class, minimum per class)
-  roles = {"train": (0, max_per_class, min_train_per_class),
-           "test": (1, test_per_class, min_test_per_class)}
-  for f in range(num_folds):
-    masks = {"train": fold_ids != f, "test": fold_ids == f}
-    for ti, t in enumerate(tags):
-      chosen = {}
-      for (role, (r, per_class, least)), (ki, kind) in itertools.product(
-          roles.items(), enumerate(LABEL_SETS)):
-        rng = np.random.default_rng([seed, f, int(t), ki, r])
-        pos, neg = svm.select_examples(labels[kind][:, t], masks[role], kind, per_class,
-                                       min_verified, rng)
-        if pos.shape[0] < least:
-          skipped[f"{role}_{kind}"] += 1
-        else:
-          chosen[role, ki] = (pos, neg)
-      for ki in range(len(LABEL_SETS)):
-        if ("train", ki) not in chosen:
-          continue
-        pos, neg = chosen["train", ki]
-        clf = svm.fit_tag_svm(x[pos], x[neg], nu=nu, seed=seed)
-        for kj in range(len(LABEL_SETS)):
-          if ("test", kj) in chosen:
-            t_pos, t_neg = chosen["test", kj]
-            y_true = np.r_[np.ones(t_pos.shape[0], bool), np.zeros(t_neg.shape[0], bool)]
-            y_pred = svm.predict_labels(clf, x[np.concatenate([t_pos, t_neg])], decision)
-            per_fold[ti, f, ki, kj] = 100.0 * svm.balanced_accuracy(y_true, y_pred)
-      bar.update(1)
-  bar.close()
-  scored = np.isfinite(per_fold)
-  n_folds_scored = scored.sum(axis=1)
-  with np.errstate(invalid="ignore", divide="ignore"):
-    per_tag = np.nansum(per_fold, axis=1) / n_folds_scored
-    dev = np.where(scored, per_fold - per_tag[:, None], 0.0)
-    per_tag_se = np.sqrt((dev ** 2).sum(axis=1) / (n_folds_scored - 1)) / np.sqrt(n_folds_scored)
-  per_tag = np.where(n_folds_scored > 0, per_tag, np.nan)
-  per_tag_se = np.where(n_folds_scored > 1, per_tag_se, np.nan)
-  mean, se = np.full((2, 2), np.nan), np.full((2, 2), np.nan)
-  num_scored = np.isfinite(per_tag).sum(axis=0)
-  for i in range(2):
-    for j in range(2):
-      vals = per_tag[:, i, j][np.isfinite(per_tag[:, i, j])]
-      if vals.shape[0]:
-        mean[i, j] = vals.mean()
-      if vals.shape[0] > 1:
-        se[i, j] = vals.std(ddof=1) / np.sqrt(vals.shape[0])
+  labels = [(kind, {"raw": raw_counts, "smoothed": smoothed}[kind], kind)
+            for kind in LABEL_SETS]
+  per_fold, skipped = score_autotaggers(
+      x, labels, labels, fold_ids, tags, seed=seed, max_per_class=max_per_class,
+      test_per_class=test_per_class, min_verified=min_verified,
+      min_train_per_class=min_train_per_class, min_test_per_class=min_test_per_class,
+      nu=nu, decision=decision, progress=progress)
+  per_tag, per_tag_se, mean, se, num_scored = fold_summary(per_fold)
   usage = np.asarray(raw_counts, dtype=np.float64).sum(axis=0)[tags]
   settings = dict(num_tags=int(tags.shape[0]), num_folds=num_folds, seed=seed,
                   max_per_class=max_per_class, test_per_class=test_per_class,

@@ -3,11 +3,14 @@
 Variants (``--config=crbm_jax/configs/table3.py:<variant>``):
   smoke:   a tiny simulated study (20 tracks), a few epochs, 20 samples per
            clip, 5 tags; seconds (used by the tests).
-  default: the simulated study and the embedded MajorMiner clips, 30 epochs,
-           1000 samples per clip (the paper's number), 95 tags (all 40 on
-           MajorMiner); a few minutes on a 2-core CPU.
-  full:    the paper's settings with longer training (100 epochs) and a longer
-           burn-in (500 sweeps); the SVM protocol is the same as default.
+  default: the simulated study and the embedded MajorMiner clips; each smoothing
+           CRBM chosen by a validation search over 16 configurations (<= 40
+           epochs); 1000 samples per clip (the paper's number), 95 tags (all 40
+           on MajorMiner); the sparsity experiment with 2 thinning draws per p;
+           a few minutes on a 2-core CPU.
+  full:    64 configurations (<= 100 epochs) per search, a search on every one
+           of 10 thinning draws per p, a longer burn-in (500 sweeps); the SVM
+           protocol is the same as default.
 """
 import ml_collections
 
@@ -30,16 +33,28 @@ def get_config(arg=None):
       simulated=("user", "track", "clip"), majorminer=("track", "clip")))
   config.factor_out = ("user",)
 
-  # Chosen by validation pseudo-likelihood in a small scan on these data (see
-  # BUILD_NOTES): small batches and few hidden units let W_aux learn clip and
-  # track biases; with H=100, batch 100 or l1_aux=1e-3 the rows stay ~0 and the
-  # sampled affinities barely depend on the clip.
+  # The smoothing CRBM of every data set (and of every thinned draw of the sparsity
+  # experiment) is chosen by a validation search (crbm_jax.learn.search.select_model;
+  # table3.select_smoothing_model): the criterion is the balanced pseudo-likelihood of
+  # held-out observations of clips / tracks / users that stay in training, so the
+  # auxiliary rows are what is judged. ``model`` gives the static settings the search
+  # does not vary (cd_k, weight_scale, ...) and is the fixed model when
+  # ``search.enabled`` is False or ``hparams_json`` is set.
   config.model = training.get_config(
       num_hidden=5, batch_size=10, num_epochs=30, learning_rate=0.6, momentum=0.5,
       weight_decay=1e-4, l1_aux=1e-5)
+  config.search = ml_collections.ConfigDict(dict(
+      enabled=True,
+      num_hidden=(5, 10, 25, 50), learning_rate=(0.05, 0.2, 0.6),
+      l1_aux=(0.0, 1e-5, 1e-4, 1e-3), aux_lr_scale=(1.0, 10.0, 30.0),
+      weight_decay=(1e-4,), batch_size=(10, 100), momentum=(0.5,),
+      num_configs=16,      # random points of that grid (seeded); 0 = all of it
+      seconds=0.0,         # wall-clock budget per search; 0 = none (deterministic)
+      max_epochs=40, patience=5, tol=1e-4, eval_every=1,
+      halving_eta=2.0, first_rung=4))   # successive halving (eta 0: none)
   config.selection = ml_collections.ConfigDict(dict(
-      val_fraction=0.2,   # best epoch chosen on a 80/20 split of the observations
-      refit_all=True))    # then retrained on all observations for that many epochs
+      val_fraction=0.2,   # held-out observations (entities stay in training)
+      refit_all=True))    # then retrained on all observations for the chosen epochs
   # Optional JSON of selected hyperparameters (e.g. from the Table 2 grid);
   # see crbm_jax.paper.table3.load_hparams for the accepted layouts.
   config.hparams_json = ""
@@ -54,6 +69,16 @@ def get_config(arg=None):
   # Table 3's SVMs per data set run in this many spawned worker processes while
   # the next data set trains (0: in this process, one after the other).
   config.table3_processes = 2
+  # The sparsity experiment (issue 13; crbm_jax/paper/sparsity.py): MajorMiner counts
+  # thinned binomially with keep probability p; raw vs smoothed training; tests on the
+  # thinned and on the unthinned labels. In crbm-reproduce its p = 1 column is this
+  # stage's MajorMiner Table 3.
+  config.sparsity = ml_collections.ConfigDict(dict(
+      enabled=True, dataset="majorminer", keep=(0.15, 0.25, 0.5, 0.75, 1.0),
+      num_draws=2,               # seeded thinning draws per p < 1
+      search_every_draw=False,   # False: search on draw 0 of each p, reuse its settings
+      num_tags=95,               # the most used tags (MajorMiner has 40)
+      processes=1))              # SVM scoring in a spawned worker (0: in this process)
   config.demo_audio = True
   config.demo_audio_workers = 1  # the Table 3 workers already use the cores
 
@@ -63,9 +88,14 @@ def get_config(arg=None):
         num_tracks=20, num_workers=25, max_hits_per_worker=30))
     config.model.num_hidden = 4
     config.model.num_epochs = 3
+    # Two configurations trained to the end, no halving: one compiled block (seconds).
+    config.search.update(dict(num_hidden=(2, 4), learning_rate=(0.2,), l1_aux=(0.0, 1e-4),
+                              aux_lr_scale=(1.0, 10.0), batch_size=(100,), num_configs=2,
+                              max_epochs=2, halving_eta=0.0))
     config.smoothing.num_samples = 20
     config.smoothing.burn_in = 10
     config.table3.num_tags = 5
+    config.sparsity.update(dict(keep=(0.5, 1.0), num_draws=1, num_tags=4, processes=0))
     config.table3.max_per_class = 20
     config.figure_top = 5
     config.demo_audio = False
@@ -73,4 +103,7 @@ def get_config(arg=None):
   elif variant == "full":
     config.model.num_epochs = 100
     config.smoothing.burn_in = 500
+    config.sparsity.num_draws = 10
+    config.sparsity.search_every_draw = True
+    config.search.update(dict(num_configs=64, max_epochs=100, patience=8))
   return config

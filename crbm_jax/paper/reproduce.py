@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from crbm_jax.paper import report as report_lib
-from crbm_jax.util.atomic import write_text_atomic
+from crbm_jax.util.atomic import write_json_atomic, write_text_atomic
 
 
 def _log(message: str) -> None:
@@ -100,6 +100,9 @@ def stage_table3(config, workdir: str) -> Dict:
     parts.append(f"![Figure 2 ({name}): per-tag accuracy on raw test tags]({fig})\n")
     if "recovery_markdown" in paths:
       parts.append(_include(paths["recovery_markdown"], workdir, levels=2))
+  sp = result.get("sparsity")
+  if sp:
+    parts.append(_include(sp["paths"]["markdown"], workdir, levels=2))
   demo = result.get("demo_audio")
   if demo:
     skipped = "; ".join(f"{os.path.basename(p)} ({why})" for p, why in demo["skipped"])
@@ -149,9 +152,12 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str) -> str:
 
 
 def write_report(workdir: str, config, sections: List[tuple], timings: Dict[str, float],
-                 reading: List[str], started: str) -> Dict[str, str]:
+                 reading: List[str], started: str,
+                 scorecard_md: str = "") -> Dict[str, str]:
   env = report_lib.environment_info()
   parts = [_header(config, env, timings, started)]
+  if scorecard_md:
+    parts.append(scorecard_md)
   if reading:
     parts.append("## Reading: where we agree with the paper and where we differ\n")
     parts.append("\n".join(f"- {r}" for r in reading) + "\n")
@@ -173,6 +179,7 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
   """Runs ``stages`` (default ``config.stages``) under ``workdir`` and writes REPORT.md /
   REPORT.html."""
   from crbm_jax.paper import reading as reading_lib
+  from crbm_jax.paper import scorecard as scorecard_lib
   os.makedirs(workdir, exist_ok=True)
   started = datetime.datetime.now().isoformat(timespec="seconds")
   sections, timings, results = [], {}, {}
@@ -189,7 +196,11 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
     sections.append((title, out["markdown"]))
     results[stage] = out["data"]
   reading = (reading_fn or reading_lib.reading)(results)
-  paths = write_report(workdir, config, sections, timings, reading, started)
+  rows = scorecard_lib.scorecard(scorecard_lib.collect(results))
+  write_json_atomic(os.path.join(workdir, "scorecard.json"), rows, sort_keys=False)
+  paths = write_report(workdir, config, sections, timings, reading, started,
+                       scorecard_lib.scorecard_markdown(rows))
+  paths["scorecard_json"] = os.path.join(workdir, "scorecard.json")
   _log(f"report: {paths['markdown']} and {paths['html']} "
        f"({sum(timings.values()):.0f} s in all)")
   return {"paths": paths, "timings": timings, "results": results}

@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from crbm_jax import learn
+from crbm_jax.learn import search as learn_search
 from crbm_jax.autotag import protocol as protocol_lib
 from crbm_jax.configs import training as training_config
 from crbm_jax.data import splits
@@ -132,6 +133,185 @@ def train_crbm(rng_key, obs: Observations, model, val_fraction: float, refit_all
     params = refit.params
     info["refit_train_pl"] = float(refit.best_val_pl)
   return params, info
+
+
+def learnable_groups(obs: Observations) -> tuple[tuple, dict]:
+  """The auxiliary groups whose rows a validation split can judge.
+
+  A group is learnable when at least one of its entities has two or more observations:
+  only then can a held-out observation of an entity also in training exist (MajorMiner's
+  clip group, one observation per clip, is not). Returns (kept groups, {dropped group:
+  reason}).
+  """
+  kept, dropped = [], {}
+  for g, name in enumerate(obs.groups):
+    col = obs.aux[:, g]
+    counts = np.bincount(col[col >= 0], minlength=obs.num_aux) if obs.num_aux else []
+    if len(counts) and np.max(counts) >= 2:
+      kept.append(name)
+    else:
+      dropped[name] = (f"every {name} has a single observation, so no held-out "
+                       f"observation of a {name} seen in training exists")
+  return tuple(kept), dropped
+
+
+def search_space(config) -> "learn_search.SearchSpace":
+  """The SearchSpace of ``config.search`` (value lists of the searched settings)."""
+  s = config.search
+  return learn_search.SearchSpace(
+      num_hidden=tuple(int(v) for v in s.num_hidden),
+      learning_rate=tuple(float(v) for v in s.learning_rate),
+      l1_aux=tuple(float(v) for v in s.l1_aux),
+      aux_lr_scale=tuple(float(v) for v in s.aux_lr_scale),
+      weight_decay=tuple(float(v) for v in s.weight_decay),
+      batch_size=tuple(int(v) for v in s.batch_size),
+      momentum=tuple(float(v) for v in s.momentum))
+
+
+def _validation_split(obs: Observations, val_fraction: float, seed: int):
+  """(train index, val index): held-out observations whose entities are all in training."""
+  vf = float(val_fraction)
+  if not 0.0 < vf < 1.0:
+    raise ExperimentError(f"selection.val_fraction must lie in (0, 1), got {vf}")
+  split = splits.random_split(obs.aux, seed, (1.0 - vf, vf, 0.0))
+  if len(split.val) == 0 or len(split.train) == 0:
+    raise ExperimentError(f"{obs.num_observations} observations leave no held-out "
+                          f"observation of an entity seen in training (groups "
+                          f"{list(obs.groups)})")
+  return split.train, split.val
+
+
+def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
+                           label: str = "", progress: bool = True):
+  """The smoothing CRBM, chosen by validation search (issue 13, part 2).
+
+  Conditions on the learnable auxiliary groups of ``obs`` (``learnable_groups``); the
+  validation observations are held-out observations of entities that stay in training
+  (``splits.random_split``), so the criterion, balanced validation pseudo-likelihood,
+  judges the auxiliary rows. ``crbm_jax.learn.search.select_model`` searches
+  ``config.search`` (hidden units, learning rate, L1, aux_lr_scale, weight decay, batch
+  size) with early stopping and successive halving; with ``config.selection.refit_all``
+  the chosen configuration is then retrained on every observation for its best number of
+  epochs. With ``config.search.enabled`` False (or ``config.hparams_json`` set) the fixed
+  ``config.model`` is trained instead (``train_crbm``).
+
+  Returns:
+    (params, obs restricted to the groups used, info dict).
+  """
+  groups, dropped = learnable_groups(obs)
+  used = obs.select_groups(groups)
+  fixed = (not config.search.enabled) or bool(config.hparams_json)
+  info = dict(groups=list(groups), dropped_groups=dropped,
+              method="fixed" if fixed else "validation search")
+  if fixed:
+    model = _model_config(config, label or "")
+    params, train_info = train_crbm(rng_key, used, model, config.selection.val_fraction,
+                                    config.selection.refit_all, seed)
+    info.update(training=train_info, selected=dict(model.to_dict()))
+    return params, used, info
+  tr, va = _validation_split(used, config.selection.val_fraction, seed)
+  data = lambda idx: learn.make_dataset(used.X[idx], used.aux[idx])
+  s = config.search
+  rule = learn_search.StopRule(patience=int(s.patience), tol=float(s.tol),
+                               max_epochs=int(s.max_epochs), eval_every=int(s.eval_every))
+  halving = (learn_search.Halving(eta=float(s.halving_eta), first_rung=int(s.first_rung))
+             if s.halving_eta else None)
+  base, _ = learn.from_config(config.model)
+  last = [0.0]
+
+  def report(msg):  # at most one line every 2 s
+    now = time.monotonic()
+    if now - last[0] >= 2.0:
+      last[0] = now
+      _log(f"{label} search: {msg}")
+  key_search, key_refit = jax.random.split(rng_key)
+  sel = learn_search.select_model(
+      key_search, data(tr), data(va), used.num_aux, search_space(config), rule=rule,
+      num_configs=int(s.num_configs) if s.num_configs else None,
+      seconds=float(s.seconds) if s.seconds else None, halving=halving, base=base,
+      seed=seed, progress=report if progress else None)
+  chosen = {k: (v.item() if hasattr(v, "item") else v) for k, v in sel.config.items()}
+  info.update(selected=chosen, val_pl=float(sel.val_pl), best_epoch=int(sel.best_epoch),
+              num_train=int(len(tr)), num_val=int(len(va)),
+              search_seconds=round(float(sel.seconds), 3),
+              search_table=[{k: (v.item() if hasattr(v, "item") else v)
+                             for k, v in row.items()} for row in sel.table])
+  params = sel.params
+  if config.selection.refit_all:  # the chosen settings on every observation
+    model = training_config.get_config(**dict(
+        config.model.to_dict(), num_hidden=int(chosen["num_hidden"]),
+        batch_size=int(chosen["batch_size"]), num_epochs=int(sel.best_epoch) + 1,
+        learning_rate=float(chosen["learning_rate"]), momentum=float(chosen["momentum"]),
+        weight_decay=float(chosen["weight_decay"]), l1_aux=float(chosen["l1_aux"]),
+        aux_lr_scale=float(chosen["aux_lr_scale"])))
+    cfg, hparams = learn.from_config(model)
+    every = data(np.arange(used.num_observations))
+    refit = learn.fit(key_refit, every, every, cfg, hparams, used.num_aux)
+    params = refit.params
+    info["refit_train_pl"] = float(refit.best_val_pl)
+  info["refit_all"] = bool(config.selection.refit_all)
+  return params, used, info
+
+
+def fit_selected(rng_key, obs: Observations, config, selected: dict):
+  """Trains a previously selected configuration (``select_smoothing_model``'s
+  ``info['selected']`` with ``best_epoch``) on every observation of the learnable groups,
+  for best_epoch + 1 epochs. Returns (params, obs used, info) like the selection."""
+  groups, dropped = learnable_groups(obs)
+  used = obs.select_groups(groups)
+  names = ("num_hidden", "batch_size", "learning_rate", "momentum", "weight_decay",
+           "l1_aux", "aux_lr_scale")
+  model = training_config.get_config(**dict(
+      config.model.to_dict(), num_epochs=int(selected.get("best_epoch", 0)) + 1,
+      **{k: type(training_config.DEFAULTS[k])(selected[k]) for k in names if k in selected}))
+  cfg, hparams = learn.from_config(model)
+  every = learn.make_dataset(used.X, used.aux)
+  result = learn.fit(rng_key, every, every, cfg, hparams, used.num_aux)
+  return result.params, used, dict(groups=list(groups), dropped_groups=dropped,
+                                   method="settings selected on the first draw",
+                                   selected={k: selected[k] for k in names if k in selected},
+                                   best_epoch=int(selected.get("best_epoch", 0)),
+                                   refit_train_pl=float(result.best_val_pl))
+
+
+def aux_dependence(params, aux_rows: np.ndarray, groups: Sequence[str],
+                   skip: Sequence[str] = ("user",)) -> dict:
+  """How much the smoothed affinities depend on each auxiliary term.
+
+  For each group g (not in ``skip``): the mean over clips and tags of |p(v_i=1 | a) -
+  p(v_i=1 | a without g's row)|, and the same with every row removed ('all'). Exact
+  marginals (``marginals.exact_visible_marginals``) when the model has at most 12 hidden
+  units, else the mean-field estimate; both deterministic, so no sampling noise.
+
+  Args:
+    aux_rows: [C, G] the clips' rows (-1 absent); groups: [G] names.
+  Returns:
+    {group or 'all': float, 'relative': 'all' / mean affinity, 'method': str,
+     'rows_present': {group: share of clips}}.
+  """
+  aux_rows = np.asarray(aux_rows, np.int32)
+  num_hidden = int(np.asarray(params.W).shape[1])
+  if num_hidden <= 12:
+    fn, method = (lambda rows: marginals.exact_visible_marginals(params, rows)), "exact"
+  else:
+    fn = lambda rows: marginals.smooth_affinities(jax.random.key(0), params, rows,
+                                                  method="mean_field")
+    method = "mean field"
+  full = np.asarray(fn(aux_rows), np.float64)
+  out = {"method": method, "rows_present": {}}
+  for g, name in enumerate(groups):
+    if name in skip:
+      continue
+    without = aux_rows.copy()
+    without[:, g] = -1
+    out[name] = float(np.mean(np.abs(full - np.asarray(fn(without), np.float64))))
+    out["rows_present"][name] = float(np.mean(aux_rows[:, g] >= 0))
+  out["all"] = float(np.mean(np.abs(full - np.asarray(fn(np.full_like(aux_rows, -1)),
+                                                          np.float64))))
+  # The same change relative to the mean affinity: with many rare tags most entries are
+  # near 0, so the absolute mean understates how much the rows move the common ones.
+  out["relative"] = out["all"] / max(float(full.mean()), 1e-12)
+  return out
 
 
 def clip_column(table, clips: np.ndarray, column: str) -> np.ndarray:
@@ -269,6 +449,25 @@ def _smooth(rng_key, params, obs: Observations, config):
   return clip_names, aux_rows, comp.sampled, comp.mean_field, stats
 
 
+def _selected_text(info: dict) -> str:
+  """One line: the chosen settings and their validation PL."""
+  sel = info.get("selected", {})
+  keys = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay",
+          "batch_size")
+  text = ", ".join(f"{k} {sel[k]:g}" for k in keys if k in sel)
+  if "val_pl" in info:
+    text += (f"; val log PL {info['val_pl']:.4f} at epoch {info['best_epoch'] + 1} "
+             f"({len(info.get('search_table', []))} configurations)")
+  elif "training" in info:
+    text += f"; val log PL {info['training']['best_val_pl']:.4f} (fixed settings)"
+  return text
+
+
+def _dependence_text(dep: dict) -> str:
+  return ", ".join(f"{k} {v:.4f}" for k, v in dep.items()
+                   if isinstance(v, float) and k != "relative")
+
+
 @dataclasses.dataclass
 class PreparedDataset:
   """A data set after training and smoothing, ready for the Table 3 protocol.
@@ -315,17 +514,18 @@ def prepare_dataset(name: str, config, workdir: str, rng_key) -> PreparedDataset
   lap("load")
 
   key_train, key_smooth = jax.random.split(rng_key)
-  model = _model_config(config, name)
-  params, train_info = train_crbm(key_train, obs, model, config.selection.val_fraction,
-                                  config.selection.refit_all, config.seed)
-  _log(f"{name}: best epoch {train_info['best_epoch']}, val log PL "
-       f"{train_info['best_val_pl']:.4f} ({train_info['split']})")
+  params, used, model_info = select_smoothing_model(key_train, obs, config, int(config.seed),
+                                                    label=name)
+  _log(f"{name}: smoothing model ({model_info['method']}, groups {used.groups}): "
+       f"{_selected_text(model_info)}")
   lap("train")
 
   clip_names, aux_rows, sampled, mean_field, smooth_stats = _smooth(
-      key_smooth, params, obs, config)
+      key_smooth, params, used, config)
+  smooth_stats["aux_dependence"] = aux_dependence(params, aux_rows, used.groups)
   _log(f"{name}: sampled vs mean field: mean |diff| {smooth_stats['mean_abs_diff']:.4f}, "
-       f"correlation {smooth_stats['correlation']:.4f}")
+       f"correlation {smooth_stats['correlation']:.4f}; dependence on the aux rows "
+       f"{_dependence_text(smooth_stats['aux_dependence'])}")
   lap("smooth")
 
   feature_clips = np.asarray(bundle.feature_clips, str)
@@ -338,13 +538,13 @@ def prepare_dataset(name: str, config, workdir: str, rng_key) -> PreparedDataset
                  num_observations=obs.num_observations, num_tags=obs.num_visible,
                  num_clips=int(len(clips)), clips_without_observations=int((~keep).sum()),
                  num_features=int(bundle.features.shape[1]), fold_groups=group_kind,
-                 num_fold_groups=int(len(np.unique(groups))), model=model.to_dict(),
-                 training=train_info, smoothing=smooth_stats)
+                 num_fold_groups=int(len(np.unique(groups))), model=model_info["selected"],
+                 training=model_info, smoothing=smooth_stats)
   prep = PreparedDataset(
       name=name, out_dir=out_dir, clips=clips, tag_names=obs.vocab.tolist(),
       surface=dict(zip(obs.vocab.tolist(), obs.display.tolist())),
       features=np.asarray(bundle.features)[keep], raw=raw, sampled=sampled[srow],
-      mean_field=mean_field[srow], aux_rows=aux_rows[srow], aux_groups=obs.groups,
+      mean_field=mean_field[srow], aux_rows=aux_rows[srow], aux_groups=used.groups,
       groups=groups, summary=summary, paths={}, timings=timings)
   if bundle.truth is not None and "study" in bundle.extra:
     summary["recovery"] = _recovery(bundle, obs, prep)
@@ -448,6 +648,35 @@ def run_demo_audio(num_workers: int = 2) -> dict:
               skipped=[list(s) for s in ext.skipped])
 
 
+def _run_sparsity(config, workdir: str, root, pending, pool) -> dict:
+  """The sparsity experiment (crbm_jax.paper.sparsity); its p = 1 column is this run's
+  Table 3 of the same data set when that data set ran here."""
+  from crbm_jax.paper import sparsity  # pylint: disable=import-outside-toplevel
+  from crbm_jax.autotag import folds as folds_lib  # pylint: disable=import-outside-toplevel
+  name = str(config.sparsity.dataset)
+  reference = None
+  for prep, job in pending:
+    if prep.name != name:
+      continue
+    def per_fold(job=job):
+      result, _ = job if pool is None else job.result()
+      return result.per_fold
+    reference = dict(clips=prep.clips, per_fold=per_fold, raw=prep.raw,
+                     vocab=np.asarray(prep.tag_names, str),
+                     fold_ids=folds_lib.grouped_folds(prep.groups,
+                                                      int(config.table3.num_folds),
+                                                      int(config.seed)),
+                     model=dict(prep.summary["training"], aux_dependence=prep.summary[
+                         "smoothing"].get("aux_dependence")))
+  _log(f"sparsity experiment on {name}"
+       + (" (p = 1: this run's Table 3)" if reference is not None else ""))
+  res = sparsity.run_sparsity(config, os.path.join(workdir, "sparsity"),
+                              jax.random.fold_in(root, 1000), reference=reference,
+                              pool=pool)
+  return {"dataset": name, "paths": res["paths"], "seconds": res["seconds"],
+          "summary": res["summary"]}
+
+
 def run_autotagging(config, workdir: str) -> dict:
   """Runs every data set of the config; writes <workdir>/summary.json.
 
@@ -478,6 +707,8 @@ def run_autotagging(config, workdir: str) -> dict:
         pending.append((prep, pool.submit(_timed_table3, args, dict(kwargs, progress=False))))
     if config.demo_audio:
       out["demo_audio"] = run_demo_audio(int(config.demo_audio_workers))
+    if config.get("sparsity") is not None and config.sparsity.enabled:
+      out["sparsity"] = _run_sparsity(config, workdir, root, pending, pool)
     for prep, job in pending:
       result, seconds = job if pool is None else job.result()
       out["datasets"][prep.name] = finish_dataset(prep, result, config, seconds)

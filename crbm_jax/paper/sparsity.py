@@ -1,0 +1,612 @@
+"""Fewer players per clip on real clips: does smoothing help when tags are sparse?
+
+The paper's third claim (Section 4): smoothed tags train better autotaggers, "especially
+when fewer users have seen a clip". MajorMiner gives, for every (clip, tag), the number
+of players who gave it. Binomial thinning -- keep each player's tag with probability p --
+models a game in which fewer players heard the clip, without inventing a single tag.
+
+For each keep probability p (``config.sparsity.keep``) and each seeded draw:
+  1. thin every (clip, tag) count: n' ~ Binomial(n, p) (``thin_table``);
+  2. raw labels: the paper's rule on the thinned counts (positives: the smaller of the top
+     ``max_per_class`` or every clip verified by >= ``min_verified`` players; negatives:
+     clips nobody gave the tag, crbm_jax.autotag.svm.select_examples);
+  3. smoothed labels: a CRBM trained on the thinned observations (one per clip: the tags
+     at least one kept player gave) with the learnable auxiliary groups (track; the clip
+     group has one observation per clip and is not learnable), chosen by validation
+     search (crbm_jax.paper.table3.select_smoothing_model), then sampled as in Table 3;
+  4. the same nu-SVMs on the same album-grouped folds (fallback track) as Table 3,
+     trained on each labelling and tested (a) on the thinned raw labels of the held-out
+     fold (the paper's protocol) and (b) on the unthinned raw labels of the held-out
+     clips (the consensus of every player: the closest to truth real data offers). The
+     (b) test sets are the same clips at every p and draw (same selection seeds).
+
+At p = 1 thinning changes nothing; in ``crbm-reproduce`` the p = 1 column is Table 3's
+MajorMiner run itself (its model, labels and SVM scores), and tests (a) and (b) coincide.
+
+Statistics (``summarize``): per tag, balanced accuracy is averaged over the scored folds
+of a draw, then over draws; the column's value is the mean over tags and its error the
+standard error over tags of those per-tag means (so draw-to-draw noise is inside each
+tag's value). The paired difference smoothed - raw is taken per (draw, tag, fold) where
+both were scored and summarised the same way; a difference is called detectable when it
+exceeds 2 standard errors, and the resolution is 2 s.e. of the paired difference.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import math
+import multiprocessing
+import os
+import sys
+import time
+import warnings
+from typing import Dict, List, Optional, Sequence
+
+import jax
+import numpy as np
+
+from crbm_jax.autotag import features as features_lib
+from crbm_jax.autotag import folds as folds_lib
+from crbm_jax.autotag import protocol as protocol_lib
+from crbm_jax.data import observations as obs_lib
+from crbm_jax.data.aux_rows import aux_rows_from_names
+from crbm_jax.data.tagtable import TagTable
+from crbm_jax.model import marginals
+from crbm_jax.util.atomic import (save_figure_atomic, write_csv_atomic, write_json_atomic,
+                                  write_text_atomic)
+from crbm_jax.util.progress import Progress
+from crbm_jax.util.stats import format_mean_se
+
+TRAIN = ("raw", "smoothed")
+TESTS = ("thinned", "unthinned")
+TEST_TITLES = {"thinned": "(a) tested on thinned raw labels (the paper's protocol)",
+               "unthinned": "(b) tested on unthinned labels of the held-out clips"}
+
+# Kinds of MajorMiner's tags, in the kinds of crbm_jax/data/resources/tag_kinds.tsv where
+# that list has the tag; the rest by the same rule (a voice word is vocals, an energy word
+# is mood, a rhythm word is tempo). A tag not listed here is 'other'.
+TAG_KINDS = {
+    **{t: "instrument" for t in ("drums", "guitar", "synth", "bass", "piano", "strings",
+                                 "horns", "trumpet", "organ", "acoustic", "solo")},
+    **{t: "vocals" for t in ("male", "female", "vocal", "voice", "rap", "instrumental")},
+    **{t: "genre" for t in ("rock", "electronic", "pop", "dance", "techno", "hip hop",
+                            "electronica", "jazz", "country", "house", "ambient", "punk",
+                            "folk", "metal", "trance", "noise")},
+    **{t: "mood" for t in ("soft", "quiet", "loud", "silence")},
+    **{t: "tempo" for t in ("slow", "fast", "beat")},
+}
+
+
+def tag_kind(tag: str) -> str:
+  """The kind of a MajorMiner tag (``TAG_KINDS``; 'other' when unlisted)."""
+  return TAG_KINDS.get(tag, "other")
+
+
+class SparsityError(ValueError):
+  """Bad sparsity-experiment input (names the setting and the reason)."""
+
+
+def thin_counts(counts: np.ndarray, keep: float, rng: np.random.Generator) -> np.ndarray:
+  """Binomial thinning: each of the ``counts`` players is kept with probability ``keep``."""
+  if not 0.0 < keep <= 1.0:
+    raise SparsityError(f"keep probability must lie in (0, 1], got {keep}")
+  counts = np.asarray(counts, np.int64)
+  if np.any(counts < 0):
+    raise SparsityError("counts must be non-negative numbers of players")
+  if keep == 1.0:
+    return counts.copy()
+  return rng.binomial(counts, keep).astype(np.int64)
+
+
+def thin_table(table: TagTable, keep: float, rng: np.random.Generator) -> TagTable:
+  """The table with every row's count thinned; rows left with count 0 are dropped."""
+  counts = thin_counts(table.count, keep, rng)
+  rows = counts > 0
+  fields = {}
+  for f in dataclasses.fields(table):
+    value = getattr(table, f.name)
+    if isinstance(value, np.ndarray) and value.shape[:1] == counts.shape:
+      value = value[rows]
+    fields[f.name] = value
+  fields["count"] = counts[rows]
+  return dataclasses.replace(table, **fields)
+
+
+def counts_matrix(table: TagTable, clips: np.ndarray, vocab: np.ndarray) -> np.ndarray:
+  """[C, V] int32 players per (clip, tag) (0 where the table has no row)."""
+  clip_pos = {c: i for i, c in enumerate(np.asarray(clips).tolist())}
+  tag_pos = {t: j for j, t in enumerate(np.asarray(vocab).tolist())}
+  out = np.zeros((len(clips), len(vocab)), np.int32)
+  for c, t, n in zip(table.clip.tolist(), table.tag.tolist(), table.count.tolist()):
+    i, j = clip_pos.get(c), tag_pos.get(t)
+    if i is not None and j is not None:
+      out[i, j] += n
+  return out
+
+
+@dataclasses.dataclass
+class SparsityInputs:
+  """What every (p, draw) shares: the clips with features [C], their fold-grouping labels
+  and folds, the full counts [C, V] and the scored tags (indices into vocab, most used
+  first)."""
+  table: TagTable
+  clips: np.ndarray
+  features: np.ndarray      # [C, F] standardised
+  groups: np.ndarray
+  fold_ids: np.ndarray
+  full_raw: np.ndarray      # [C, V]
+  vocab: np.ndarray         # [V]
+  surface: dict
+  tags: np.ndarray          # [T]
+  clip_track: np.ndarray    # [C] str ('' unknown)
+  aux_groups: tuple
+
+
+def make_inputs(table: TagTable, features: np.ndarray, feature_clips: np.ndarray,
+                vocab: np.ndarray, surface: dict, aux_groups: Sequence[str], num_tags: int,
+                num_folds: int, seed: int) -> SparsityInputs:
+  """Shared inputs from the full tag table and the clips' features (clips with both)."""
+  from crbm_jax.paper import table3  # pylint: disable=import-outside-toplevel
+  feature_clips = np.asarray(feature_clips, str)
+  keep = np.isin(feature_clips, np.unique(table.clip))
+  clips = feature_clips[keep]
+  x, _, _ = features_lib.standardize(np.asarray(features, np.float64)[keep])
+  groups, _ = table3.fold_groups(table, clips)
+  full_raw = counts_matrix(table, clips, vocab)
+  tags = protocol_lib.top_tags(full_raw, num_tags)
+  return SparsityInputs(table=table, clips=clips, features=x, groups=groups,
+                        fold_ids=folds_lib.grouped_folds(groups, num_folds, seed),
+                        full_raw=full_raw, vocab=np.asarray(vocab, str), surface=surface,
+                        tags=tags, clip_track=table3.clip_column(table, clips, "track"),
+                        aux_groups=tuple(aux_groups))
+
+
+def smoothed_labels(rng_key, inputs: SparsityInputs, thinned: TagTable, config, label: str,
+                    fixed: Optional[dict] = None, progress: bool = True):
+  """Smoothed affinities [C, V] of every clip from a CRBM trained on ``thinned``.
+
+  The model is chosen by ``table3.select_smoothing_model`` (validation search), or, with
+  ``fixed`` (a previous selection's settings and epochs), trained with those settings.
+  A clip whose thinned tags all vanished has no observation: its smoothing row keeps its
+  track when another clip of the track still has one, and is empty otherwise.
+
+  Returns:
+    (affinities [C, V] float32, info dict with the selection and the aux dependence).
+  """
+  from crbm_jax.paper import table3  # pylint: disable=import-outside-toplevel
+  obs = obs_lib.build_observations(thinned, aux_groups=inputs.aux_groups,
+                                   vocab=inputs.vocab)
+  key_model, key_smooth = jax.random.split(rng_key)
+  if fixed is None:
+    params, used, info = table3.select_smoothing_model(key_model, obs, config,
+                                                       int(config.seed), label, progress)
+  else:
+    params, used, info = table3.fit_selected(key_model, obs, config, fixed)
+  values = {"track": inputs.clip_track, "clip": inputs.clips}
+  factor_out = tuple(config.factor_out)
+  aux_rows, unknown = aux_rows_from_names(used.groups, used.entity_names, used.offsets,
+                                          values, len(inputs.clips), factor_out)
+  s = config.smoothing
+  affinity = marginals.smooth_affinities(key_smooth, params, aux_rows,
+                                         int(s.num_samples), "sample", int(s.burn_in),
+                                         int(s.thin), int(s.batch))
+  info = dict(info, num_observations=obs.num_observations,
+              clips_without_observation=int(len(inputs.clips) - len(np.unique(obs.clip))),
+              unknown_entities=unknown,
+              aux_dependence=table3.aux_dependence(params, aux_rows, used.groups))
+  return np.asarray(affinity, np.float32), info
+
+
+def score_unit(x: np.ndarray, raw_thin: np.ndarray, smoothed: np.ndarray,
+               full_raw: np.ndarray, fold_ids: np.ndarray, tags: np.ndarray,
+               settings: dict) -> np.ndarray:
+  """[T, F, 2 (train raw, smoothed), 2 (test thinned, unthinned)] balanced accuracy.
+
+  The unthinned test labelling is scored at position 0 of the test list, so its example
+  selection (and hence its test clips) is Table 3's raw test selection, at every p. When
+  nothing was thinned (p = 1) the two labellings are one and are scored once.
+  """
+  same = np.array_equal(raw_thin, full_raw)
+  tests = [("unthinned", full_raw, "raw")] + ([] if same else [("thinned", raw_thin, "raw")])
+  per_fold, _ = protocol_lib.score_autotaggers(
+      x, [("raw", raw_thin, "raw"), ("smoothed", smoothed, "smoothed")], tests, fold_ids,
+      tags, progress=False, **settings)
+  if same:
+    return np.concatenate([per_fold, per_fold], axis=-1)
+  return per_fold[..., ::-1]
+
+
+def _protocol_settings(config) -> dict:
+  t3 = config.table3
+  return dict(seed=int(config.seed), max_per_class=int(t3.max_per_class),
+              min_verified=int(t3.min_verified), nu=float(t3.nu), decision=str(t3.decision))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _mean_se(values: np.ndarray):
+  v = np.asarray(values, np.float64)
+  v = v[np.isfinite(v)]
+  mean = float(v.mean()) if v.size else float("nan")
+  se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan")
+  return mean, se, int(v.size)
+
+
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+  """np.nanmean without the all-NaN warning (an unscored cell stays NaN)."""
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    return np.nanmean(x, axis=axis)
+
+
+def _per_tag(per_fold: np.ndarray) -> np.ndarray:
+  """[D, T, F, ...] -> [T, ...]: mean over scored folds within a draw, then over draws."""
+  return _nanmean(_nanmean(per_fold, 2), 0)
+
+
+def frequency_bins(usage: np.ndarray, num_bins: int = 3) -> np.ndarray:
+  """[T] bin of each tag by usage: 0 = least used third ... num_bins-1 = most used."""
+  usage = np.asarray(usage, np.float64)
+  order = np.argsort(usage, kind="stable")
+  bins = np.empty(len(usage), np.int64)
+  bins[order] = (np.arange(len(usage)) * num_bins) // max(len(usage), 1)
+  return bins
+
+
+FREQ_NAMES = ("rare (least used third)", "middle third", "common (most used third)")
+
+
+def summarize(keep: Sequence[float], per_fold: Sequence[np.ndarray], tag_names: Sequence[str],
+              tag_usage: np.ndarray, detect: float = 2.0) -> dict:
+  """The sparsity table from the scores (pure; module docstring).
+
+  Args:
+    keep: [P] keep probabilities; per_fold: P arrays [D_p, T, F, 2 (train raw, smoothed),
+      2 (test thinned, unthinned)], NaN where a selection was skipped.
+    tag_names: [T]; tag_usage: [T] full-count sums (for the frequency breakdown).
+    detect: the difference (points) the resolution is judged against.
+  Returns:
+    {'keep', 'tests': {test: {'raw'|'smoothed': [P] (mean, se, n tags), 'diff': [P]
+    {mean, se, num_tags, se_draws, wins, losses, resolution, detectable, significant},
+    'smoothed_only': [P] tags scored only when trained on smoothed labels,
+    'by_kind' / 'by_frequency': {group: [P] (mean, se, n)}}}, 'num_draws': [P]}.
+  """
+  kinds = [tag_kind(t) for t in tag_names]
+  fbins = frequency_bins(tag_usage)
+  out = {"keep": [float(p) for p in keep], "num_draws": [int(a.shape[0]) for a in per_fold],
+         "tag_names": list(tag_names), "tag_kinds": kinds,
+         "frequency_bin": fbins.tolist(), "tests": {}, "per_tag_diff": {}}
+  for j, test in enumerate(TESTS):
+    entry = {"raw": [], "smoothed": [], "diff": [], "smoothed_only": [],
+             "by_kind": {}, "by_frequency": {}}
+    tag_diffs = []
+    for pf in per_fold:
+      pf = np.asarray(pf, np.float64)[..., j]            # [D, T, F, 2]
+      acc = _per_tag(pf)                                  # [T, 2]
+      for i, name in enumerate(TRAIN):
+        entry[name].append(_mean_se(acc[:, i]))
+      paired = np.where(np.isfinite(pf).all(-1, keepdims=True), pf, np.nan)
+      fold_diff = paired[..., 1] - paired[..., 0]         # [D, T, F]
+      tag_diff = _per_tag(fold_diff)                      # [T]
+      tag_diffs.append(tag_diff)
+      mean, se, n = _mean_se(tag_diff)
+      draw_means = _nanmean(_nanmean(fold_diff, 2), 1)   # [D]
+      draw_means = draw_means[np.isfinite(draw_means)]
+      se_draws = (float(draw_means.std(ddof=1) / math.sqrt(draw_means.size))
+                  if draw_means.size > 1 else float("nan"))
+      finite = tag_diff[np.isfinite(tag_diff)]
+      resolution = 2.0 * se if np.isfinite(se) else float("nan")
+      entry["diff"].append(dict(
+          mean=mean, se=se, num_tags=n, se_draws=se_draws,
+          wins=int((finite > 0).sum()), losses=int((finite < 0).sum()),
+          resolution=resolution,
+          detectable=bool(np.isfinite(resolution) and resolution <= detect),
+          significant=("smoothed" if np.isfinite(se) and mean > 2 * se else
+                       "raw" if np.isfinite(se) and mean < -2 * se else "neither")))
+      entry["smoothed_only"].append(int((np.isfinite(acc[:, 1]) & ~np.isfinite(acc[:, 0])).sum()))
+    for kind in sorted(set(kinds)):
+      sel = np.array([k == kind for k in kinds])
+      entry["by_kind"][kind] = [_mean_se(d[sel]) for d in tag_diffs]
+    for b, bname in enumerate(FREQ_NAMES):
+      sel = fbins == b
+      entry["by_frequency"][bname] = [_mean_se(d[sel]) for d in tag_diffs]
+    out["tests"][test] = entry
+    out["per_tag_diff"][test] = [d.tolist() for d in tag_diffs]
+  return out
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _cell(m) -> str:
+  return format_mean_se(m[0], m[1], 2)
+
+
+def model_rows(keep: Sequence[float], models: dict) -> List[str]:
+  """Table rows: the smoothing CRBM chosen at each p (its first draw) and how much its
+  affinities depend on the auxiliary rows (mean over draws of mean |Δ affinity|)."""
+  chosen, dep = [], []
+  for p in keep:
+    infos = [m for k, m in models.items() if k.startswith(f"p={p:g} ")]
+    first = next((m for k, m in models.items() if k.startswith(f"p={p:g} ")
+                  and ("draw=0" in k or "Table 3" in k)), None)
+    sel = (first or {}).get("selected", {})
+    chosen.append(", ".join(f"{label} {sel[key]:g}" for key, label in (
+        ("num_hidden", "H"), ("learning_rate", "lr"), ("l1_aux", "L1"),
+        ("aux_lr_scale", "aux×"), ("batch_size", "batch")) if key in sel) or "n/a")
+    deps = [m.get("aux_dependence") or {} for m in infos]
+    values = [d["all"] for d in deps if isinstance(d.get("all"), float)]
+    rel = [d["relative"] for d in deps if isinstance(d.get("relative"), float)]
+    dep.append((f"{np.mean(values):.4f}" if values else "n/a")
+               + (f" ({100 * np.mean(rel):.1f}%)" if rel else ""))
+  return ["| smoothing CRBM chosen |" + "|".join(chosen) + "|",
+          "| mean abs(affinity − affinity without aux rows) (share of the mean affinity) |"
+          + "|".join(dep) + "|"]
+
+
+def sparsity_markdown(summary: dict, notes: Sequence[str] = (),
+                      models: Optional[dict] = None) -> str:
+  """The sparsity section: table, figure, paired differences, where smoothing loses."""
+  keep = summary["keep"]
+  head = "| |" + "|".join(f" p = {p:g} " for p in keep) + "|"
+  rule = "|---|" + "---|" * len(keep)
+  lines = ["# Sparsity: fewer players per clip (MajorMiner, binomial thinning)", "",
+           "Balanced accuracy (%) of per-tag nu-SVMs trained on raw or smoothed labels of "
+           "thinned MajorMiner counts; mean over tags ± standard error over tags (each "
+           "tag's value averaged over its folds and thinning draws). Draws per p: "
+           + ", ".join(f"{p:g}: {d}" for p, d in zip(keep, summary["num_draws"])) + ".",
+           "", "![Sparsity curve](sparsity.png)", ""]
+  if models:
+    lines += ["## The smoothing models", "", "Chosen by validation search (see notes); "
+              "a dependence near 0 means the affinities are nearly the same for every "
+              "clip, so the top/bottom-ranked 'smoothed' examples are close to random.", "",
+              "| |" + "|".join(f" p = {p:g} " for p in keep) + "|",
+              "|---|" + "---|" * len(keep)] + model_rows(keep, models) + [""]
+  for test in TESTS:
+    e = summary["tests"][test]
+    lines += [f"## {TEST_TITLES[test]}", "", head, rule]
+    for name in TRAIN:
+      lines.append(f"| trained on {name} |" + "|".join(_cell(m) for m in e[name]) + "|")
+    lines.append("| smoothed − raw (paired) |"
+                 + "|".join(format_mean_se(d["mean"], d["se"], 2) for d in e["diff"]) + "|")
+    lines.append("| tags paired (usable) |" + "|".join(str(d["num_tags"]) for d in e["diff"])
+                 + "|")
+    lines.append("| tags usable raw / smoothed |"
+                 + "|".join(f"{r[2]} / {s[2]}" for r, s in zip(e["raw"], e["smoothed"]))
+                 + "|")
+    lines.append("| tags smoothing wins / loses |"
+                 + "|".join(f"{d['wins']} / {d['losses']}" for d in e["diff"]) + "|")
+    lines.append("| resolution (2 s.e.) |"
+                 + "|".join(f"{d['resolution']:.2f}" if np.isfinite(d["resolution"])
+                            else "n/a" for d in e["diff"]) + "|")
+    lines.append("| significant at 2 s.e. |" + "|".join(d["significant"] for d in e["diff"])
+                 + "|")
+    lines.append("")
+  lines += _where_smoothing_loses(summary)
+  lines += [f"- {n}" for n in notes] + [""]
+  return "\n".join(lines)
+
+
+def _where_smoothing_loses(summary: dict) -> List[str]:
+  keep = summary["keep"]
+  lines = ["## Where smoothing wins and loses: paired difference by tag kind and frequency",
+           "", "Smoothed − raw (points), mean ± s.e. over the tags of each group "
+           "(number of tags in parentheses).", ""]
+  for test in TESTS:
+    e = summary["tests"][test]
+    lines += [f"{TEST_TITLES[test]}:", "",
+              "| group |" + "|".join(f" p = {p:g} " for p in keep) + "|",
+              "|---|" + "---|" * len(keep)]
+    for table in ("by_kind", "by_frequency"):
+      for group, cells in e[table].items():
+        lines.append(f"| {group} |" + "|".join(
+            f"{format_mean_se(m, s, 2)} ({n})" for m, s, n in cells) + "|")
+    lines.append("")
+  return lines
+
+
+def plot_sparsity(summary: dict, path: str) -> str:
+  """Balanced accuracy vs p (raw vs smoothed training, one panel per test labelling)
+  and the paired difference; 1 s.e. bars. Returns path."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  keep = np.asarray(summary["keep"])
+  fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+  for ax, test in zip(axes[:2], TESTS):
+    e = summary["tests"][test]
+    for name, marker in zip(TRAIN, ("s", "o")):
+      m = np.array([c[0] for c in e[name]])
+      s = np.nan_to_num(np.array([c[1] for c in e[name]]))
+      ax.errorbar(keep, m, yerr=s, marker=marker, capsize=3, label=f"trained on {name}")
+    ax.set_xlabel("keep probability p (share of players kept)")
+    ax.set_ylabel("balanced accuracy (%)")
+    ax.set_title(TEST_TITLES[test], fontsize=9)
+    ax.legend(fontsize=8)
+  ax = axes[2]
+  for test, marker in zip(TESTS, ("^", "v")):
+    d = summary["tests"][test]["diff"]
+    ax.errorbar(keep, [x["mean"] for x in d], yerr=np.nan_to_num([x["se"] for x in d]),
+                marker=marker, capsize=3, label=f"test {test}")
+  ax.axhline(0, color="grey", lw=0.8, ls="--")
+  ax.set_xlabel("keep probability p")
+  ax.set_ylabel("smoothed − raw (points)")
+  ax.set_title("paired difference (± 1 s.e.)", fontsize=9)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  save_figure_atomic(fig, path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def write_sparsity(summary: dict, workdir: str, notes: Sequence[str] = (),
+                   extra: Optional[dict] = None) -> Dict[str, str]:
+  """Writes sparsity.md, sparsity.png, sparsity.csv (per tag) and sparsity.json."""
+  os.makedirs(workdir, exist_ok=True)
+  paths = {"markdown": os.path.join(workdir, "sparsity.md"),
+           "png": os.path.join(workdir, "sparsity.png"),
+           "csv": os.path.join(workdir, "sparsity.csv"),
+           "json": os.path.join(workdir, "sparsity.json")}
+  plot_sparsity(summary, paths["png"])
+  write_text_atomic(paths["markdown"], sparsity_markdown(summary, notes,
+                                                         (extra or {}).get("models")))
+  header = ["tag", "kind", "frequency_bin"] + [f"diff_{t}_p{p:g}" for t in TESTS
+                                               for p in summary["keep"]]
+  rows = []
+  for k, tag in enumerate(summary["tag_names"]):
+    rows.append([tag, summary["tag_kinds"][k], summary["frequency_bin"][k]]
+                + [f"{summary['per_tag_diff'][t][i][k]:.4f}" for t in TESTS
+                   for i in range(len(summary["keep"]))])
+  write_csv_atomic(paths["csv"], header, rows)
+  write_json_atomic(paths["json"], dict(summary, notes=list(notes), **(extra or {})),
+                    sort_keys=False)
+  return paths
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _log(msg: str) -> None:
+  sys.stderr.write(f"[sparsity {time.strftime('%H:%M:%S')}] {msg}\n")
+  sys.stderr.flush()
+
+
+def load_inputs(config) -> SparsityInputs:
+  """The shared inputs for ``config.sparsity.dataset`` (embedded MajorMiner by default)."""
+  from crbm_jax.data.datasets import load_dataset  # pylint: disable=import-outside-toplevel
+  sp = config.sparsity
+  bundle = load_dataset(str(sp.dataset))
+  if bundle.features is None:
+    raise SparsityError(f"sparsity.dataset {sp.dataset!r} has no clip features")
+  if bundle.table.has("user"):
+    raise SparsityError(f"sparsity.dataset {sp.dataset!r} has users; thinning models "
+                        "(clip, tag, number of players) counts such as MajorMiner's")
+  groups_cfg = config.aux_groups.get(str(sp.dataset), None)
+  aux_groups = tuple(groups_cfg) if groups_cfg else bundle.aux_groups
+  vocab = obs_lib.select_vocabulary(bundle.table, min_users=int(config.min_users))
+  return make_inputs(bundle.table, bundle.features, bundle.feature_clips, vocab,
+                     bundle.surface, aux_groups, int(sp.num_tags),
+                     int(config.table3.num_folds), int(config.seed))
+
+
+def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None,
+                 pool: Optional[concurrent.futures.Executor] = None,
+                 progress: bool = True) -> dict:
+  """Runs the experiment (module docstring); writes <workdir>/sparsity.{md,png,csv,json}.
+
+  Args:
+    config: the Table 3 config (``config.sparsity``, ``config.table3``, ``search``...).
+    reference: Table 3's MajorMiner run for the p = 1 column: {'clips' [C], 'fold_ids'
+      [C], 'vocab' [V], 'raw' [C, V] (must equal this experiment's), 'per_fold'
+      [T3, F, 2, 2] (or a zero-argument callable returning it), 'model' (its selection
+      info)}. Without it p = 1 is computed here like every other p.
+    pool: an executor for the SVM scoring (None: a spawned worker process when
+      ``config.sparsity.processes`` > 0, else in this process).
+  Returns:
+    {'summary', 'paths', 'models', 'seconds'}.
+  """
+  start = time.monotonic()
+  sp = config.sparsity
+  keep = [float(p) for p in sp.keep]
+  if not keep or any(not 0.0 < p <= 1.0 for p in keep):
+    raise SparsityError(f"sparsity.keep must be probabilities in (0, 1], got {keep}")
+  if int(sp.num_draws) < 1:
+    raise SparsityError(f"sparsity.num_draws must be >= 1, got {sp.num_draws}")
+  inputs = load_inputs(config)
+  if reference is not None:
+    same = (np.array_equal(np.asarray(reference["clips"], str), inputs.clips)
+            and np.array_equal(np.asarray(reference["fold_ids"]), inputs.fold_ids)
+            and np.array_equal(np.asarray(reference["vocab"], str), inputs.vocab)
+            and np.array_equal(np.asarray(reference["raw"]), inputs.full_raw))
+    if not same:
+      raise SparsityError("the Table 3 reference run has other clips, tags, counts or "
+                          "folds than the sparsity experiment; use the same data set, "
+                          "seed, min_users and num_folds")
+    if int(config.sparsity.num_tags) > int(config.table3.num_tags):
+      raise SparsityError(f"sparsity.num_tags ({config.sparsity.num_tags}) exceeds "
+                          f"table3.num_tags ({config.table3.num_tags}), whose run gives "
+                          "the p = 1 column")
+  settings = _protocol_settings(config)
+  own_pool = None
+  if pool is None and int(sp.get("processes", 0)) > 0:
+    own_pool = pool = concurrent.futures.ProcessPoolExecutor(
+        int(sp.processes), mp_context=multiprocessing.get_context("spawn"))
+  units = [(i, p, d) for i, p in enumerate(keep)
+           if not (p == 1.0 and reference is not None)
+           for d in range(1 if p == 1.0 else int(sp.num_draws))]
+  bar = Progress(len(units), "sparsity", "draws", stream=sys.stderr if progress else None)
+  jobs, models, selected_by_p = {}, {}, {}
+  try:
+    for i, p, d in units:
+      rng = np.random.default_rng([int(config.seed), d, int(round(p * 1000))])
+      thinned = thin_table(inputs.table, p, rng)
+      raw_thin = counts_matrix(thinned, inputs.clips, inputs.vocab)
+      key = jax.random.fold_in(jax.random.fold_in(rng_key, i), d)
+      fixed = None if (d == 0 or sp.search_every_draw) else selected_by_p.get(i)
+      smoothed, info = smoothed_labels(key, inputs, thinned, config,
+                                       f"sparsity p={p:g} draw {d}", fixed, progress)
+      if d == 0:
+        selected_by_p[i] = dict(info["selected"], best_epoch=info.get(
+            "best_epoch", info.get("training", {}).get("best_epoch", 0)))
+      models[f"p={p:g} draw={d}"] = info
+      args = (inputs.features, raw_thin, smoothed, inputs.full_raw, inputs.fold_ids,
+              inputs.tags, settings)
+      jobs[i, d] = pool.submit(score_unit, *args) if pool is not None else score_unit(*args)
+      bar.update(1)
+    per_fold = []
+    for i, p in enumerate(keep):
+      if p == 1.0 and reference is not None:
+        ref = reference["per_fold"]
+        ref = np.asarray(ref() if callable(ref) else ref)[:len(inputs.tags)]
+        per_fold.append(np.stack([ref[..., 0], ref[..., 0]], -1)[None])
+        models[f"p={p:g} (Table 3)"] = reference.get("model", {})
+        continue
+      draws = sorted(d for (k, d) in jobs if k == i)
+      per_fold.append(np.stack([jobs[i, d].result() if pool is not None else jobs[i, d]
+                                for d in draws]))
+  finally:
+    bar.close()
+    if own_pool is not None:
+      own_pool.shutdown(cancel_futures=True)
+  tag_names = [str(inputs.vocab[t]) for t in inputs.tags]
+  usage = inputs.full_raw.sum(axis=0)[inputs.tags]
+  summary = summarize(keep, per_fold, tag_names, usage)
+  seconds = round(time.monotonic() - start, 2)
+  notes = _notes(inputs, config, reference is not None) + [
+      f"{len(units)} thinning draws (model selection, smoothing, SVMs) in {seconds:.0f} s."]
+  paths = write_sparsity(summary, workdir, notes,
+                         extra=dict(models=models, seconds=seconds,
+                                    settings=dict(settings, num_folds=int(
+                                        config.table3.num_folds),
+                                                  search_every_draw=bool(
+                                                      sp.search_every_draw))))
+  _log(f"done in {seconds:.1f} s: " + "; ".join(
+      f"p={p:g} diff(b) {d['mean']:+.2f} ± {d['se']:.2f}" for p, d in
+      zip(keep, summary["tests"]["unthinned"]["diff"])))
+  return {"summary": summary, "paths": paths, "models": models, "seconds": seconds}
+
+
+def _notes(inputs: SparsityInputs, config, with_reference: bool) -> List[str]:
+  sp = config.sparsity
+  notes = [
+      f"{len(inputs.clips)} clips, {len(inputs.tags)} tags, {int(config.table3.num_folds)} "
+      f"folds grouped by album (fallback track): the same folds as Table 3.",
+      "Thinning keeps each player's tag with probability p (n' ~ Binomial(n, p)); the "
+      "embedded MajorMiner data hold only verified tags (n >= 2), so a thinned count of 1 "
+      "comes from a tag once verified: unverified single-player tags of a real sparser "
+      "game are absent here.",
+      "Smoothing CRBM per draw: trained on one observation per clip (the tags at least one "
+      "kept player gave), conditioned on the learnable auxiliary groups (MajorMiner: "
+      "track; the clip has one observation and cannot be validated), chosen by validation "
+      "search" + ("" if sp.search_every_draw else
+                  " on the first draw of each p and retrained with those settings on the "
+                  "others") + ".",
+      "Paired difference: per (draw, tag, fold) where both were scored; resolution = 2 "
+      "s.e. of the paired difference over tags (a 2-point difference is detectable when "
+      "the resolution is <= 2).",
+  ]
+  if with_reference:
+    notes.append("p = 1 is Table 3's MajorMiner run (its CRBM, labels and SVM scores); "
+                 "at p = 1 tests (a) and (b) coincide.")
+  return notes
