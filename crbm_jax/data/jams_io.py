@@ -61,14 +61,7 @@ def jams_files(paths: Sequence[str]) -> List[str]:
   out = []
   for path in paths:
     if os.path.isdir(path):
-      found = []
-      for root, dirs, files in os.walk(path):
-        dirs.sort()
-        found.extend(os.path.join(root, f) for f in sorted(files)
-                     if f.lower().endswith(".jams"))
-      if not found:
-        raise DataError("no .jams files in this folder", path)
-      out.extend(found)
+      out.extend(tt.files_under(path, ".jams"))
     else:
       out.append(path)
   return out

@@ -173,13 +173,18 @@ def _read_annotations(path: str):
                     f"{chr(values[k, j] + ord('0'))!r}; expected 0 or 1", path, lines[k])
   first_line: Dict[str, int] = {}
   for clip, line in zip(clips, lines):
-    if not clip:
-      raise DataError("blank clip_id", path, line)
-    if clip in first_line:
-      raise DataError(f"clip_id {clip!r} appears twice (first on line "
-                      f"{first_line[clip]})", path, line)
-    first_line[clip] = line
+    _check_clip_id(clip, first_line, path, line)
   return (clips, mp3s if mp3_col is not None else None, tag_names, values, lines)
+
+
+def _check_clip_id(clip: str, first_line: Dict[str, int], path: str, line: int) -> None:
+  """A clip_id must be non-blank and unique in its file (records its first line)."""
+  if not clip:
+    raise DataError("blank clip_id", path, line)
+  if clip in first_line:
+    raise DataError(f"clip_id {clip!r} appears twice (first on line "
+                    f"{first_line[clip]})", path, line)
+  first_line[clip] = line
 
 
 def _read_clip_info(path: str) -> Dict[str, tuple]:
@@ -199,12 +204,7 @@ def _read_clip_info(path: str) -> Dict[str, tuple]:
                       f"{len(fields)}", path, line)
     get = {name: fields[i].strip() for name, i in col.items()}
     clip = get["clip_id"]
-    if not clip:
-      raise DataError("blank clip_id", path, line)
-    if clip in first_line:
-      raise DataError(f"clip_id {clip!r} appears twice (first on line "
-                      f"{first_line[clip]})", path, line)
-    first_line[clip] = line
+    _check_clip_id(clip, first_line, path, line)
     times = []
     for name in ("segmentStart", "segmentEnd"):
       try:

@@ -29,6 +29,7 @@ from typing import Dict, Iterable, Sequence, Tuple, Union
 import numpy as np
 
 from crbm_jax.data.errors import DataError
+from crbm_jax.data import tagtable as tt
 from crbm_jax.data.tagtable import TagTable
 from crbm_jax.util.progress import Progress
 
@@ -51,14 +52,7 @@ def _json_docs(paths: Sequence[str]) -> Iterable[Tuple[str, bytes]]:
   archives = {}
   for path in paths:
     if os.path.isdir(path):
-      found = []
-      for root, dirs, files in os.walk(path):
-        dirs.sort()
-        found.extend(os.path.join(root, f) for f in sorted(files)
-                     if f.lower().endswith(".json"))
-      if not found:
-        raise DataError("no .json files in this folder", path)
-      sources.extend((f, f, None) for f in found)
+      sources.extend((f, f, None) for f in tt.files_under(path, ".json"))
     elif path.lower().endswith(".zip"):
       try:
         archive = archives[path] = zipfile.ZipFile(path)

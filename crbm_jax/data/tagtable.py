@@ -356,3 +356,16 @@ def load_embedded_table(name: str) -> TagTable:
   with importlib.resources.as_file(resource) as path:
     table = load_tag_table(path)
   return dataclasses.replace(table, source=f"embedded:{name}")
+
+
+def files_under(folder: str, suffix: str) -> list:
+  """Every file under ``folder`` whose name ends with ``suffix`` (case-insensitive), walked
+  in sorted order; DataError naming the folder when there is none."""
+  found = []
+  for root, dirs, files in os.walk(folder):
+    dirs.sort()
+    found.extend(os.path.join(root, f) for f in sorted(files)
+                 if f.lower().endswith(suffix))
+  if not found:
+    raise DataError(f"no {suffix} files in this folder", folder)
+  return found
