@@ -31,6 +31,7 @@ from crbm_jax.data.errors import DataError
 from crbm_jax.data.observations import AUX_COLUMNS, ObservationError
 from crbm_jax.data.splits import SplitError
 from crbm_jax.data.tagtable import encode_rows, is_tsv
+from crbm_jax.learn.base import HPARAM_RANGES, check_hparams as base_check_hparams
 from crbm_jax.learn.search import DivergenceError
 from crbm_jax.model import marginals
 from crbm_jax.util import model_io
@@ -66,37 +67,9 @@ def reduce_seed(seed: int) -> int:
   return value % SEED_MODULUS
 
 
-# name: (test, what it must be); each takes a float known to be finite.
-HPARAM_RANGES = {
-    "learning_rate": (lambda v: v > 0, "> 0"),
-    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
-    "weight_decay": (lambda v: v >= 0, ">= 0"),
-    "l1_aux": (lambda v: v >= 0, ">= 0"),
-    "aux_lr_scale": (lambda v: v > 0, "> 0"),
-}
-
-
 def check_hparams(*, prefix: str = "--", error=None, **values) -> None:
-  """Raises (one line) unless every given training hyperparameter is a finite number in
-  its range: learning_rate > 0, 0 <= momentum < 1, weight_decay >= 0, l1_aux >= 0,
-  aux_lr_scale > 0. None values are skipped; ``prefix`` is put before names in the
-  message ('--' for flags, '' for estimator arguments); ``error``: the exception type
-  (default CLIError, a ValueError)."""
-  error = error or CLIError
-  for name, value in values.items():
-    if name not in HPARAM_RANGES:
-      raise TypeError(f"check_hparams: unknown hyperparameter {name!r}")
-    if value is None:
-      continue
-    ok, what = HPARAM_RANGES[name]
-    try:
-      v = float(value)
-    except (TypeError, ValueError):
-      raise error(f"{prefix}{name} {value!r} is not a number; it must be {what}") from None
-    if not np.isfinite(v):
-      raise error(f"{prefix}{name} is {value!r}; it must be a finite number {what}")
-    if not ok(v):
-      raise error(f"{prefix}{name} is {value!r}; it must be {what}")
+  """``learn.base.check_hparams`` raising CLIError (one line) by default."""
+  base_check_hparams(prefix=prefix, error=error or CLIError, **values)
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -151,7 +151,6 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       yield slice(start, min(start + step, n))
 
   def _check_params(self) -> None:
-    from crbm_jax.cli import check_hparams  # pylint: disable=import-outside-toplevel
     if (self.n_hidden < 1 or self.batch_size < 1 or self.n_epochs < 1 or self.cd_k < 1
         or self.n_iter_no_change < 1 or self.chunk_rows < 1):
       raise ValueError("n_hidden, batch_size, n_epochs, cd_k, n_iter_no_change and "
@@ -161,7 +160,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
                        f"{self.validation_fraction}")
     if not (np.isfinite(self.tol) and self.tol >= 0):
       raise ValueError(f"tol must be a finite number >= 0, got {self.tol}")
-    check_hparams(prefix="", error=ValueError, learning_rate=self.learning_rate,
+    learn.check_hparams(prefix="", learning_rate=self.learning_rate,
                   momentum=self.momentum, weight_decay=self.weight_decay,
                   l1_aux=self.l1_aux, aux_lr_scale=self.aux_lr_scale)
 

@@ -268,7 +268,7 @@ def test_embedded_majorminer_features_load_as_a_feature_set():
 
 
 def test_command_line_tools_end_to_end(data, tmp_path):
-  from crbm_jax.autotag import cli  # pylint: disable=import-outside-toplevel
+  from crbm_jax import autotag_cli as cli  # pylint: disable=import-outside-toplevel
   res = product.train(data["train_fs"], data["train_tags"], str(tmp_path / "run"),
                       model="linear", num_folds=0, progress=False, log=lambda m: None)
   assert res.autotagger.kind == "logistic"
@@ -282,7 +282,7 @@ def test_command_line_tools_end_to_end(data, tmp_path):
   assert lines[0] == "clip,tag,affinity,display" and len(lines) == 1 + 12
   # The console script: one line on stderr and exit status 1 for a bad workdir.
   env = dict(os.environ, PYTHONPATH=os.getcwd())
-  bad = subprocess.run([sys.executable, "-m", "crbm_jax.autotag.cli", "predict",
+  bad = subprocess.run([sys.executable, "-m", "crbm_jax.autotag_cli", "predict",
                         f"--workdir={tmp_path / 'nowhere'}", f"--features={feats}",
                         f"--out={out}"], capture_output=True, text=True, env=env,
                        timeout=300)
@@ -292,8 +292,10 @@ def test_command_line_tools_end_to_end(data, tmp_path):
 
 @pytest.mark.slow
 def test_smoothed_labels_from_a_crbm_the_command_trains(data, tmp_path):
+  from crbm_jax.autotag_cli import smooth_with_crbm  # pylint: disable=import-outside-toplevel
   res = product.train(data["train_fs"], data["train_tags"], str(tmp_path / "run"),
-                      labels="smoothed", num_folds=3, progress=False, log=lambda m: None)
+                      labels="smoothed", num_folds=3, progress=False, log=lambda m: None,
+                      smoother=smooth_with_crbm)
   assert os.path.exists(tmp_path / "run" / "crbm" / "smoothed.tsv")
   assert res.settings["smoothed"].endswith(os.path.join("crbm", "smoothed.tsv"))
   acc = _held_out_accuracy(product.predict(res.autotagger, data["test_fs"]), data["truth"])
@@ -302,7 +304,7 @@ def test_smoothed_labels_from_a_crbm_the_command_trains(data, tmp_path):
 
 def test_product_store_and_cli_modules_do_not_load_jax():
   code = ("import sys, crbm_jax.autotag.product, crbm_jax.autotag.store, "
-          "crbm_jax.autotag.cli; "
+          "crbm_jax.autotag_cli; "
           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'optax')))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True, timeout=120)

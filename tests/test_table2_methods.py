@@ -11,6 +11,7 @@ import pytest
 
 from crbm_jax.configs import table2 as table2_config
 from crbm_jax.learn import block as block_lib
+from crbm_jax.learn import halving as halving_lib
 from crbm_jax.learn.base import Dataset, TrainConfig
 from crbm_jax.paper import table2
 
@@ -79,7 +80,7 @@ def test_successive_halving_over_splits_follows_the_exhaustive_trajectories():
   stacked = [jax.tree.map(lambda *x: jnp.stack(x), *[s[i] for s in SPLITS]) for i in range(2)]
   rule = search.StopRule(patience=1000, tol=0.0, max_epochs=3, eval_every=1,
                          diverge_margin=1e9)
-  res = block_lib.run_halving(CONFIG, A, model_keys, block_lib.stack_hparams(POINTS),
+  res = halving_lib.run_halving(CONFIG, A, model_keys, block_lib.stack_hparams(POINTS),
                               block_lib.hidden_masks(POINTS, 5), GROUPS, data_keys,
                               *stacked, search.Halving(2.0, 1, 1), rule, min_bucket=2)
   exhaustive = np.stack([r.val_pl for r in _per_split()])                 # [S, M, E]

@@ -441,19 +441,6 @@ def load_smoothed(path: str, labels: Labels) -> tuple[np.ndarray, list]:
   return out, list(tags_seen)
 
 
-def smooth_with_crbm(tags: str, workdir: str, seed: int = 0, log: Log = _stderr) -> str:
-  """Trains the smoothing CRBM (``crbm_jax.cli.run_fit``, with its validation-selected
-  settings) and smooths (``run_smooth``); returns the smoothed table's path. Imports JAX
-  (only here)."""
-  from crbm_jax import cli  # pylint: disable=import-outside-toplevel
-  crbm_dir = os.path.join(workdir, "crbm")
-  log(f"crbm-autotag: no --smoothed file; training a CRBM on {tags} in {crbm_dir}")
-  cli.run_fit(tags, crbm_dir, seed=seed, log=log)
-  out = os.path.join(crbm_dir, "smoothed.tsv")
-  cli.run_smooth(crbm_dir, tags, out, seed=seed, log=log)
-  return out
-
-
 # ---------------------------------------------------------------------- training
 
 def _fit_tag(x_pos: np.ndarray, x_neg: np.ndarray, model: str, nu: float, seed: int
@@ -533,7 +520,8 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
           num_folds: int = 5, seed: int = 0, max_per_class: int = 100,
           min_verified: int = 0, min_train_per_class: int = 5, nu: float = 0.5,
           top_tags: int = 0, canonicalize: bool = True, evaluate: bool = True,
-          progress: bool = True, log: Log = _stderr) -> TrainResult:
+          progress: bool = True, log: Log = _stderr,
+          smoother: Optional[Callable[..., str]] = None) -> TrainResult:
   """Step 2 (module docstring). Writes into workdir: autotagger/ (the classifiers),
   per_tag.csv, per_tag.md, accuracy.png (tags sorted by balanced accuracy, 1-s.e. bars
   over folds), cv.json (every number and setting) and cv_predictions.npz (out-of-fold
@@ -541,7 +529,9 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
 
   Args:
     labels: 'raw' (number of users who gave the tag) or 'smoothed' (CRBM affinities
-      from ``smoothed``, a crbm-smooth output, or a CRBM this call trains).
+      from ``smoothed``, a crbm-smooth output, or from ``smoother(tags, workdir, seed,
+      log) -> path``, e.g. ``crbm_jax.autotag_cli.smooth_with_crbm``, which trains the
+      CRBM with crbm-fit's search; this package itself never imports JAX).
     model: 'nusvc' (the paper: linear nu-SVM, Platt probabilities) or 'linear'
       (logistic regression: one fit per tag instead of six).
     min_verified: raw labels: a clip is a positive example (and a positive in testing)
@@ -583,7 +573,11 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
   aff, aff_tags = None, lab.tags
   if labels == "smoothed":
     if smoothed is None:
-      smoothed = smooth_with_crbm(tags, workdir, seed, log)
+      if smoother is None:
+        raise AutotagError("labels='smoothed' needs smoothed= (a crbm-smooth output) or "
+                           "smoother= (e.g. crbm_jax.autotag_cli.smooth_with_crbm, which "
+                           "trains the CRBM)")
+      smoothed = smoother(tags, workdir, seed, log)
     aff_items, aff_tags = load_smoothed(smoothed, lab)
     aff = aff_items[row_item]
   # Tags: in the label set, with enough verified positives and negatives overall.

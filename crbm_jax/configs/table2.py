@@ -45,7 +45,7 @@ def get_config(arg=None):
   c.group_by_hidden = True  # one block shape per hidden size (else pad to the largest)
   # How the grid point is chosen: 'exhaustive' (the paper's protocol: every point on every
   # split), 'adaptive' (successive halving over every point and split at once, masks
-  # freezing the halved configurations; learn.block.run_halving) or 'both' (the combination
+  # freezing the halved configurations; learn.halving.run_halving) or 'both' (the combination
   # stage uses the exhaustive pick; table2.md reports both picks).
   c.search = "exhaustive"
   c.adaptive = ml_collections.ConfigDict(dict(

@@ -14,9 +14,10 @@ from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from crbm_jax.util.aux_groups import AUX_GROUPS
 from crbm_jax.data.tagtable import TagTable
 
-AUX_COLUMNS = ("user", "track", "clip", "artist", "album")
+AUX_COLUMNS = AUX_GROUPS
 
 
 class ObservationError(ValueError):

@@ -5,13 +5,16 @@ One interface, ``Learner(init, step, model)`` (``base``), built by one assembly
 ``cd`` (CD-k), ``pcd`` and ``parallel_tempering`` (``persistent``) and
 ``distance_aware`` (the clip model of ``clip_distance``). ``fit`` / ``make_fit`` run any
 of them with best-epoch selection (``fit``); the block trainer runs the CD learner over
-many models at once for Table 2's grid (``block``). The lazy L1 prox on W_aux and the
-contrastive gradient are written once (``lazy_l1``, ``contrastive``).
+many models at once for Table 2's grid (``block``); ``search`` adds per-model early
+stopping and the validation search by masked freezing (``select``: choose on validation,
+compare once on test; ``halving``: successive halving over splits). The lazy L1 prox
+on W_aux and the contrastive gradient are written once (``lazy_l1``, ``contrastive``).
 
 A new sampler is a ``Sampler(init, negative)`` passed to ``make_learner``.
 """
 from crbm_jax.learn.base import (Batch, Dataset, FitResult, History, HParams, Learner,
                                  StepInfo, TrainConfig, aux_learning_rate, check_aux_blocks,
+                                 check_hparams,
                                  from_config, make_dataset, make_hparams, pad_dataset)
 from crbm_jax.learn.contrastive import (Gradients, Sampler, ascend, cd_sampler,
                                         contrastive_grads)

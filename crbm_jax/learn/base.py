@@ -190,3 +190,36 @@ def pad_dataset(data: Dataset, multiple: int) -> Dataset:
 def visible_mean(data: Dataset) -> Array:
   """[V] weighted frequency of each tag (the initial visible biases' target)."""
   return (data.weight @ data.v) / jnp.maximum(jnp.sum(data.weight), 1.0)
+
+
+# name: (test, what it must be); each takes a float known to be finite.
+HPARAM_RANGES = {
+    "learning_rate": (lambda v: v > 0, "> 0"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "l1_aux": (lambda v: v >= 0, ">= 0"),
+    "aux_lr_scale": (lambda v: v > 0, "> 0"),
+}
+
+
+def check_hparams(*, prefix: str = "--", error=None, **values) -> None:
+  """Raises (one line) unless every given training hyperparameter is a finite number in
+  its range: learning_rate > 0, 0 <= momentum < 1, weight_decay >= 0, l1_aux >= 0,
+  aux_lr_scale > 0. None values are skipped; ``prefix`` is put before names in the
+  message ('--' for flags, '' for estimator arguments); ``error``: the exception type
+  (default ValueError; the command-line tools pass their CLIError)."""
+  error = error or ValueError
+  for name, value in values.items():
+    if name not in HPARAM_RANGES:
+      raise TypeError(f"check_hparams: unknown hyperparameter {name!r}")
+    if value is None:
+      continue
+    ok, what = HPARAM_RANGES[name]
+    try:
+      v = float(value)
+    except (TypeError, ValueError):
+      raise error(f"{prefix}{name} {value!r} is not a number; it must be {what}") from None
+    if not np.isfinite(v):
+      raise error(f"{prefix}{name} is {value!r}; it must be a finite number {what}")
+    if not ok(v):
+      raise error(f"{prefix}{name} is {value!r}; it must be {what}")

@@ -30,6 +30,7 @@ batch size, being static, gets one block per value) and returns the best by vali
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -41,6 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.learn.base import Dataset, HParams, TrainConfig, pad_dataset
+from crbm_jax.learn.block import (GridPoint, hidden_masks, make_block_evaluate,
+                                  stack_hparams)
 from crbm_jax.learn.fit import BestEpoch, keep_best, run_epoch
 from crbm_jax.learn.learner import BLOCK_PARAM_AXES, BLOCK_STATE_AXES, cd
 from crbm_jax.model.crbm import CRBMParams
@@ -175,8 +178,7 @@ def block_evaluate(config: TrainConfig, axis_name: str = AXIS,
   """``evaluate(params, data) -> [M]`` balanced log PL of a block's models: the block
   trainer's (``learn.block.make_block_evaluate``; ``outer_axes`` names vmapped axes
   around the block, e.g. splits)."""
-  from crbm_jax.learn import block  # pylint: disable=import-outside-toplevel (block uses search)
-  return block.make_block_evaluate(config, axis_name, tuple(outer_axes))
+  return make_block_evaluate(config, axis_name, tuple(outer_axes))
 
 
 def _freeze_hparams(hparams: HParams, active: Array) -> HParams:
@@ -473,8 +475,6 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
   Raises:
     DivergenceError: every configuration diverged.
   """
-  import dataclasses  # pylint: disable=import-outside-toplevel
-  from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
   base = base or TrainConfig()
   configs = sample_configs(space, num_configs, seed) if configs is None else sorted(

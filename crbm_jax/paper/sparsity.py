@@ -13,7 +13,7 @@ For each keep probability p (``config.sparsity.keep``) and each seeded draw:
   3. smoothed labels: a CRBM trained on the thinned observations (one per clip: the tags
      at least one kept player gave) with the learnable auxiliary groups (track; the clip
      group has one observation per clip and is not learnable), chosen by validation
-     search (crbm_jax.paper.table3.select_smoothing_model), then sampled as in Table 3;
+     search (crbm_jax.paper.smoothing_model.select_smoothing_model), then sampled as in Table 3;
   4. the same nu-SVMs on the same album-grouped folds (fallback track) as Table 3,
      trained on each labelling and tested (a) on the thinned raw labels of the held-out
      fold (the paper's protocol) and (b) on the unthinned raw labels of the held-out
@@ -45,6 +45,7 @@ from typing import Dict, List, Optional, Sequence
 import jax
 import numpy as np
 
+from crbm_jax.paper import smoothing_model
 from crbm_jax.autotag import features as features_lib
 from crbm_jax.autotag import folds as folds_lib
 from crbm_jax.autotag import protocol as protocol_lib
@@ -146,18 +147,17 @@ def make_inputs(table: TagTable, features: np.ndarray, feature_clips: np.ndarray
                 vocab: np.ndarray, surface: dict, aux_groups: Sequence[str], num_tags: int,
                 num_folds: int, seed: int) -> SparsityInputs:
   """Shared inputs from the full tag table and the clips' features (clips with both)."""
-  from crbm_jax.paper import table3  # pylint: disable=import-outside-toplevel
   feature_clips = np.asarray(feature_clips, str)
   keep = np.isin(feature_clips, np.unique(table.clip))
   clips = feature_clips[keep]
   x, _, _ = features_lib.standardize(np.asarray(features, np.float64)[keep])
-  groups, _ = table3.fold_groups(table, clips)
+  groups, _ = smoothing_model.fold_groups(table, clips)
   full_raw = counts_matrix(table, clips, vocab)
   tags = protocol_lib.top_tags(full_raw, num_tags)
   return SparsityInputs(table=table, clips=clips, features=x, groups=groups,
                         fold_ids=folds_lib.grouped_folds(groups, num_folds, seed),
                         full_raw=full_raw, vocab=np.asarray(vocab, str), surface=surface,
-                        tags=tags, clip_track=table3.clip_column(table, clips, "track"),
+                        tags=tags, clip_track=smoothing_model.clip_column(table, clips, "track"),
                         aux_groups=tuple(aux_groups))
 
 
@@ -165,7 +165,7 @@ def smoothed_labels(rng_key, inputs: SparsityInputs, thinned: TagTable, config, 
                     fixed: Optional[dict] = None, progress: bool = True):
   """Smoothed affinities [C, V] of every clip from a CRBM trained on ``thinned``.
 
-  The model is chosen by ``table3.select_smoothing_model`` (validation search), or, with
+  The model is chosen by ``smoothing_model.select_smoothing_model`` (validation search), or, with
   ``fixed`` (a previous selection's settings and epochs), trained with those settings.
   A clip whose thinned tags all vanished has no observation: its smoothing row keeps its
   track when another clip of the track still has one, and is empty otherwise.
@@ -173,15 +173,14 @@ def smoothed_labels(rng_key, inputs: SparsityInputs, thinned: TagTable, config, 
   Returns:
     (affinities [C, V] float32, info dict with the selection and the aux dependence).
   """
-  from crbm_jax.paper import table3  # pylint: disable=import-outside-toplevel
   obs = obs_lib.build_observations(thinned, aux_groups=inputs.aux_groups,
                                    vocab=inputs.vocab)
   key_model, key_smooth = jax.random.split(rng_key)
   if fixed is None:
-    params, used, info = table3.select_smoothing_model(key_model, obs, config,
+    params, used, info = smoothing_model.select_smoothing_model(key_model, obs, config,
                                                        int(config.seed), label, progress)
   else:
-    params, used, info = table3.fit_selected(key_model, obs, config, fixed)
+    params, used, info = smoothing_model.fit_selected(key_model, obs, config, fixed)
   values = {"track": inputs.clip_track, "clip": inputs.clips}
   factor_out = tuple(config.factor_out)
   aux_rows, unknown = aux_rows_from_names(used.groups, used.entity_names, used.offsets,
@@ -193,7 +192,7 @@ def smoothed_labels(rng_key, inputs: SparsityInputs, thinned: TagTable, config, 
   info = dict(info, num_observations=obs.num_observations,
               clips_without_observation=int(len(inputs.clips) - len(np.unique(obs.clip))),
               unknown_entities=unknown,
-              aux_dependence=table3.aux_dependence(params, aux_rows, used.groups))
+              aux_dependence=smoothing_model.aux_dependence(params, aux_rows, used.groups))
   return np.asarray(affinity, np.float32), info
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from crbm_jax.data import splits as splits_lib
 from crbm_jax.learn import block as block_lib
+from crbm_jax.learn import halving as halving_lib
 from crbm_jax.learn import search as search_lib
 from crbm_jax.learn.base import Dataset, TrainConfig, from_config
 from crbm_jax.model.pseudolikelihood import factored_baseline_pl
@@ -256,7 +257,7 @@ class Runner:
       time.sleep(poll_s)
 
   def adaptive(self, points, groups, columns, stream=None) -> dict:
-    """The grid stage by successive halving (``block.run_halving``) over every point and
+    """The grid stage by successive halving (``learn.halving.run_halving``) over every point and
     split at once; selection by mean validation PL over the splits. Not stored per fit
     (it takes seconds); returns the pick and what the search did."""
     t0 = time.perf_counter()
@@ -284,7 +285,7 @@ class Runner:
       prog.update(epoch - last[0])
       last[0] = epoch
 
-    res = block_lib.run_halving(cfg, num_aux, keys, block_lib.stack_hparams(points),
+    res = halving_lib.run_halving(cfg, num_aux, keys, block_lib.stack_hparams(points),
                                 block_lib.hidden_masks(points, max_h), gmask, data_keys,
                                 train, val, halving, rule, int(a.min_bucket), report)
     prog.close()

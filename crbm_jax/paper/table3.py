@@ -21,324 +21,30 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import multiprocessing
 import os
-import sys
 import time
 from typing import Mapping, Sequence
 
 import jax
 import numpy as np
 
-from crbm_jax import learn
-from crbm_jax.learn import search as learn_search
 from crbm_jax.autotag import protocol as protocol_lib
-from crbm_jax.configs import training as training_config
-from crbm_jax.data import splits
 from crbm_jax.data.aux_rows import clip_aux_rows
 from crbm_jax.data.datasets import DatasetBundle, load_dataset
 from crbm_jax.data.observations import Observations
 from crbm_jax.model import marginals
 from crbm_jax.paper import published
+from crbm_jax.paper import smoothing_model
+from crbm_jax.paper.smoothing_model import (HPARAM_KEYS, ExperimentError, aux_dependence,  # noqa: F401  (re-exported)
+                                           clip_column, load_hparams, model_config,
+                                           fit_selected, fold_groups, learnable_groups,
+                                           search_space, select_smoothing_model,
+                                           train_crbm)
 from crbm_jax.util.atomic import write_json_atomic, write_npz_atomic, write_text_atomic
 from crbm_jax.util.stats import recovery_auc
 
-# The numeric fields of the training schema (what a hyperparameter JSON may set).
-HPARAM_KEYS = tuple(k for k, v in training_config.DEFAULTS.items() if not isinstance(v, bool))
-
-
-class ExperimentError(ValueError):
-  """Bad experiment input (names the file or setting and the reason)."""
-
-
-def _log(msg: str) -> None:
-  sys.stderr.write(f"[autotag {time.strftime('%H:%M:%S')}] {msg}\n")
-  sys.stderr.flush()
-
-
-def load_hparams(path: str, dataset: str) -> dict:
-  """Selected hyperparameters from a JSON file.
-
-  Accepted layouts: a flat object with any of HPARAM_KEYS, or such an object under
-  the data set's name, optionally wrapped in "hparams", "best" or "selected"
-  (e.g. {"simulated": {"best": {"num_hidden": 50, "learning_rate": 0.1}}}), or the
-  table2.json of experiments/table2_pseudolikelihood.py ({"datasets": [{"name":
-  ..., "selected": {...}}, ...]}).
-  """
-  try:
-    with open(path) as fh:
-      blob = json.load(fh)
-  except (OSError, json.JSONDecodeError) as e:
-    raise ExperimentError(f"{path}: cannot read hyperparameters: {e}") from e
-  if isinstance(blob, dict) and isinstance(blob.get("datasets"), list):
-    entries = [d for d in blob["datasets"] if isinstance(d, dict) and d.get("name") == dataset]
-    if not entries:
-      raise ExperimentError(f"{path}: no entry named {dataset!r} in its 'datasets' list")
-    blob = entries[0]
-  for key in (dataset, "hparams", "best", "selected"):
-    if isinstance(blob, dict) and isinstance(blob.get(key), dict):
-      blob = blob[key]
-  if not isinstance(blob, dict):
-    raise ExperimentError(f"{path}: expected a JSON object of hyperparameters")
-  found = {k: blob[k] for k in HPARAM_KEYS if k in blob}
-  if not found:
-    raise ExperimentError(f"{path}: no hyperparameters for {dataset!r}; expected some "
-                          f"of {list(HPARAM_KEYS)} (flat or under {dataset!r})")
-  for k, v in found.items():
-    if not isinstance(v, (int, float)) or isinstance(v, bool):
-      raise ExperimentError(f"{path}: hyperparameter {k!r} must be a number, got {v!r}")
-  return found
-
-
-def train_crbm(rng_key, obs: Observations, model, val_fraction: float, refit_all: bool,
-               seed: int):
-  """Trains the smoothing CRBM; returns (CRBMParams, info dict).
-
-  Args:
-    model: a training config (``crbm_jax/configs/training.py``, or a mapping of its
-      fields).
-    val_fraction: share of the observations held out to choose the best epoch. The
-      validation split keeps every auxiliary entity in training (data.splits.random_split)
-      when it can; where that leaves under half the wanted validation rows (e.g. one
-      observation per clip with clip conditioning) it is a plain shuffled split instead.
-    refit_all: then retrain on all observations for the best number of epochs.
-  """
-  n, vf = obs.num_observations, float(val_fraction)
-  if not 0.0 < vf < 1.0:
-    raise ExperimentError(f"selection.val_fraction must lie in (0, 1), got {vf}")
-  n_val = int(round(vf * n))
-  split = splits.random_split(obs.aux, seed, (1.0 - vf, vf, 0.0))
-  tr, va, kind = split.train, split.val, "entities covered by training"
-  if len(va) < max(1, n_val // 2):
-    perm = np.random.default_rng(seed).permutation(n)
-    tr, va, kind = np.sort(perm[n_val:]), np.sort(perm[:n_val]), "plain shuffle"
-  if len(va) == 0 or len(tr) == 0:
-    raise ExperimentError(f"{n} observations are too few for a {vf:.0%} validation split")
-  config, hparams = learn.from_config(model)
-  key_fit, key_refit = jax.random.split(rng_key)
-  data = lambda idx: learn.make_dataset(obs.X[idx], obs.aux[idx])
-  result = learn.fit(key_fit, data(tr), data(va), config, hparams, obs.num_aux)
-  best_epoch = int(result.best_epoch)
-  params = result.params
-  info = dict(split=kind, num_train=int(len(tr)), num_val=int(len(va)),
-              best_epoch=best_epoch, best_val_pl=float(result.best_val_pl),
-              val_pl_history=np.asarray(result.history.val_pl).tolist(),
-              refit_all=bool(refit_all))
-  if refit_all:  # same epochs on all data (keeps its best training-PL epoch)
-    every = data(np.arange(n))
-    refit = learn.fit(key_refit, every, every,
-                      dataclasses.replace(config, num_epochs=best_epoch + 1),
-                      hparams, obs.num_aux)
-    params = refit.params
-    info["refit_train_pl"] = float(refit.best_val_pl)
-  return params, info
-
-
-def learnable_groups(obs: Observations) -> tuple[tuple, dict]:
-  """The auxiliary groups whose rows a validation split can judge.
-
-  A group is learnable when at least one of its entities has two or more observations:
-  only then can a held-out observation of an entity also in training exist (MajorMiner's
-  clip group, one observation per clip, is not). Returns (kept groups, {dropped group:
-  reason}).
-  """
-  kept, dropped = [], {}
-  for g, name in enumerate(obs.groups):
-    col = obs.aux[:, g]
-    counts = np.bincount(col[col >= 0], minlength=obs.num_aux) if obs.num_aux else []
-    if len(counts) and np.max(counts) >= 2:
-      kept.append(name)
-    else:
-      dropped[name] = (f"every {name} has a single observation, so no held-out "
-                       f"observation of a {name} seen in training exists")
-  return tuple(kept), dropped
-
-
-def search_space(config) -> "learn_search.SearchSpace":
-  """The SearchSpace of ``config.search`` (value lists of the searched settings)."""
-  s = config.search
-  return learn_search.SearchSpace(
-      num_hidden=tuple(int(v) for v in s.num_hidden),
-      learning_rate=tuple(float(v) for v in s.learning_rate),
-      l1_aux=tuple(float(v) for v in s.l1_aux),
-      aux_lr_scale=tuple(float(v) for v in s.aux_lr_scale),
-      weight_decay=tuple(float(v) for v in s.weight_decay),
-      batch_size=tuple(int(v) for v in s.batch_size),
-      momentum=tuple(float(v) for v in s.momentum))
-
-
-def _validation_split(obs: Observations, val_fraction: float, seed: int):
-  """(train index, val index): held-out observations whose entities are all in training."""
-  vf = float(val_fraction)
-  if not 0.0 < vf < 1.0:
-    raise ExperimentError(f"selection.val_fraction must lie in (0, 1), got {vf}")
-  split = splits.random_split(obs.aux, seed, (1.0 - vf, vf, 0.0))
-  if len(split.val) == 0 or len(split.train) == 0:
-    raise ExperimentError(f"{obs.num_observations} observations leave no held-out "
-                          f"observation of an entity seen in training (groups "
-                          f"{list(obs.groups)})")
-  return split.train, split.val
-
-
-def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
-                           label: str = "", progress: bool = True):
-  """The smoothing CRBM, chosen by validation search (issue 13, part 2).
-
-  Conditions on the learnable auxiliary groups of ``obs`` (``learnable_groups``); the
-  validation observations are held-out observations of entities that stay in training
-  (``splits.random_split``), so the criterion, balanced validation pseudo-likelihood,
-  judges the auxiliary rows. ``crbm_jax.learn.search.select_model`` searches
-  ``config.search`` (hidden units, learning rate, L1, aux_lr_scale, weight decay, batch
-  size) with early stopping and successive halving; with ``config.selection.refit_all``
-  the chosen configuration is then retrained on every observation for its best number of
-  epochs. With ``config.search.enabled`` False (or ``config.hparams_json`` set) the fixed
-  ``config.model`` is trained instead (``train_crbm``).
-
-  Returns:
-    (params, obs restricted to the groups used, info dict).
-  """
-  groups, dropped = learnable_groups(obs)
-  used = obs.select_groups(groups)
-  fixed = (not config.search.enabled) or bool(config.hparams_json)
-  info = dict(groups=list(groups), dropped_groups=dropped,
-              method="fixed" if fixed else "validation search")
-  if fixed:
-    model = _model_config(config, label or "")
-    params, train_info = train_crbm(rng_key, used, model, config.selection.val_fraction,
-                                    config.selection.refit_all, seed)
-    info.update(training=train_info, selected=dict(model.to_dict()))
-    return params, used, info
-  tr, va = _validation_split(used, config.selection.val_fraction, seed)
-  data = lambda idx: learn.make_dataset(used.X[idx], used.aux[idx])
-  s = config.search
-  rule = learn_search.StopRule(patience=int(s.patience), tol=float(s.tol),
-                               max_epochs=int(s.max_epochs), eval_every=int(s.eval_every))
-  halving = (learn_search.Halving(eta=float(s.halving_eta), first_rung=int(s.first_rung))
-             if s.halving_eta else None)
-  base, _ = learn.from_config(config.model)
-  last = [0.0]
-
-  def report(msg):  # at most one line every 2 s
-    now = time.monotonic()
-    if now - last[0] >= 2.0:
-      last[0] = now
-      _log(f"{label} search: {msg}")
-  key_search, key_refit = jax.random.split(rng_key)
-  sel = learn_search.select_model(
-      key_search, data(tr), data(va), used.num_aux, search_space(config), rule=rule,
-      num_configs=int(s.num_configs) if s.num_configs else None,
-      seconds=float(s.seconds) if s.seconds else None, halving=halving, base=base,
-      seed=seed, progress=report if progress else None)
-  chosen = {k: (v.item() if hasattr(v, "item") else v) for k, v in sel.config.items()}
-  info.update(selected=chosen, val_pl=float(sel.val_pl), best_epoch=int(sel.best_epoch),
-              num_train=int(len(tr)), num_val=int(len(va)),
-              search_seconds=round(float(sel.seconds), 3),
-              search_table=[{k: (v.item() if hasattr(v, "item") else v)
-                             for k, v in row.items()} for row in sel.table])
-  params = sel.params
-  if config.selection.refit_all:  # the chosen settings on every observation
-    model = training_config.get_config(**dict(
-        config.model.to_dict(), num_hidden=int(chosen["num_hidden"]),
-        batch_size=int(chosen["batch_size"]), num_epochs=int(sel.best_epoch) + 1,
-        learning_rate=float(chosen["learning_rate"]), momentum=float(chosen["momentum"]),
-        weight_decay=float(chosen["weight_decay"]), l1_aux=float(chosen["l1_aux"]),
-        aux_lr_scale=float(chosen["aux_lr_scale"])))
-    cfg, hparams = learn.from_config(model)
-    every = data(np.arange(used.num_observations))
-    refit = learn.fit(key_refit, every, every, cfg, hparams, used.num_aux)
-    params = refit.params
-    info["refit_train_pl"] = float(refit.best_val_pl)
-  info["refit_all"] = bool(config.selection.refit_all)
-  return params, used, info
-
-
-def fit_selected(rng_key, obs: Observations, config, selected: dict):
-  """Trains a previously selected configuration (``select_smoothing_model``'s
-  ``info['selected']`` with ``best_epoch``) on every observation of the learnable groups,
-  for best_epoch + 1 epochs. Returns (params, obs used, info) like the selection."""
-  groups, dropped = learnable_groups(obs)
-  used = obs.select_groups(groups)
-  names = ("num_hidden", "batch_size", "learning_rate", "momentum", "weight_decay",
-           "l1_aux", "aux_lr_scale")
-  model = training_config.get_config(**dict(
-      config.model.to_dict(), num_epochs=int(selected.get("best_epoch", 0)) + 1,
-      **{k: type(training_config.DEFAULTS[k])(selected[k]) for k in names if k in selected}))
-  cfg, hparams = learn.from_config(model)
-  every = learn.make_dataset(used.X, used.aux)
-  result = learn.fit(rng_key, every, every, cfg, hparams, used.num_aux)
-  return result.params, used, dict(groups=list(groups), dropped_groups=dropped,
-                                   method="settings selected on the first draw",
-                                   selected={k: selected[k] for k in names if k in selected},
-                                   best_epoch=int(selected.get("best_epoch", 0)),
-                                   refit_train_pl=float(result.best_val_pl))
-
-
-def aux_dependence(params, aux_rows: np.ndarray, groups: Sequence[str],
-                   skip: Sequence[str] = ("user",)) -> dict:
-  """How much the smoothed affinities depend on each auxiliary term.
-
-  For each group g (not in ``skip``): the mean over clips and tags of |p(v_i=1 | a) -
-  p(v_i=1 | a without g's row)|, and the same with every row removed ('all'). Exact
-  marginals (``marginals.exact_visible_marginals``) when the model has at most 12 hidden
-  units, else the mean-field estimate; both deterministic, so no sampling noise.
-
-  Args:
-    aux_rows: [C, G] the clips' rows (-1 absent); groups: [G] names.
-  Returns:
-    {group or 'all': float, 'relative': 'all' / mean affinity, 'method': str,
-     'rows_present': {group: share of clips}}.
-  """
-  aux_rows = np.asarray(aux_rows, np.int32)
-  num_hidden = int(np.asarray(params.W).shape[1])
-  if num_hidden <= 12:
-    fn, method = (lambda rows: marginals.exact_visible_marginals(params, rows)), "exact"
-  else:
-    fn = lambda rows: marginals.smooth_affinities(jax.random.key(0), params, rows,
-                                                  method="mean_field")
-    method = "mean field"
-  full = np.asarray(fn(aux_rows), np.float64)
-  out = {"method": method, "rows_present": {}}
-  for g, name in enumerate(groups):
-    if name in skip:
-      continue
-    without = aux_rows.copy()
-    without[:, g] = -1
-    out[name] = float(np.mean(np.abs(full - np.asarray(fn(without), np.float64))))
-    out["rows_present"][name] = float(np.mean(aux_rows[:, g] >= 0))
-  out["all"] = float(np.mean(np.abs(full - np.asarray(fn(np.full_like(aux_rows, -1)),
-                                                          np.float64))))
-  # The same change relative to the mean affinity: with many rare tags most entries are
-  # near 0, so the absolute mean understates how much the rows move the common ones.
-  out["relative"] = out["all"] / max(float(full.mean()), 1e-12)
-  return out
-
-
-def clip_column(table, clips: np.ndarray, column: str) -> np.ndarray:
-  """[C] value of a table column for each clip (its first row; '' when absent)."""
-  out = np.full(len(clips), "", dtype=object)
-  if not table.has(column):
-    return out.astype(str)
-  names, first = np.unique(table.clip, return_index=True)
-  values = np.asarray(getattr(table, column)).astype(str)[first]
-  pos = np.clip(np.searchsorted(names, clips), 0, max(len(names) - 1, 0))
-  found = names[pos] == clips
-  out[found] = values[pos[found]]
-  return out.astype(str)
-
-
-def fold_groups(table, clips: np.ndarray) -> tuple[np.ndarray, str]:
-  """[C] fold-grouping label per clip: album when the table has one, else track.
-
-  Clips with a blank album fall back to their track, then to the clip itself.
-  Returns (groups, description).
-  """
-  track = clip_column(table, clips, "track")
-  track = np.where(track != "", np.char.add("track:", track), np.char.add("clip:", clips))
-  if table.has("album"):
-    album = clip_column(table, clips, "album")
-    return np.where(album != "", np.char.add("album:", album), track), "album"
-  return track, "track"
+_log = smoothing_model.log
 
 
 def raw_label_counts(obs: Observations, clips: np.ndarray) -> np.ndarray:
@@ -422,16 +128,6 @@ def write_recovery(report: dict, workdir: str, notes: Sequence[str] = ()) -> dic
   write_text_atomic(paths["markdown"], "\n".join(lines))
   write_json_atomic(paths["json"], {"report": report, "notes": list(notes)}, sort_keys=False)
   return paths
-
-
-def _model_config(config, name: str):
-  """The smoothing model's training config: ``config.model`` with the data set's entries
-  of ``config.hparams_json`` (a new ConfigDict; ``config`` is not changed)."""
-  model = config.model.to_dict()
-  if config.hparams_json:
-    model.update({k: type(training_config.DEFAULTS[k])(v)
-                  for k, v in load_hparams(config.hparams_json, name).items()})
-  return training_config.get_config(**model)
 
 
 def _smooth(rng_key, params, obs: Observations, config):

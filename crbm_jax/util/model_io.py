@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from crbm_jax.util.aux_groups import AUX_GROUPS
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.util.atomic import npz_bytes, to_jsonable, write_json_atomic
 
@@ -267,8 +268,6 @@ def _read_arrays(params_path: str) -> dict:
 def check_model(arrays: dict, meta: dict, where: str) -> None:
   """Every relation between the arrays and the metadata; ModelFormatError naming
   ``where`` on the first that fails."""
-  from crbm_jax.data.observations import AUX_COLUMNS  # pylint: disable=import-outside-toplevel
-
   W, W_aux, b, c = (arrays[k] for k in CRBMParams._fields)
   if W.ndim != 2:
     raise _damaged(where, f"W has shape {W.shape}, not [tags, hidden]")
@@ -301,10 +300,10 @@ def check_model(arrays: dict, meta: dict, where: str) -> None:
   groups, names, offsets = meta.get("groups"), meta.get("entity_names"), meta.get("offsets")
   if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
     raise _damaged(where, "groups is not a list of group names")
-  unknown = [g for g in groups if g not in AUX_COLUMNS]
+  unknown = [g for g in groups if g not in AUX_GROUPS]
   if unknown:
     raise _damaged(where, f"unknown auxiliary group(s) {', '.join(map(repr, unknown))} "
-                   f"(known: {', '.join(AUX_COLUMNS)})")
+                   f"(known: {', '.join(AUX_GROUPS)})")
   if len(set(groups)) != len(groups):
     raise _damaged(where, "groups repeats a group")
   if (not isinstance(names, list) or len(names) != len(groups)

@@ -7,6 +7,8 @@
 
 Thin absl launchers over ``crbm_jax.autotag.product`` (the Python API of the same
 steps), built with crbm_jax.cli's ``_define``/``_run_tool`` (one-line errors, exit 1).
+They live beside ``crbm_jax/cli.py``, not in ``crbm_jax/autotag``, because they use the
+CRBM tools (``smooth_with_crbm``): the autotag package stays below them and JAX-free.
 Importing this module loads neither absl flags nor JAX; ``crbm-autotag train
 --labels=smoothed`` without ``--smoothed`` trains a CRBM and so imports JAX then.
 """
@@ -177,6 +179,19 @@ def _define_train_flags() -> None:
   _define(flags.DEFINE_bool, "progress", True, "Progress on stderr.")
 
 
+def smooth_with_crbm(tags: str, workdir: str, seed: int = 0, log=print) -> str:
+  """Trains the smoothing CRBM (``crbm_jax.cli.run_fit``, with its validation-selected
+  settings) and smooths (``run_smooth``); returns the smoothed table's path. Imports JAX
+  (only here)."""
+  from crbm_jax import cli  # pylint: disable=import-outside-toplevel
+  crbm_dir = os.path.join(workdir, "crbm")
+  log(f"crbm-autotag: no --smoothed file; training a CRBM on {tags} in {crbm_dir}")
+  cli.run_fit(tags, crbm_dir, seed=seed, log=log)
+  out = os.path.join(crbm_dir, "smoothed.tsv")
+  cli.run_smooth(crbm_dir, tags, out, seed=seed, log=log)
+  return out
+
+
 def train_main() -> None:
   """crbm-autotag train."""
   from crbm_jax.autotag import product  # pylint: disable=import-outside-toplevel
@@ -187,7 +202,7 @@ def train_main() -> None:
           model=f.model, num_folds=f.folds, seed=f.seed, max_per_class=f.max_per_class,
           min_verified=f.min_verified, min_train_per_class=f.min_train_per_class,
           nu=f.nu, top_tags=f.top_tags, canonicalize=f.canonicalize,
-          progress=f.progress, log=print)))
+          progress=f.progress, log=print, smoother=smooth_with_crbm)))
 
 
 def _define_predict_flags() -> None:
