@@ -30,7 +30,7 @@ from crbm_jax.data import aux_rows
 from crbm_jax.data.errors import DataError
 from crbm_jax.data.observations import AUX_COLUMNS, ObservationError
 from crbm_jax.data.splits import SplitError
-from crbm_jax.data.tagtable import encode_rows, is_tsv
+from crbm_jax.data.tagtable import is_tsv, table_bytes
 from crbm_jax.learn.base import HPARAM_RANGES, check_hparams as base_check_hparams
 from crbm_jax.learn.search import DivergenceError
 from crbm_jax.model import marginals
@@ -128,10 +128,7 @@ def check_output_file(path: str, flag: str) -> None:
                    "place you can write to")
 
 
-def format_table(columns: Sequence[str], rows, path: str) -> bytes:
-  """TSV or CSV bytes (by the extension of ``path``, as tag tables; .gz compresses)."""
-  data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path)
-  return gzip.compress(data, mtime=0) if path.endswith(".gz") else data
+format_table = table_bytes  # TSV or CSV bytes by the extension of a path; .gz compresses
 
 
 # -- crbm-fit ---------------------------------------------------------------------------

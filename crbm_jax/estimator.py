@@ -52,7 +52,7 @@ def _compiled_epoch(config: learn.TrainConfig, num_aux: int):
 
 @functools.lru_cache(maxsize=32)
 def _compiled_init(config: learn.TrainConfig, num_aux: int):
-  learner = learn.cd(config, num_aux)
+  learner, _ = _compiled_epoch(config, num_aux)
   return jax.jit(lambda key, data, hparams: learner.init(key, data, hparams))
 
 
@@ -235,7 +235,6 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     if not self.validation_used_:
       train_idx, val_idx = np.arange(n), np.zeros(0, np.int64)
     config, hparams = self._settings(len(train_idx))
-    learner, _ = _compiled_epoch(config, num_aux)
     first = self._dataset(X, aux, train_idx[: min(len(train_idx), self.chunk_rows)])
     state = _compiled_init(config, num_aux)(key_init, first, hparams)
     rule = search.StopRule(patience=int(self.n_iter_no_change), tol=float(self.tol),
@@ -346,7 +345,8 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
                                            index, epoch)
         history["recon_error"].append(float(recon))
       return jax.device_get(params), rule.max_epochs - 1, history, "max_epochs"
-    initial = learn.cd(config, num_aux).model(state, hparams)
+    learner, _ = _compiled_epoch(config, num_aux)
+    initial = learner.model(state, hparams)
     tracker = search.init_tracker((), score(initial))
     best_pl, best_params, best_epoch = -np.inf, initial, -1
     for epoch in range(rule.max_epochs):

@@ -92,7 +92,6 @@ def test_a_models_result_does_not_depend_on_its_block_mates_or_on_compaction():
   for m in range(4):
     evaluated = np.isfinite(block.val_history[m])
     assert evaluated.sum() == block.epochs[m] and evaluated[: block.epochs[m]].all()
-  assert all(r in search.REASONS for r in block.reason)
 
 
 def test_a_stopped_model_is_frozen_and_keeps_its_best_epoch():
@@ -160,7 +159,8 @@ def test_fit_and_compare_reports_paired_differences_that_sum_to_the_test_figures
   np.testing.assert_allclose(cmp.test["crbm"], float(base(cmp.selected.params, test, 64)),
                              rtol=1e-5)
   # the conditioned model uses the track rows, and is better than the unconditional one
-  assert cmp.differences["crbm_minus_unconditional"]["difference"] > 0
+  d = cmp.differences["crbm_minus_unconditional"]
+  assert d["difference"] > 2 * d["stderr"]
   assert cmp.curve["epochs"] == len(cmp.curve["recon_error"]) > 0
   png = select.learning_curve_png(cmp.curve, cmp.val["baseline"], "t")
   assert png[:8] == b"\x89PNG\r\n\x1a\n"

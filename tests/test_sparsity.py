@@ -152,6 +152,8 @@ def test_smoke_run_writes_table_figure_and_json(smoke):
     for name in sparsity.TRAIN:
       for mean, _, n in blob["tests"][test][name]:
         assert n == 0 or 0.0 <= mean <= 100.0
+  for name in sparsity.TRAIN:   # at p = 1 every test has tags to score
+    assert all(n > 0 for _, _, n in (blob["tests"][t][name][-1] for t in sparsity.TESTS))
   # Each draw's model says which groups it conditioned on and why the clip was dropped.
   info = blob["models"]["p=0.25 draw=0"]
   assert info["groups"] == ["track"] and "clip" in info["dropped_groups"]
@@ -164,9 +166,8 @@ def test_smoke_run_p1_tests_coincide(smoke):
   for name in sparsity.TRAIN:
     a = res["summary"]["tests"]["thinned"][name][1]
     b = res["summary"]["tests"]["unthinned"][name][1]
-    assert a[2] == b[2]
-    if a[2]:
-      assert a[0] == pytest.approx(b[0])
+    assert a[2] == b[2] and a[2] > 0
+    assert a[0] == pytest.approx(b[0])
 
 
 def test_reference_from_other_folds_is_refused(tmp_path):

@@ -53,6 +53,7 @@ from crbm_jax.data import tagtable
 from crbm_jax.util.atomic import (save_figure_atomic, write_bytes_atomic, write_csv_atomic,
                                   write_json_atomic, write_npz_atomic, write_text_atomic)
 from crbm_jax.util.progress import Progress
+from crbm_jax.util.stats import mean_stderr
 
 FEATURES_FORMAT = "crbm_jax.features/1"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
@@ -492,16 +493,15 @@ def roc_pr_auc(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
   return float(roc), ap
 
 
-_auc = roc_pr_auc
 
 
 def _mean_se(v) -> tuple[float, float, int]:
+  """(mean, standard error, n) of the finite values (NaN, NaN, 0 when there are none)."""
   v = np.asarray(v, np.float64)
   v = v[np.isfinite(v)]
   if v.shape[0] == 0:
     return math.nan, math.nan, 0
-  se = float(v.std(ddof=1) / np.sqrt(v.shape[0])) if v.shape[0] > 1 else math.nan
-  return float(v.mean()), se, int(v.shape[0])
+  return (*mean_stderr(v), int(v.shape[0]))
 
 
 @dataclasses.dataclass
@@ -664,7 +664,7 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
           skipped["test"] += 1
         else:
           ba = svm.balanced_accuracy(truth, p[keep] >= 0.5)
-          roc, pr = _auc(truth, p[keep])
+          roc, pr = roc_pr_auc(truth, p[keep])
           per_fold[j, f] = (ba, roc, pr)
         bar.update(1)
     bar.close()
@@ -718,7 +718,7 @@ def _summarise(tags, display, raw_t, min_verified, per_fold, oof, final_counts, 
       row["folds_scored"] = nf
       y = raw_t[:, j]
       ok = np.isfinite(oof[:, j]) & ((y >= min_verified) | (y == 0))
-      row["roc_auc_pooled"], row["pr_auc_pooled"] = _auc(y[ok] >= min_verified,
+      row["roc_auc_pooled"], row["pr_auc_pooled"] = roc_pr_auc(y[ok] >= min_verified,
                                                          oof[ok, j])
     per_tag.append(row)
   overall: dict = {}
@@ -732,7 +732,7 @@ def _summarise(tags, display, raw_t, min_verified, per_fold, oof, final_counts, 
       y = raw_t[i]
       ok = np.isfinite(oof[i]) & ((y >= min_verified) | (y == 0))
       if ok.sum() == oof.shape[1]:
-        r, p = _auc(y[ok] >= min_verified, oof[i, ok])
+        r, p = roc_pr_auc(y[ok] >= min_verified, oof[i, ok])
         rocs.append(r)
         prs.append(p)
     overall["roc_auc_clipwise"] = _mean_se(rocs)
@@ -895,12 +895,6 @@ def _rows(names, proba, tags, top_k, threshold, display):
   return rows
 
 
-def _tag_table_bytes(columns, rows, path) -> bytes:
-  import gzip  # pylint: disable=import-outside-toplevel
-  data = tagtable.encode_rows(columns, rows, path)
-  return gzip.compress(data, mtime=0) if path.endswith(".gz") else data
-
-
 def write_predictions(pred: Predictions, out: str, *, top_k: int = 0,
                       threshold: Optional[float] = None, tracks_out: Optional[str] = "",
                       jams_dir: Optional[str] = None, log: Log = _stderr) -> dict:
@@ -929,7 +923,7 @@ def write_predictions(pred: Predictions, out: str, *, top_k: int = 0,
     raise AutotagError(f"--out {out} is a folder; give a file name (.tsv or .csv)")
   rows = _rows(pred.clip_ids.tolist(), pred.proba, pred.tags, top_k, threshold,
                pred.display)
-  write_bytes_atomic(out, _tag_table_bytes(["clip", "tag", "affinity", "display"], rows,
+  write_bytes_atomic(out, tagtable.table_bytes(["clip", "tag", "affinity", "display"], rows,
                                            out))
   result = {"clips": os.path.abspath(out), "tracks": None, "jams": [], "rows": len(rows)}
   summary = track_summaries(pred)
@@ -944,7 +938,7 @@ def write_predictions(pred: Predictions, out: str, *, top_k: int = 0,
     n_clips = dict(zip(tracks.tolist(), counts.tolist()))
     trows = [r + (str(n_clips[r[0]]),) for r in
              _rows(tracks.tolist(), tp, pred.tags, top_k, threshold, pred.display)]
-    write_bytes_atomic(tracks_out, _tag_table_bytes(
+    write_bytes_atomic(tracks_out, tagtable.table_bytes(
         ["track", "tag", "affinity", "display", "clips"], trows, tracks_out))
     result["tracks"] = os.path.abspath(tracks_out)
   if jams_dir:

@@ -319,6 +319,13 @@ def encode_rows(columns, rows, path: str) -> bytes:
   return buf.getvalue().encode("utf-8")
 
 
+def table_bytes(columns, rows, path: str) -> bytes:
+  """A table's file bytes: TSV or CSV by the extension of ``path`` (as ``encode_rows``;
+  cells are converted with ``str``), gzip-compressed (reproducibly) for ``.gz``."""
+  data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path)
+  return gzip.compress(data, mtime=0) if path.endswith(".gz") else data
+
+
 def write_tag_table(table: TagTable, path: PathLike) -> None:
   """Writes ``table`` as TSV or CSV (by extension; ``.gz`` compresses).
 

@@ -93,10 +93,8 @@ def run_epochs(rng_key: PRNGKey, learner: Learner, state, train: Dataset, hparam
     state, best = carry
     state, info = run_epoch(jax.random.fold_in(rng_key, epoch), learner, state, train,
                             hparams, config.batch_size)
-    if evaluate_fn is None:
-      val_pl = jnp.full(model_shape, jnp.nan)
-      best = BestEpoch(learner.model(state, hparams), val_pl, jnp.full(model_shape, epoch))
-      return (state, best), (info.recon_error, val_pl)
+    if evaluate_fn is None:  # the last epoch is kept: built once, after the loop
+      return (state, best), (info.recon_error, jnp.full(model_shape, jnp.nan))
 
     def scored(best):
       params = learner.model(state, hparams)
@@ -115,6 +113,9 @@ def run_epochs(rng_key: PRNGKey, learner: Learner, state, train: Dataset, hparam
                    jnp.full(model_shape, -1, jnp.int32))
   (state, best), (recon, val_pl) = jax.lax.scan(body, (state, best),
                                                 jnp.arange(config.num_epochs))
+  if evaluate_fn is None and config.num_epochs > 0:
+    best = BestEpoch(learner.model(state, hparams), jnp.full(model_shape, jnp.nan),
+                     jnp.full(model_shape, config.num_epochs - 1, jnp.int32))
   return state, best, History(recon, val_pl)
 
 

@@ -7,6 +7,7 @@ power-of-two buckets of survivors. Above ``block`` and ``search`` in the learner
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import NamedTuple
 
@@ -33,24 +34,19 @@ class HalvingResult(NamedTuple):
   seconds: float
 
 
-_HALVING_FNS = {}
-
-
+@functools.lru_cache(maxsize=32)
 def _halving_fns(config: TrainConfig, num_aux: int, rule):
   """(init, round, take), jitted once per (config, num_aux, rule) and reused."""
-  key = (config, num_aux, rule)
-  if key not in _HALVING_FNS:
-    learner = cd(config, num_aux, over_models=True)
-    evaluate = make_block_evaluate(config, AXIS, (SPLIT_AXIS,))
-    round_fn = search.make_round(learner, config, evaluate, rule)
-    init = jax.vmap(lambda k, tr, va, hp, hm, gm: search.init_carry(
-        learner, evaluate, k, tr, va, hp, hm, gm), in_axes=(0, 0, 0, None, None, None),
-                    axis_name=SPLIT_AXIS)
-    take = jax.vmap(lambda c, i: search.take_models(c, search.CARRY_AXES, i),
-                    in_axes=(0, None))
-    _HALVING_FNS[key] = (jax.jit(init), jax.jit(jax.vmap(
-        round_fn, in_axes=(0, 0, 0, 0, None, None), axis_name=SPLIT_AXIS)), jax.jit(take))
-  return _HALVING_FNS[key]
+  learner = cd(config, num_aux, over_models=True)
+  evaluate = make_block_evaluate(config, AXIS, (SPLIT_AXIS,))
+  round_fn = search.make_round(learner, config, evaluate, rule)
+  init = jax.vmap(lambda k, tr, va, hp, hm, gm: search.init_carry(
+      learner, evaluate, k, tr, va, hp, hm, gm), in_axes=(0, 0, 0, None, None, None),
+                  axis_name=SPLIT_AXIS)
+  take = jax.vmap(lambda c, i: search.take_models(c, search.CARRY_AXES, i),
+                  in_axes=(0, None))
+  return (jax.jit(init), jax.jit(jax.vmap(
+      round_fn, in_axes=(0, 0, 0, 0, None, None), axis_name=SPLIT_AXIS)), jax.jit(take))
 
 
 def run_halving(config: TrainConfig, num_aux: int, model_keys, hparams: HParams,
@@ -85,10 +81,7 @@ def run_halving(config: TrainConfig, num_aux: int, model_keys, hparams: HParams,
   num_splits = model_keys.shape[0]
   carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
                jnp.asarray(group_mask))
-  rungs, r = [], float(halving.first_rung)
-  while r < rule.max_epochs:
-    rungs.append(int(round(r)))
-    r *= halving.eta
+  rungs = search.halving_rungs(halving, rule.max_epochs)
   # Host copies of every configuration's outcome, [S, M]; a block holds ``members``.
   best_val = np.full((num_splits, num_models), -np.inf)
   best_epoch = np.full((num_splits, num_models), -1)

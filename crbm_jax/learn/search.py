@@ -173,14 +173,6 @@ class RoundInfo(NamedTuple):
   val_pl: Array       # [M]
 
 
-def block_evaluate(config: TrainConfig, axis_name: str = AXIS,
-                   outer_axes: Sequence[str] = ()):
-  """``evaluate(params, data) -> [M]`` balanced log PL of a block's models: the block
-  trainer's (``learn.block.make_block_evaluate``; ``outer_axes`` names vmapped axes
-  around the block, e.g. splits)."""
-  return make_block_evaluate(config, axis_name, tuple(outer_axes))
-
-
 def _freeze_hparams(hparams: HParams, active: Array) -> HParams:
   return hparams._replace(learning_rate=hparams.learning_rate * active.astype(
       hparams.learning_rate.dtype))
@@ -248,6 +240,15 @@ class Halving(NamedTuple):
   min_models: int = 1
 
 
+def halving_rungs(halving: Halving, max_epochs: int) -> list:
+  """The epochs at which successive halving cuts: first_rung x eta^k below max_epochs."""
+  rungs, r = [], float(halving.first_rung)
+  while r < max_epochs:
+    rungs.append(int(round(r)))
+    r *= halving.eta
+  return rungs
+
+
 def halving_keep(scores: np.ndarray, alive: np.ndarray, active: np.ndarray,
                  fraction: float, min_models: int = 1) -> np.ndarray:
   """Host-side: a [M] keep mask that stops the active models outside the best
@@ -274,7 +275,7 @@ def compiled_search(config: TrainConfig, num_aux: int, rule: StopRule, num_model
   searches on data of the same shapes (the sparsity experiment's draws, the splits of a
   fit) compile once."""
   learner = cd(config, num_aux, over_models=True)
-  evaluate = block_evaluate(config)
+  evaluate = make_block_evaluate(config)
   round_fn = jax.jit(make_round(learner, config, evaluate, rule))
   init = jax.jit(lambda k, tr, va, hp, hm, gm: init_carry(
       learner, evaluate, jax.random.split(k, num_models), tr, va, hp, hm, gm))
@@ -324,12 +325,7 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
   key_models, key_data = jax.random.split(rng_key)
   carry = init(key_models, train, val, hparams, jnp.asarray(hidden_mask),
                jnp.asarray(group_mask))
-  rungs = []
-  if halving is not None:
-    r = float(halving.first_rung)
-    while r < rule.max_epochs:
-      rungs.append(int(round(r)))
-      r *= halving.eta
+  rungs = [] if halving is None else halving_rungs(halving, rule.max_epochs)
   val_hist, recon_hist, eval_epochs, buckets = [], [], [], set()
   alive = np.ones(m, bool)        # not diverged and not halved: still in the race
   keep_all = jnp.ones(m, bool)
@@ -416,8 +412,7 @@ class SearchSpace(NamedTuple):
     return int(np.prod([len(v) for v in self]))
 
 
-SPACE_FIELDS = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay",
-                "batch_size", "momentum", "conditioned")
+SPACE_FIELDS = SearchSpace._fields
 
 
 def sample_configs(space: SearchSpace, num_configs: Optional[int], seed: int) -> List[dict]:
