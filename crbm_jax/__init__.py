@@ -6,10 +6,12 @@ Layout (each folder's ``__init__`` says more):
             and the block trainer of Table 2's grid
   paper/    the paper's stages (Table 1 / Figure 1, Table 2, Table 3, beyond), the report
   data/     tag tables, loaders, observations, splits, simulated studies (no JAX)
-  autotag/  audio features and the SVM protocol (no JAX)
+  autotag/  audio features, the SVM protocol and the tag-your-own-audio product (no JAX)
+  fitting/  fitting and smoothing a tag table: the library steps under crbm-fit/-smooth
   util/     atomic writes, progress, statistics, model files
   configs/  every experiment's ConfigDict, and the one training schema
-  cli.py, estimator.py: the command-line tools and the scikit-learn estimator
+  cli/      the console scripts, one thin module per tool (crbm-fit, crbm-smooth, ...)
+  estimator.py: the scikit-learn estimator
 
 The JAX model API is exported lazily (PEP 562), so ``import crbm_jax.autotag`` and the data
 layer do not pay for importing jax. The modules of earlier versions (``crbm_jax.train``,

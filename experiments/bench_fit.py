@@ -4,11 +4,11 @@
 
 For each data set, in one run and on the same 60/20/20 split:
 
-* the default ``crbm-fit`` (``cli.run_fit`` with its defaults: a 24-configuration
+* the default ``crbm-fit`` (``fitting.fit_tag_table`` with its defaults: a 24-configuration
   validation search with per-model early stopping and successive halving): its test
   balanced log PL and its wall time (reading the table, the search, the test evaluation
   and writing the run; compilation included);
-* with ``--exhaustive``, every point of the same 512-point grid (``cli.SEARCH_DEFAULTS``),
+* with ``--exhaustive``, every point of the same 512-point grid (``fitting.SEARCH_DEFAULTS``),
   each trained with the same early stopping and no halving (blocks of ``--block``
   models), the best by validation, its test PL and the wall time.
 
@@ -30,7 +30,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from crbm_jax import cli
+from crbm_jax import fitting
 from crbm_jax import learn
 from crbm_jax.data import majorminer
 from crbm_jax.data.synthetic import synthetic_tag_table
@@ -57,11 +57,11 @@ def synthetic_table_path(folder: str) -> str:
 def exhaustive(tags: str, seed: int, block: int) -> dict:
   """Every grid point, early stopping, no halving; the best by validation, on test."""
   start = time.perf_counter()
-  data = cli.prepare_fit_data(tags, "auto", seed=seed, log=lambda _: None)
+  data = fitting.prepare_fit_data(tags, "auto", seed=seed, log=lambda _: None)
   obs, split = data.obs, data.split
   ds = lambda idx: learn.make_dataset(obs.X[idx], obs.aux[idx])
   train, val, test = ds(split.train), ds(split.val), ds(split.test)
-  space = search.SearchSpace(**{k: tuple(v) for k, v in cli.SEARCH_DEFAULTS.items()},
+  space = search.SearchSpace(**{k: tuple(v) for k, v in fitting.SEARCH_DEFAULTS.items()},
                              batch_size=(100,), momentum=(0.5,))
   configs = search.sample_configs(space, None, seed)
   rows = []
@@ -90,7 +90,7 @@ def main(argv):
     for name in FLAGS.datasets:
       tags = paths[name]
       start = time.perf_counter()
-      metrics = cli.run_fit(tags, os.path.join(tmp, name), seed=FLAGS.seed,
+      metrics = fitting.fit_tag_table(tags, os.path.join(tmp, name), seed=FLAGS.seed,
                             show_progress=False, log=lambda _: None)
       default = {"test_pl": metrics["test_balanced_pl"],
                  "val_pl": metrics["val_balanced_pl"], "config": metrics["selected"],

@@ -1,5 +1,8 @@
 """Tag your own audio (issue 19): features -> autotaggers -> tags, on synthetic audio whose
 tags follow audible differences (tones vs noise, slow vs fast pulses)."""
+import contextlib
+import csv
+import io
 import json
 import os
 import subprocess
@@ -191,13 +194,14 @@ def test_write_predictions_top_threshold_and_track_summaries(tmp_path):
   out = tmp_path / "p.tsv"
   r = product.write_predictions(pred, str(out), top_k=2, threshold=0.3, log=lambda m: None)
   lines = out.read_text().splitlines()
-  assert lines == ["clip\ttag\taffinity\tdisplay", "a#0\tt1\t0.9\tT1", "a#0\tt3\t0.5\tT3",
-                   "a#1\tt1\t0.7\tT1", "a#1\tt2\t0.4\tT2", "b#0\tt2\t0.8\tT2",
-                   "b#0\tt3\t0.3\tT3"]
+  # tag: as the user spelled it; tag_key: the canonical key
+  assert lines == ["clip\ttag\taffinity\ttag_key", "a#0\tT1\t0.9\tt1", "a#0\tT3\t0.5\tt3",
+                   "a#1\tT1\t0.7\tt1", "a#1\tT2\t0.4\tt2", "b#0\tT2\t0.8\tt2",
+                   "b#0\tT3\t0.3\tt3"]
   tracks = open(r["tracks"]).read().splitlines()
   assert r["tracks"].endswith("p.tracks.tsv")
-  assert tracks[:3] == ["track\ttag\taffinity\tdisplay\tclips", "/x/a.wav\tt1\t0.8\tT1\t2",
-                        "/x/a.wav\tt2\t0.3\tT2\t2"]  # tie: tag order
+  assert tracks[:3] == ["track\ttag\taffinity\ttag_key\tclips", "/x/a.wav\tT1\t0.8\tt1\t2",
+                        "/x/a.wav\tT2\t0.3\tt2\t2"]  # tie: tag order
 
 
 @pytest.mark.skipif(not product.jams_available(), reason="no crbm_jax.data.jams_io")
@@ -268,31 +272,48 @@ def test_embedded_majorminer_features_load_as_a_feature_set():
 
 
 def test_command_line_tools_end_to_end(data, tmp_path):
-  from crbm_jax import autotag_cli as cli  # pylint: disable=import-outside-toplevel
+  from crbm_jax.cli import autotag as autotag_cli  # pylint: disable=import-outside-toplevel
+  from crbm_jax.cli import features as features_cli  # pylint: disable=import-outside-toplevel
   res = product.train(data["train_fs"], data["train_tags"], str(tmp_path / "run"),
                       model="linear", num_folds=0, progress=False, log=lambda m: None)
   assert res.autotagger.kind == "logistic"
   feats = tmp_path / "test.npz"
-  cli.run_features(str(data["root"] / "test"), str(feats), cache_dir="none", workers=1,
-                   num_clips=1, clip_seconds=2.5, progress=False, log=lambda m: None)
+  features_cli.run_features(str(data["root"] / "test"), str(feats), cache_dir="none",
+                            workers=1, num_clips=1, clip_seconds=2.5, progress=False,
+                            log=lambda m: None)
   out = tmp_path / "tags.csv"
-  cli.run_predict(str(tmp_path / "run"), str(out), features=str(feats), top=1,
-                  log=lambda m: None)
-  lines = out.read_text().splitlines()
-  assert lines[0] == "clip,tag,affinity,display" and len(lines) == 1 + 12
-  # The console script: one line on stderr and exit status 1 for a bad workdir.
-  env = dict(os.environ, PYTHONPATH=os.getcwd())
-  bad = subprocess.run([sys.executable, "-m", "crbm_jax.autotag_cli", "predict",
-                        f"--workdir={tmp_path / 'nowhere'}", f"--features={feats}",
-                        f"--out={out}"], capture_output=True, text=True, env=env,
-                       timeout=300)
-  assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
-  assert "no such autotagger folder" in bad.stderr
+  autotag_cli.run_predict(str(tmp_path / "run"), str(out), features=str(feats), top=1,
+                          log=lambda m: None)
+  with open(out, newline="") as f:
+    rows = list(csv.reader(f))
+  assert rows[0] == ["clip", "tag", "affinity", "tag_key"] and len(rows) == 1 + 12
+  # Tags as the tag table spelled them; the canonical (stemmed) key beside them.
+  assert {r[1] for r in rows[1:]} <= {"tonal", "noisy", "slow", "fast"}
+  assert res.autotagger.tags == ["fast", "noisi", "slow", "tonal"]
+  assert res.autotagger.display == ["fast", "noisy", "slow", "tonal"]
+  spelled = dict(zip(res.autotagger.tags, res.autotagger.display))
+  assert all(r[1] == spelled[r[3]] for r in rows[1:])
+  # The console script, in this process: one line on stderr and exit status 1 for a bad
+  # workdir.
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    code = autotag_cli.main(["crbm-autotag", "predict", f"--workdir={tmp_path / 'nowhere'}",
+                             f"--features={feats}", f"--out={out}"])
+  assert code == 1 and err.getvalue().count("\n") == 1, err.getvalue()
+  assert "no such autotagger folder" in err.getvalue()
+  # Predicting imports no JAX (a fresh interpreter).
+  code = ("import sys; from crbm_jax.cli import autotag; "
+          f"assert autotag.main(['crbm-autotag', 'predict', '--workdir={tmp_path / 'run'}', "
+          f"'--features={feats}', '--out={tmp_path / 'again.tsv'}', '--noprogress']) == 0; "
+          "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'optax')))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0 and proc.stdout.strip().endswith("[]"), proc.stderr
 
 
 @pytest.mark.slow
 def test_smoothed_labels_from_a_crbm_the_command_trains(data, tmp_path):
-  from crbm_jax.autotag_cli import smooth_with_crbm  # pylint: disable=import-outside-toplevel
+  from crbm_jax.cli.autotag import smooth_with_crbm  # pylint: disable=import-outside-toplevel
   res = product.train(data["train_fs"], data["train_tags"], str(tmp_path / "run"),
                       labels="smoothed", num_folds=3, progress=False, log=lambda m: None,
                       smoother=smooth_with_crbm)
@@ -304,7 +325,8 @@ def test_smoothed_labels_from_a_crbm_the_command_trains(data, tmp_path):
 
 def test_product_store_and_cli_modules_do_not_load_jax():
   code = ("import sys, crbm_jax.autotag.product, crbm_jax.autotag.store, "
-          "crbm_jax.autotag_cli; "
+          "crbm_jax.autotag.training, crbm_jax.autotag.prediction, crbm_jax.autotag.crossval, "
+          "crbm_jax.cli.autotag, crbm_jax.cli.features; "
           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'optax')))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True, timeout=120)

@@ -1,13 +1,20 @@
-"""Console scripts run as subprocesses (python -m crbm_jax.cli <tool>) on a small tag table."""
+"""Console scripts on a small tag table, run in-process through each tool's
+``main(argv)`` (crbm_jax/cli/<tool>.py); the import-weight and Ctrl-C-order checks run in
+a subprocess (a fresh interpreter)."""
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 
+from crbm_jax import cli
+from crbm_jax.cli import runner
 from crbm_jax.data.tagtable import TagTable, load_tag_table, write_tag_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,9 +29,14 @@ SMOOTH_FLAGS = ("workdir", "tags", "out", "samples", "method", "factor_out", "bu
 
 
 def _run(tool, *args):
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  return subprocess.run([sys.executable, "-m", "crbm_jax.cli", tool, *args], cwd=ROOT,
-                        env=env, capture_output=True, text=True, timeout=300)
+  """``crbm-<tool> args`` in this process: (returncode, stdout, stderr)."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  module = importlib.import_module(cli.TOOLS[tool])
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = module.main([f"crbm-{tool}", *args])
+  return types.SimpleNamespace(returncode=code, stdout=out.getvalue(),
+                               stderr=err.getvalue())
 
 
 def _error_line(proc):
@@ -176,7 +188,7 @@ def test_fit_bad_aux_group_is_one_line_and_writes_nothing(fitted, tmp_path, aux,
 def test_help_explains_every_flag():
   fit_help = _run("fit", "--help")
   smooth_help = _run("smooth", "--help")
-  # (absl's --help exits with status 1 by its own convention.)
+  assert fit_help.returncode == 0 and smooth_help.returncode == 0
   assert fit_help.stdout.startswith("crbm-fit:") and smooth_help.stdout.startswith(
       "crbm-smooth:")
   for name in FIT_FLAGS:
@@ -224,3 +236,136 @@ def test_smooth_trains_when_asked_and_reports_the_auxiliary_effect(tmp_path):
   assert "training a model" in proc.stdout and (workdir / "current").exists()
   assert "the track rows move the affinities by" in proc.stdout
   assert load_tag_table(str(out)).num_rows > 0
+
+
+# -- the front doors: flags, import weight, Ctrl-C order, the fit library step -----------
+
+def test_bad_flags_and_stray_arguments_are_one_line_errors(tmp_path):
+  line = _error_line(_run("fit", "--tags=t.tsv", f"--workdir={tmp_path}", "--bogus=1"))
+  assert line.startswith("crbm-fit: error:") and "bogus" in line
+  line = _error_line(_run("smooth", "stray", "--tags=t.tsv", "--out=o.tsv",
+                          f"--workdir={tmp_path}"))
+  assert line.startswith("crbm-smooth: error: unexpected arguments ['stray']")
+  line = _error_line(_run("cooccurrence", f"--workdir={tmp_path}"))
+  assert "--tags" in line  # a required flag missing
+  assert os.listdir(tmp_path) == []
+  from crbm_jax.cli.__main__ import dispatch  # pylint: disable=import-outside-toplevel
+  with contextlib.redirect_stderr(io.StringIO()) as err:
+    assert dispatch(["crbm_jax.cli", "nosuchtool"]) == 2
+  assert "usage: python -m crbm_jax.cli" in err.getvalue()
+
+
+def test_every_tool_defines_only_its_own_flags_and_tools_run_one_after_another(tmp_path):
+  names = {tool: set(runner.tool_flags(__import__(module, fromlist=["x"])))
+           for tool, module in cli.TOOLS.items() if tool != "autotag"}
+  assert {"tags", "workdir", "search_configs"} <= names["fit"] and "out" not in names["fit"]
+  assert {"out", "from"} <= names["convert"] and "workdir" not in names["convert"]
+  # A required flag of one tool never leaks into the next run in the same process.
+  tags = tmp_path / "t.tsv"
+  tags.write_text("clip\ttag\nc1\trock\nc2\tjazz\n")
+  assert _run("convert", str(tags), f"--out={tmp_path / 'o.csv'}").returncode == 0
+  assert load_tag_table(str(tmp_path / "o.csv")).num_rows == 2
+
+
+def test_smooth_method_choices_are_the_smoothers_methods():
+  from crbm_jax.cli import smooth  # pylint: disable=import-outside-toplevel
+  from crbm_jax.model import marginals  # pylint: disable=import-outside-toplevel
+  assert runner.tool_flags(smooth)["method"].parser.enum_values == list(marginals.METHODS)
+
+
+def test_names_of_the_former_cli_module_resolve_to_their_new_homes():
+  from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
+  from crbm_jax.cli import convert, cooccurrence  # pylint: disable=import-outside-toplevel
+  assert cli.run_fit is fitting.fit_tag_table and cli.run_smooth is fitting.smooth_tag_table
+  assert cli.prepare_fit_data is fitting.prepare_fit_data
+  assert cli.SEARCH_DEFAULTS is fitting.SEARCH_DEFAULTS
+  assert cli.run_convert is convert.run_convert
+  assert cli.run_cooccurrence is cooccurrence.run_cooccurrence
+  with pytest.raises(AttributeError):
+    cli.no_such_name  # pylint: disable=pointless-statement
+
+
+_FRESH = """
+import importlib, sys
+from crbm_jax.cli import TOOLS
+from crbm_jax.util import interrupt
+
+HEAVY = ("jax", "numpy", "absl", "sklearn", "scipy", "matplotlib")
+def heavy():
+  return sorted({m.split(".")[0] for m in sys.modules} & set(HEAVY))
+
+class Installed(Exception):
+  pass
+
+def spy(prog, kept):  # stands in for the Ctrl-C handler: what was imported by then?
+  seen[prog] = heavy()
+  raise Installed
+
+seen = {}
+interrupt.exit_on_interrupt = spy
+modules = {tool: importlib.import_module(name) for tool, name in TOOLS.items()}
+print("after import", heavy())
+for tool, module in modules.items():
+  sys.argv = [f"crbm-{tool}"] + (["train"] if tool == "autotag" else []) + ["--help"]
+  try:
+    module.main()
+  except Installed:
+    pass
+print("at the handler", seen)
+"""
+
+
+def test_tools_import_nothing_heavy_before_the_ctrl_c_handler():
+  out = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120, check=True).stdout.splitlines()
+  assert out[0] == "after import []", out
+  seen = eval(out[1][len("at the handler "):])  # pylint: disable=eval-used
+  assert sorted(seen) == sorted(["crbm-reproduce", "crbm-fit", "crbm-smooth",
+                                 "crbm-cooccurrence", "crbm-convert", "crbm-features",
+                                 "crbm-autotag train"])
+  assert all(v == [] for v in seen.values()), seen
+
+
+_NO_JAX = """
+import contextlib, io, sys
+from crbm_jax.cli import autotag, convert, features
+tags, out = sys.argv[1], sys.argv[2]
+with contextlib.redirect_stdout(io.StringIO()):
+  assert convert.main(["crbm-convert", tags, "--out=" + out]) == 0
+  assert features.main(["crbm-features", "--help"]) == 0
+  assert autotag.main(["crbm-autotag", "predict", "--help"]) == 0
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("jax", "jaxlib", "optax")))
+"""
+
+
+def test_convert_features_and_autotag_help_run_without_jax(tmp_path):
+  tags = tmp_path / "t.tsv"
+  tags.write_text("clip\tuser\ttag\nc1\tu1\tRock\nc2\tu2\tjazz\n")
+  proc = subprocess.run([sys.executable, "-c", _NO_JAX, str(tags), str(tmp_path / "o.csv")],
+                        capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == "[]", proc.stdout
+  assert load_tag_table(str(tmp_path / "o.csv")).num_rows == 2
+
+
+def make_shifted_evaluate(config):
+  """The default criterion plus one: the same ranking, so the same selection and test
+  numbers, with every validation figure moved by exactly +1."""
+  from crbm_jax.learn.block import make_block_evaluate  # pylint: disable=import-outside-toplevel
+  evaluate = make_block_evaluate(config)
+  return lambda params, val: evaluate(params, val) + 1.0
+
+
+def test_the_fit_step_takes_the_selection_criterion(tmp_path):
+  from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
+  tags = str(tmp_path / "tags.tsv")
+  _write_table(tags)
+  kw = dict(aux="user,track,clip", num_hidden=4, num_epochs=3, batch_size=16, search=False,
+            show_progress=False, log=lambda _: None)
+  plain = fitting.fit_tag_table(tags, str(tmp_path / "a"), **kw)
+  shifted = fitting.fit_tag_table(tags, str(tmp_path / "b"),
+                                  make_evaluate=make_shifted_evaluate, **kw)
+  assert shifted["val_balanced_pl"] == pytest.approx(plain["val_balanced_pl"] + 1.0,
+                                                     abs=1e-5)
+  assert shifted["best_epoch"] == plain["best_epoch"]
+  assert shifted["test_balanced_pl"] == pytest.approx(plain["test_balanced_pl"], abs=1e-6)

@@ -467,9 +467,9 @@ def test_smoothed_affinities_to_jams(tmp_path):
   smoothed.write_text("clip\ttrack\ttag\taffinity\tdisplay\n"
                       "c1\tt1\telectron\t0.9\telectronic\nc1\tt1\tguitar\t0.05\tguitar\n"
                       "c2\tt1\telectron\t0.3\telectronic\nc2\tt1\tguitar\t0.7\tguitar\n")
-  from crbm_jax import cli  # pylint: disable=import-outside-toplevel
+  from crbm_jax.cli import convert  # pylint: disable=import-outside-toplevel
   logs = []
-  result = cli.run_convert([str(smoothed)], str(tmp_path / "smoothed.jams"),
+  result = convert.run_convert([str(smoothed)], str(tmp_path / "smoothed.jams"),
                            log=logs.append)
   doc = json.loads((tmp_path / "smoothed.jams").read_text())
   confidences = sorted((o["value"], o["confidence"]) for a in doc["annotations"]
@@ -516,34 +516,37 @@ def test_detection_and_option_errors(tmp_path):
 
 
 def test_convert_writes_nothing_on_error(tmp_path):
-  from crbm_jax import cli  # pylint: disable=import-outside-toplevel
+  from crbm_jax.cli import convert  # pylint: disable=import-outside-toplevel
   folder = _mtat_copy(tmp_path, edit_annotations=lambda ls: ls[:3] + [
       ls[3].replace('"0"', '"x"', 1)] + ls[4:])
   out = tmp_path / "out.tsv"
   with pytest.raises(DataError):
-    cli.run_convert([str(folder)], str(out), log=lambda s: None)
+    convert.run_convert([str(folder)], str(out), log=lambda s: None)
   assert not out.exists()
   jams_out = tmp_path / "jams_out"
   with pytest.raises(DataError):
-    cli.run_convert([str(folder)], str(jams_out) + "/", log=lambda s: None)
+    convert.run_convert([str(folder)], str(jams_out) + "/", log=lambda s: None)
   assert not jams_out.exists()
   assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
 
 
 def test_cli_convert_and_cooccurrence_read_public_formats(tmp_path):
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
-  root = str(FIXTURES.parent.parent)
-  env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  import contextlib  # pylint: disable=import-outside-toplevel
+  import importlib  # pylint: disable=import-outside-toplevel
+  import io  # pylint: disable=import-outside-toplevel
+  import types  # pylint: disable=import-outside-toplevel
 
-  def run(*args):
-    return subprocess.run([sys.executable, "-m", "crbm_jax.cli", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+  def run(tool, *args):  # the console script crbm-<tool>, in this process
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      code = importlib.import_module(f"crbm_jax.cli.{tool}").main([f"crbm-{tool}", *args])
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(),
+                                 stderr=err.getvalue())
 
-  from crbm_jax import cli  # pylint: disable=import-outside-toplevel
+  from crbm_jax.cli import convert  # pylint: disable=import-outside-toplevel
   out = tmp_path / "j.csv"
   logs = []
-  cli.run_convert(JAMENDO, str(out), fmt="mtg-jamendo",
+  convert.run_convert(JAMENDO, str(out), fmt="mtg-jamendo",
                   format_options={"categories": ["genre"]}, log=logs.append)
   assert "skipped" in logs[0] and "tracks with no tag" in logs[0]
   assert rows_of(load_tag_table(out)) == rows_of(

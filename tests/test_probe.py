@@ -21,7 +21,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from crbm_jax import cli
+from crbm_jax import fitting
+from crbm_jax.cli.cooccurrence import run_cooccurrence
 from crbm_jax.data import canonical
 from crbm_jax.data.errors import DataError
 from crbm_jax.data.tagtable import TagTable, load_tag_table, write_tag_table
@@ -62,7 +63,7 @@ def fitted(tmp_path_factory):
   tags = _table(str(root / "tags.tsv"))
   workdir = str(root / "run")
   log = []
-  metrics = cli.run_fit(tags, workdir, log=_quiet(log), **FIT)
+  metrics = fitting.fit_tag_table(tags, workdir, log=_quiet(log), **FIT)
   return tags, workdir, metrics, log
 
 
@@ -110,10 +111,15 @@ def _tree(path):
   return out
 
 
-def _run_tool(tool, *args, **kw):
-  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  return subprocess.run([sys.executable, "-m", "crbm_jax.cli", tool, *args], cwd=ROOT,
-                        env=env, capture_output=True, text=True, timeout=300, **kw)
+def _run_tool(tool, *args):
+  """The console script crbm-<tool> in this process: (returncode, stdout, stderr)."""
+  import contextlib  # pylint: disable=import-outside-toplevel
+  import importlib  # pylint: disable=import-outside-toplevel
+  import types  # pylint: disable=import-outside-toplevel
+  out, err = io.StringIO(), io.StringIO()
+  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    code = importlib.import_module(f"crbm_jax.cli.{tool}").main([f"crbm-{tool}", *args])
+  return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 # -- what the probe found working -----------------------------------------------------
@@ -137,7 +143,7 @@ def test_working_same_seed_gives_byte_identical_smoothing(published, tmp_path):
   tags, workdir, _, _ = published
   outs = [str(tmp_path / n) for n in ("a.tsv", "b.tsv")]
   for out in outs:
-    cli.run_smooth(workdir, tags, out, num_samples=20, burn_in=2, log=_quiet([]))
+    fitting.smooth_tag_table(workdir, tags, out, num_samples=20, burn_in=2, log=_quiet([]))
   with open(outs[0], "rb") as fa, open(outs[1], "rb") as fb:
     assert fa.read() == fb.read()
 
@@ -146,7 +152,7 @@ def test_working_same_seed_gives_byte_identical_smoothing(published, tmp_path):
 def test_working_same_seed_gives_byte_identical_outputs(fitted, tmp_path):
   tags, workdir, metrics, _ = fitted
   again = str(tmp_path / "again")
-  cli.run_fit(tags, again, log=_quiet([]), **FIT)
+  fitting.fit_tag_table(tags, again, log=_quiet([]), **FIT)
   first, second = (_tree(os.path.join(w, "current")) for w in (workdir, again))
   assert set(first) == set(second) and "model/params.npz" in first
   for name in first:  # the same bytes, but for the wall time in the metrics
@@ -161,7 +167,7 @@ def test_working_same_seed_gives_byte_identical_outputs(fitted, tmp_path):
       assert first[name] == second[name], name
   out_a, out_b = (str(tmp_path / n) for n in ("a.tsv", "b.tsv"))
   for out in (out_a, out_b):
-    cli.run_smooth(workdir, tags, out, num_samples=20, burn_in=2, log=_quiet([]))
+    fitting.smooth_tag_table(workdir, tags, out, num_samples=20, burn_in=2, log=_quiet([]))
   with open(out_a, "rb") as fa, open(out_b, "rb") as fb:
     assert fa.read() == fb.read()
 
@@ -189,19 +195,19 @@ def test_working_corrupt_or_silent_audio_is_a_typed_audio_error(tmp_path):
 def test_item01_training_flags_must_be_finite_and_in_range(tmp_path, flag, value):
   tags = _table(str(tmp_path / "tags.tsv"))
   workdir = tmp_path / "run"
-  with pytest.raises(cli.CLIError) as e:
-    cli.run_fit(tags, str(workdir), log=_quiet([]), **{flag: value, **FIT})
+  with pytest.raises(fitting.InputError) as e:
+    fitting.fit_tag_table(tags, str(workdir), log=_quiet([]), **{flag: value, **FIT})
   assert f"--{flag}" in _one_line(e)
   assert not workdir.exists()  # refused before anything is written
 
 
 def test_item01_check_hparams_covers_aux_lr_scale_and_names_estimator_arguments():
-  cli.check_hparams(learning_rate=0.1, momentum=0.0, weight_decay=0.0, l1_aux=0.0,
+  fitting.inputs.check_hparams(learning_rate=0.1, momentum=0.0, weight_decay=0.0, l1_aux=0.0,
                     aux_lr_scale=30.0)
   with pytest.raises(ValueError, match=r"^aux_lr_scale is 0.0; it must be > 0$"):
-    cli.check_hparams(prefix="", aux_lr_scale=0.0)
+    fitting.inputs.check_hparams(prefix="", aux_lr_scale=0.0)
   with pytest.raises(ValueError, match="finite"):
-    cli.check_hparams(learning_rate=float("nan"))
+    fitting.inputs.check_hparams(learning_rate=float("nan"))
 
 
 def _problems(stderr):
@@ -393,7 +399,7 @@ def test_item03_crbm_smooth_refuses_a_nan_model_in_one_line(published, tmp_path)
   _tamper(model, atomic.npz_bytes(**arrays))
   for method in ("mean_field", "sample"):
     with pytest.raises(model_io.ModelFormatError) as e:
-      cli.run_smooth(str(copy), tags, str(tmp_path / "o.tsv"), method=method,
+      fitting.smooth_tag_table(str(copy), tags, str(tmp_path / "o.tsv"), method=method,
                      num_samples=5, burn_in=1, log=_quiet([]))
     assert "non-finite" in _one_line(e)
   assert not (tmp_path / "o.tsv").exists()
@@ -410,7 +416,7 @@ def test_item04_cooccurrence_writes_empty_cells_and_says_why(tmp_path, rows):
   tags = tmp_path / "t.csv"
   tags.write_text("clip,user,tag\n" + "\n".join(rows) + "\n")
   log = []
-  paths = cli.run_cooccurrence(str(tags), str(tmp_path / "out"), log=_quiet(log))
+  paths = run_cooccurrence(str(tags), str(tmp_path / "out"), log=_quiet(log))
   for kind in ("table1_csv", "figure1_csv", "table1_md"):
     with open(paths[kind], encoding="utf-8") as f:
       assert "nan" not in f.read().lower(), kind
@@ -543,7 +549,7 @@ def test_item07_a_bad_destination_is_refused_before_any_work(published, tmp_path
   (workdir / "metrics.json").mkdir(parents=True)
   log = []
   with pytest.raises(runs_lib.DestinationError) as e:
-    cli.run_fit(tags, str(workdir), log=_quiet(log), **FIT)
+    fitting.fit_tag_table(tags, str(workdir), log=_quiet(log), **FIT)
   assert "metrics.json is a folder" in _one_line(e) and log == []
   assert sorted(os.listdir(workdir)) == ["metrics.json"]  # checked first: nothing created
 
@@ -579,7 +585,7 @@ def test_items10_11_training_gets_a_clamped_batch_and_a_reduced_seed(published, 
   monkeypatch.setattr(select, "fit_and_compare", capture)
   log = []
   with pytest.raises(_Stop):
-    cli.run_fit(tags, str(tmp_path / "w"), log=_quiet(log),
+    fitting.fit_tag_table(tags, str(tmp_path / "w"), log=_quiet(log),
                 **{**FIT, "batch_size": 100000}, seed=99999999999999999999)
   assert seen == dict(batch=seen["num_train"], seed=99999999999999999999 % 2**32,
                       num_train=seen["num_train"])
@@ -590,14 +596,14 @@ def test_items10_11_training_gets_a_clamped_batch_and_a_reduced_seed(published, 
 def test_items10_11_huge_batch_and_any_integer_seed(fitted, tmp_path):
   tags, _, _, _ = fitted
   log = []
-  metrics = cli.run_fit(tags, str(tmp_path / "w"), log=_quiet(log),
+  metrics = fitting.fit_tag_table(tags, str(tmp_path / "w"), log=_quiet(log),
                         **{**FIT, "batch_size": 100000}, seed=99999999999999999999)
   assert any("using batches of" in line for line in log)
   assert math.isfinite(metrics["test_balanced_pl"])
   model = runs_lib.load_run_model(str(tmp_path / "w"))
   assert model.config["seed"] == 99999999999999999999 % 2**32
   assert model.config["batch_size"] == metrics["num_train"]
-  summary = cli.run_smooth(str(tmp_path / "w"), tags, str(tmp_path / "o.tsv"), seed=-1,
+  summary = fitting.smooth_tag_table(str(tmp_path / "w"), tags, str(tmp_path / "o.tsv"), seed=-1,
                            num_samples=5, burn_in=1, log=_quiet([]))
   assert summary["clips"] == 24
 
@@ -606,7 +612,7 @@ def test_items10_11_huge_batch_and_any_integer_seed(fitted, tmp_path):
                                             (2**32, 0), (99999999999999999999,
                                                          99999999999999999999 % 2**32)])
 def test_item11_seed_reduction_rule(seed, expected):
-  assert cli.reduce_seed(seed) == expected
+  assert fitting.inputs.reduce_seed(seed) == expected
 
 
 @pytest.mark.parametrize("text, line, reason", [
@@ -652,8 +658,8 @@ def test_item13_nfc_and_nfd_spellings_are_one_tag(tmp_path):
 def test_item14_header_only_table_says_it_has_no_rows(tmp_path):
   path = tmp_path / "t.tsv"
   path.write_text("clip\tuser\ttag\n")
-  with pytest.raises(cli.CLIError) as e:
-    cli.run_fit(str(path), str(tmp_path / "w"), min_users=1, log=_quiet([]), **FIT)
+  with pytest.raises(fitting.InputError) as e:
+    fitting.fit_tag_table(str(path), str(tmp_path / "w"), min_users=1, log=_quiet([]), **FIT)
   assert "no rows" in _one_line(e) and "min_users" not in str(e.value)
 
 
@@ -662,15 +668,15 @@ def test_item16_destinations_are_checked_first_with_what_to_do(published, tmp_pa
   a_file = tmp_path / "file"
   a_file.write_text("x")
   with pytest.raises(runs_lib.DestinationError) as e:
-    cli.run_fit(tags, str(a_file), log=_quiet([]), **FIT)
+    fitting.fit_tag_table(tags, str(a_file), log=_quiet([]), **FIT)
   assert "is a file, not a folder" in _one_line(e) and "Errno" not in str(e.value)
   out_dir = tmp_path / "outdir"
   out_dir.mkdir()
-  with pytest.raises(cli.CLIError) as e:
-    cli.run_smooth(workdir, tags, str(out_dir), num_samples=5, log=_quiet([]))
+  with pytest.raises(fitting.InputError) as e:
+    fitting.smooth_tag_table(workdir, tags, str(out_dir), num_samples=5, log=_quiet([]))
   assert "is a folder; give a file name" in _one_line(e)
   with pytest.raises(runs_lib.DestinationError, match="is a file"):
-    cli.run_cooccurrence(tags, str(a_file), log=_quiet([]))
+    run_cooccurrence(tags, str(a_file), log=_quiet([]))
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
@@ -681,7 +687,7 @@ def test_item16_read_only_workdir_is_one_line_before_any_work(published, tmp_pat
   ro.chmod(0o555)
   try:
     with pytest.raises(runs_lib.DestinationError) as e:
-      cli.run_fit(tags, str(ro), log=_quiet([]), **FIT)
+      fitting.fit_tag_table(tags, str(ro), log=_quiet([]), **FIT)
     assert "cannot write there" in _one_line(e) and "Errno" not in str(e.value)
   finally:
     ro.chmod(0o755)
@@ -697,7 +703,7 @@ def test_item16_unwritable_workdir_is_one_line_before_any_work(published, tmp_pa
   monkeypatch.setattr(runs_lib.tempfile, "mkdtemp", denied)  # as a read-only folder does
   log = []
   with pytest.raises(runs_lib.DestinationError) as e:
-    cli.run_fit(tags, str(tmp_path / "w"), log=_quiet(log), **FIT)
+    fitting.fit_tag_table(tags, str(tmp_path / "w"), log=_quiet(log), **FIT)
   assert "cannot write there (Permission denied)" in _one_line(e)
   assert "Errno" not in str(e.value) and log == []
 

@@ -25,12 +25,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from crbm_jax.autotag import crossval
 from crbm_jax.autotag import features as features_lib
 from crbm_jax.autotag import folds as folds_lib
 from crbm_jax.autotag import svm
 from crbm_jax.util.atomic import (save_figure_atomic, write_csv_atomic, write_json_atomic,
                                   write_text_atomic)
-from crbm_jax.util.progress import Progress
 from crbm_jax.util.stats import format_mean_se
 
 LABEL_SETS = ("raw", "smoothed")
@@ -98,37 +98,36 @@ def score_autotaggers(x: np.ndarray, train_labels: Sequence[tuple],
   skipped = {f"{role}_{name}": 0 for role, labels in (("train", train_labels),
                                                       ("test", test_labels))
              for name, _, _ in labels}
-  bar = Progress(num_folds * tags.shape[0], label, "(fold, tag)",
-                 stream=sys.stderr if progress else None)
   # role -> (role index in the example seeds, examples per class, minimum per class, sets)
   roles = {"train": (0, max_per_class, min_train_per_class, train_labels),
            "test": (1, test_per_class, min_test_per_class, test_labels)}
-  for f in range(num_folds):
-    masks = {"train": fold_ids != f, "test": fold_ids == f}
-    for ti, t in enumerate(tags):
-      chosen = {}
-      for role, (r, per_class, least, label_sets) in roles.items():
-        for ki, (name, values, kind) in enumerate(label_sets):
-          rng = np.random.default_rng([seed, f, int(t), ki, r])
-          pos, neg = svm.select_examples(values[:, t], masks[role], kind, per_class,
-                                         min_verified, rng)
-          if pos.shape[0] < least:
-            skipped[f"{role}_{name}"] += 1
-          else:
-            chosen[role, ki] = (pos, neg)
-      for ki in range(len(train_labels)):
-        if ("train", ki) not in chosen:
-          continue
-        pos, neg = chosen["train", ki]
-        clf = svm.fit_tag_svm(x[pos], x[neg], nu=nu, seed=seed)
-        for kj in range(len(test_labels)):
-          if ("test", kj) in chosen:
-            t_pos, t_neg = chosen["test", kj]
-            y_true = np.r_[np.ones(t_pos.shape[0], bool), np.zeros(t_neg.shape[0], bool)]
-            y_pred = svm.predict_labels(clf, x[np.concatenate([t_pos, t_neg])], decision)
-            per_fold[ti, f, ki, kj] = 100.0 * svm.balanced_accuracy(y_true, y_pred)
-      bar.update(1)
-  bar.close()
+
+  def score(fold: crossval.Fold, ti: int, _) -> None:
+    f, t = fold.index, int(tags[ti])
+    masks = {"train": fold.train, "test": fold.test}
+    chosen = {}
+    for role, (r, per_class, least, label_sets) in roles.items():
+      for ki, (name, values, kind) in enumerate(label_sets):
+        picked = crossval.examples(values[:, t], masks[role], kind, per_class,
+                                   min_verified, [seed, f, t, ki, r], least)
+        if picked is None:
+          skipped[f"{role}_{name}"] += 1
+        else:
+          chosen[role, ki] = picked
+    for ki in range(len(train_labels)):
+      if ("train", ki) not in chosen:
+        continue
+      pos, neg = chosen["train", ki]
+      clf = svm.fit_tag_svm(x[pos], x[neg], nu=nu, seed=seed)
+      for kj in range(len(test_labels)):
+        if ("test", kj) in chosen:
+          t_pos, t_neg = chosen["test", kj]
+          y_true = np.r_[np.ones(t_pos.shape[0], bool), np.zeros(t_neg.shape[0], bool)]
+          y_pred = svm.predict_labels(clf, x[np.concatenate([t_pos, t_neg])], decision)
+          per_fold[ti, f, ki, kj] = 100.0 * svm.balanced_accuracy(y_true, y_pred)
+
+  crossval.fold_tag_loop(fold_ids, num_folds, tags.shape[0], score, progress=progress,
+                         label=label)
   return per_fold, skipped
 
 

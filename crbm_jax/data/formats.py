@@ -374,8 +374,9 @@ def define_format_flags(define: Optional[Callable] = None, format_flag: str = "f
   absl's global FLAGS, skipping any already defined.
 
   Args:
-    define: ``define(define_fn, name, default, help, **kw)``, e.g. crbm_jax.cli._define
-      (registers them as key flags so --help lists them); default: define directly.
+    define: ``define(define_fn, name, default, help, **kw)``, e.g. the one
+      ``crbm_jax.cli.runner.make_define`` returns (a tool's own flags, which --help
+      lists); default: define directly on the global FLAGS.
     format_flag: the name of the format flag (crbm-convert calls it ``from``).
   """
   from absl import flags  # pylint: disable=import-outside-toplevel

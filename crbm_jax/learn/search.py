@@ -270,12 +270,14 @@ def bucket_size(count: int, total: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_search(config: TrainConfig, num_aux: int, rule: StopRule, num_models: int):
+def compiled_search(config: TrainConfig, num_aux: int, rule: StopRule, num_models: int,
+                    make_evaluate: Callable = make_block_evaluate):
   """(learner, jitted round_fn, jitted init) for a static setting, cached so that repeated
   searches on data of the same shapes (the sparsity experiment's draws, the splits of a
-  fit) compile once."""
+  fit) compile once. ``make_evaluate(config) -> evaluate_fn(params, val) -> [M]`` is the
+  validation criterion (higher is better; hashable)."""
   learner = cd(config, num_aux, over_models=True)
-  evaluate = make_block_evaluate(config)
+  evaluate = make_evaluate(config)
   round_fn = jax.jit(make_round(learner, config, evaluate, rule))
   init = jax.jit(lambda k, tr, va, hp, hm, gm: init_carry(
       learner, evaluate, jax.random.split(k, num_models), tr, va, hp, hm, gm))
@@ -301,7 +303,8 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                config: TrainConfig, hparams: HParams, hidden_mask, group_mask,
                rule: StopRule = StopRule(), *, halving: Optional[Halving] = None,
                seconds: Optional[float] = None, compact: Optional[bool] = None,
-               progress: Optional[Callable[[int, int, float], None]] = None) -> SearchResult:
+               progress: Optional[Callable[[int, int, float], None]] = None,
+               make_evaluate: Callable = make_block_evaluate) -> SearchResult:
   """Trains a block of M models with early stopping (host loop over jitted rounds).
 
   Args:
@@ -315,13 +318,14 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
       decides by size: compact when the block has at least ``COMPACT_MIN_WORK`` model x
       training-row units, below which the extra compilations cost more than they save.
     progress: called as ``progress(epoch, active, best)`` after each round.
+    make_evaluate: the validation criterion's factory (``compiled_search``).
   """
   start = time.perf_counter()
   train = pad_dataset(train, config.batch_size)
   m = hidden_mask.shape[0]
   if compact is None:
     compact = m * train.v.shape[0] * config.num_hidden >= COMPACT_MIN_WORK
-  _, round_fn, init = compiled_search(config, num_aux, rule, m)
+  _, round_fn, init = compiled_search(config, num_aux, rule, m, make_evaluate)
   key_models, key_data = jax.random.split(rng_key)
   carry = init(key_models, train, val, hparams, jnp.asarray(hidden_mask),
                jnp.asarray(group_mask))
@@ -451,7 +455,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  progress: Optional[Callable[[str], None]] = None,
                  only_conditioned: bool = True,
                  configs: Optional[List[dict]] = None,
-                 compact: Optional[bool] = None) -> Selection:
+                 compact: Optional[bool] = None,
+                 make_evaluate: Callable = make_block_evaluate) -> Selection:
   """Validation search: the configuration with the best validation PL.
 
   Args:
@@ -466,7 +471,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
       ones, if the space has them, are for comparison).
     configs: the configurations to try (dicts of SPACE_FIELDS), instead of sampling
       ``space``.
-    compact: passed to ``run_search``.
+    compact, make_evaluate: passed to ``run_search``.
   Raises:
     DivergenceError: every configuration diverged.
   """
@@ -499,7 +504,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     result = run_search(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
                         stack_hparams(points), hidden_masks(points, num_hidden), groups,
                         rule, halving=halving, seconds=remaining, progress=report,
-                        compact=compact)
+                        compact=compact, make_evaluate=make_evaluate)
     results[batch] = (cs, result)
     for j, c in enumerate(cs):
       table.append(dict(c, best_val_pl=float(result.best_val_pl[j]),

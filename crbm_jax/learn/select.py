@@ -17,13 +17,14 @@ bits of the split), so a difference of two models is ``Σ_i d_i`` and its standa
 """
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import jax
 import numpy as np
 
 from crbm_jax.learn import search
 from crbm_jax.learn.base import Dataset, TrainConfig
+from crbm_jax.learn.block import make_block_evaluate
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.model.pseudolikelihood import factored_baseline, pseudo_log_likelihood
 from crbm_jax.types import PRNGKey
@@ -88,11 +89,14 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
                     halving: Optional[search.Halving] = search.Halving(),
                     base: Optional[TrainConfig] = None, compare_unconditional: bool = True,
                     seed: int = 0, progress=None,
-                    compact: Optional[bool] = None) -> Comparison:
+                    compact: Optional[bool] = None,
+                    make_evaluate: Callable = make_block_evaluate) -> Comparison:
   """Search, select on validation, then evaluate once on test (module docstring).
 
   With ``compare_unconditional`` and auxiliary groups present, unconditional models
   (``_unconditional_space``; a third as many configurations) join the same search.
+  ``make_evaluate``: the validation criterion (``search.compiled_search``); the test
+  comparison stays pseudo-likelihood.
   """
   has_aux = train.aux.shape[-1] > 0
   spaces = [space._replace(conditioned=(True,))]
@@ -105,7 +109,8 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
     configs.extend(search.sample_configs(sp, k, seed + i))
   selection = search.select_model(rng_key, train, val, num_aux, space, rule=rule,
                                   configs=configs, seconds=seconds, halving=halving,
-                                  base=base, progress=progress, compact=compact)
+                                  base=base, progress=progress, compact=compact,
+                                  make_evaluate=make_evaluate)
   table = selection.table
   uncond = [r for r in table if not r["conditioned"] and np.isfinite(r["best_val_pl"])
             and r["best_epoch"] >= 0]

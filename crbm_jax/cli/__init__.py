@@ -1,0 +1,47 @@
+"""The console scripts: one small module per tool, thin launchers over the library.
+
+  crbm-reproduce     cli/reproduce.py     -> crbm_jax.paper.reproduce.run_reproduction
+  crbm-fit           cli/fit.py           -> crbm_jax.fitting.fit_tag_table
+  crbm-smooth        cli/smooth.py        -> crbm_jax.fitting.smooth_tag_table
+  crbm-cooccurrence  cli/cooccurrence.py  -> crbm_jax.paper.table1.run_table1
+  crbm-convert       cli/convert.py       -> crbm_jax.data.formats / jams_io
+  crbm-features      cli/features.py      -> crbm_jax.autotag.featureset
+  crbm-autotag       cli/autotag.py       -> crbm_jax.autotag.training / prediction
+
+``cli/runner.py`` is the plumbing they share (flags on a FlagValues of their own, one-line
+errors, the Ctrl-C handler installed before any heavy import, closed stdout pipes). Each
+tool module has ``main(argv=None) -> exit status``; ``python -m crbm_jax.cli <tool>
+[flags]`` runs one by name. Importing this package or a tool module imports neither JAX
+nor numpy.
+
+Names of the former single module ``crbm_jax.cli`` (``run_fit``, ``run_smooth``, ...)
+still resolve here, lazily, to their new homes (``_MOVED``).
+"""
+import importlib
+
+TOOLS = {"reproduce": "crbm_jax.cli.reproduce", "fit": "crbm_jax.cli.fit",
+         "smooth": "crbm_jax.cli.smooth", "cooccurrence": "crbm_jax.cli.cooccurrence",
+         "convert": "crbm_jax.cli.convert", "features": "crbm_jax.cli.features",
+         "autotag": "crbm_jax.cli.autotag"}
+
+# Former names -> (module, name) now.
+_MOVED = {
+    "run_fit": ("crbm_jax.fitting.fit", "fit_tag_table"),
+    "run_smooth": ("crbm_jax.fitting.smooth", "smooth_tag_table"),
+    "prepare_fit_data": ("crbm_jax.fitting.inputs", "prepare_fit_data"),
+    "FitData": ("crbm_jax.fitting.inputs", "FitData"),
+    "load_tags": ("crbm_jax.fitting.inputs", "load_tags"),
+    "reduce_seed": ("crbm_jax.fitting.inputs", "reduce_seed"),
+    "check_hparams": ("crbm_jax.fitting.inputs", "check_hparams"),
+    "SEARCH_DEFAULTS": ("crbm_jax.fitting.fit", "SEARCH_DEFAULTS"),
+    "fit_summary": ("crbm_jax.fitting.report", "fit_summary"),
+    "run_cooccurrence": ("crbm_jax.cli.cooccurrence", "run_cooccurrence"),
+    "run_convert": ("crbm_jax.cli.convert", "run_convert"),
+}
+
+
+def __getattr__(name):
+  if name not in _MOVED:
+    raise AttributeError(f"module 'crbm_jax.cli' has no attribute {name!r}")
+  module, attr = _MOVED[name]
+  return getattr(importlib.import_module(module), attr)

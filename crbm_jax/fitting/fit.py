@@ -1,0 +1,222 @@
+"""Fit a CRBM to a tag table: the step under ``crbm-fit`` (and ``crbm-smooth --train``,
+``crbm-autotag train --labels smoothed``).
+
+``fit_tag_table(tags, workdir)`` checks its settings and every destination before any
+work, reads and splits the table (``inputs.prepare_fit_data``), runs the validation search
+(``learn.select.fit_and_compare``: per-model early stopping and successive halving, or
+exactly the given configuration), evaluates the chosen model once on test against the
+best unconditional model and the factored baseline, and publishes one run folder
+(``util.runs.publish_run``: model/, metrics.json, search.csv, history.csv,
+learning_curve.png) made current atomically. The selection criterion is pluggable:
+``make_evaluate(config) -> evaluate_fn(params_block, val) -> [M]`` (higher is better;
+default: balanced validation pseudo-likelihood, ``learn.block.make_block_evaluate``).
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from crbm_jax.fitting import report
+from crbm_jax.fitting.inputs import (InputError, Log, check_hparams, prepare_fit_data,
+                                     reduce_seed)
+
+# The search space of ``crbm-fit --search`` (a 512-point grid; ``--search_configs`` of
+# them are tried, with per-model early stopping and successive halving). The ranges were
+# set before any benchmark; experiments/bench_fit.py compares the default search with an
+# exhaustive search of the whole grid.
+SEARCH_DEFAULTS = {
+    "num_hidden": (16, 32, 64, 128),
+    "learning_rate": (0.01, 0.03, 0.1, 0.3),
+    "l1_aux": (0.0, 1e-4, 1e-3, 1e-2),
+    "aux_lr_scale": (1.0, 10.0, 30.0, 100.0),
+    "weight_decay": (0.0, 1e-4),
+}
+
+
+def check_fit_options(*, num_hidden: int, num_epochs: int, learning_rate: float,
+                      momentum: float, weight_decay: float, l1_aux: float,
+                      aux_lr_scale: float, batch_size: int, cd_k: int, min_users: int,
+                      top_tags: int, search_configs: int, search_seconds: float,
+                      patience: int, tol: float, eval_every: int) -> None:
+  """InputError (one line naming the flags) unless every setting is usable."""
+  if min(num_hidden, num_epochs, batch_size, cd_k, min_users) < 1 or top_tags < 0:
+    raise InputError("--hidden, --epochs, --batch_size, --cd_k and --min_users must be "
+                     ">= 1 and --top_tags >= 0")
+  check_hparams(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
+                l1_aux=l1_aux, aux_lr_scale=aux_lr_scale)
+  if patience < 1 or eval_every < 1 or search_configs < 1 or search_seconds < 0 or not (
+      np.isfinite(tol) and tol >= 0):
+    raise InputError("--patience, --eval_every and --search_configs must be >= 1, --tol a "
+                     "finite number >= 0 and --search_seconds >= 0")
+
+
+def search_plan(search: bool, search_space: Optional[dict], search_configs: int, *,
+                num_hidden: int, learning_rate: float, l1_aux: float, aux_lr_scale: float,
+                weight_decay: float, batch_size: int, momentum: float):
+  """(SearchSpace, Halving or None, configurations to try or None, what it does in
+  words): the ``search_space`` lists (default SEARCH_DEFAULTS, each value checked) with
+  successive halving, or exactly the given configuration."""
+  from crbm_jax.learn import search as search_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn.base import HPARAM_RANGES  # pylint: disable=import-outside-toplevel
+  if not search:
+    space = search_lib.SearchSpace(
+        num_hidden=(num_hidden,), learning_rate=(learning_rate,), l1_aux=(l1_aux,),
+        aux_lr_scale=(aux_lr_scale,), weight_decay=(weight_decay,),
+        batch_size=(batch_size,), momentum=(momentum,))
+    return space, None, None, "training the given configuration"
+  given = dict(search_space or {})
+  space = search_lib.SearchSpace(
+      **{name: tuple(given.get(name, default)) for name, default in SEARCH_DEFAULTS.items()},
+      batch_size=(batch_size,), momentum=(momentum,))
+  for name, values in space._asdict().items():
+    if name in HPARAM_RANGES:
+      for value in values:
+        check_hparams(prefix="--search_", **{name: value})
+  what = (f"searching {min(search_configs or space.size(), space.size())} of "
+          f"{space.size()} configurations")
+  return space, search_lib.Halving(), search_configs, what
+
+
+def _divergence(at: str, lr: float, scale: float, search: bool, has_groups: bool):
+  """The DivergenceError that names what to lower."""
+  from crbm_jax.learn.search import DivergenceError  # pylint: disable=import-outside-toplevel
+  lowered = "--learning_rate" if not search else "the --search_learning_rate values"
+  scaled = "--aux_lr_scale" if not search else "the --search_aux_lr_scale values"
+  return DivergenceError(
+      f"training diverged {at} (validation pseudo-likelihood non-finite or far below the "
+      f"untrained model's); lower {lowered} (now {lr:g})"
+      + (f" or {scaled} (now {scale:g})" if has_groups else "")
+      + "; nothing was saved" + ("" if search else
+                                 " (--allow_divergence keeps the best epoch before it)"))
+
+
+def _train_statistics(params, train, obs, split) -> tuple:
+  """(balanced training PL, fraction of zero W_aux entries in rows seen in training)."""
+  from crbm_jax.model import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
+  per_bit = np.asarray(pl.pseudo_log_likelihood(params, train.v, train.aux))
+  train_pl = float(pl.balanced_pseudo_likelihood(per_bit, train.v))
+  w_aux = np.asarray(params.W_aux)
+  used_rows = np.unique(obs.aux[split.train][obs.aux[split.train] >= 0])
+  zero_fraction = float(np.mean(w_aux[used_rows] == 0)) if used_rows.size else float("nan")
+  return train_pl, zero_fraction
+
+
+def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int = 64,
+                  num_epochs: int = 300, learning_rate: float = 0.05, momentum: float = 0.5,
+                  weight_decay: float = 1e-4, l1_aux: float = 0.0,
+                  aux_lr_scale: float = 10.0, batch_size: int = 100, cd_k: int = 1,
+                  min_users: int = 2, top_tags: int = 0, seed: int = 0,
+                  canonicalize: bool = True, search: bool = True,
+                  search_configs: int = 96, search_seconds: float = 0.0,
+                  search_space: Optional[dict] = None, patience: int = 8,
+                  tol: float = 1e-4, eval_every: int = 1, allow_divergence: bool = False,
+                  show_progress: bool = True, ignored_flags: Sequence[str] = (),
+                  fmt: str = "auto", format_options: Optional[dict] = None,
+                  make_evaluate: Optional[Callable] = None, log: Log = print) -> dict:
+  """Tag table -> vocabulary, aux indices, 60/20/20 split, a validation search (or the
+  given configuration) with per-model early stopping, one test evaluation of the chosen
+  model against the best unconditional model and the factored baseline; writes one run
+  folder (model, metrics.json, search.csv, history.csv, learning_curve.png) made current
+  atomically.
+
+  Args:
+    num_epochs: the most epochs a model trains (early stopping usually stops it first).
+    search: search ``search_space`` (default ``SEARCH_DEFAULTS``) for ``search_configs``
+      configurations (or until ``search_seconds``, if > 0); False trains exactly the given
+      hyperparameters.
+    ignored_flags: flags the user gave that the search chooses (logged as unused).
+    make_evaluate: the validation criterion's factory (module docstring; hashable, since
+      compiled searches are cached on it); None: balanced pseudo-likelihood.
+  Returns:
+    the metrics dict written to metrics.json.
+  Raises:
+    InputError: a bad setting or input (one line; nothing written).
+    DivergenceError: the chosen model diverged (unless ``allow_divergence``).
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  from crbm_jax import learn  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn import block as block_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn import search as search_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn import select as select_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn.search import DivergenceError  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
+
+  start_time = time.time()
+  check_fit_options(num_hidden=num_hidden, num_epochs=num_epochs,
+                    learning_rate=learning_rate, momentum=momentum,
+                    weight_decay=weight_decay, l1_aux=l1_aux, aux_lr_scale=aux_lr_scale,
+                    batch_size=batch_size, cd_k=cd_k, min_users=min_users,
+                    top_tags=top_tags, search_configs=search_configs,
+                    search_seconds=search_seconds, patience=patience, tol=tol,
+                    eval_every=eval_every)
+  seed = reduce_seed(seed)
+  workdir = runs_lib.check_workdir(workdir)  # every destination, before any work
+  data = prepare_fit_data(tags, aux, min_users=min_users, top_tags=top_tags, seed=seed,
+                          canonicalize=canonicalize, fmt=fmt,
+                          format_options=format_options, log=log)
+  obs, split, groups = data
+  if batch_size > len(split.train):
+    log(f"crbm-fit: --batch_size {batch_size} is more than the {len(split.train)} "
+        f"training observations; using batches of {len(split.train)}")
+    batch_size = len(split.train)
+
+  def dataset(idx):
+    return learn.make_dataset(obs.X[idx], obs.aux[idx])
+
+  train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
+  rule = search_lib.StopRule(patience=patience, tol=tol, max_epochs=num_epochs,
+                             eval_every=eval_every)
+  base = learn.TrainConfig(num_hidden=num_hidden, cd_k=cd_k, batch_size=batch_size)
+  space, halving, num_configs, what = search_plan(
+      search, search_space, search_configs, num_hidden=num_hidden,
+      learning_rate=learning_rate, l1_aux=l1_aux, aux_lr_scale=aux_lr_scale,
+      weight_decay=weight_decay, batch_size=batch_size, momentum=momentum)
+  if search and ignored_flags:
+    log(f"crbm-fit: --search chooses {', '.join('--' + f for f in ignored_flags)}; the "
+        "values given are not used (pass --nosearch to train exactly them)")
+  log(f"crbm-fit: {obs.num_observations} observations x {obs.num_visible} tags, aux groups "
+      f"{list(groups) or 'none'} ({obs.num_aux} entities); {what} with early stopping "
+      f"(patience {patience} evaluations, tol {tol:g}, at most {num_epochs} epochs)")
+  try:
+    comparison = select_lib.fit_and_compare(
+        jax.random.key(seed), train, val, test, obs.num_aux, space, rule=rule,
+        num_configs=num_configs, seconds=search_seconds or None, halving=halving,
+        base=base, seed=seed, progress=report.throttled("crbm-fit") if show_progress
+        else None, make_evaluate=make_evaluate or block_lib.make_block_evaluate)
+  except DivergenceError:
+    raise _divergence("in the first epoch", max(space.learning_rate),
+                      max(space.aux_lr_scale), search, bool(groups)) from None
+  chosen, curve = comparison.selected.config, comparison.curve
+  if curve["stopped"] == "diverged" and not allow_divergence:
+    raise _divergence(f"at epoch {curve['epochs']}", chosen["learning_rate"],
+                      chosen["aux_lr_scale"], search, bool(groups))
+  params = comparison.selected.params
+  train_pl, zero_fraction = _train_statistics(params, train, obs, split)
+  metrics = report.fit_metrics(
+      comparison, data, search=search,
+      space=({k: list(getattr(space, k)) for k in SEARCH_DEFAULTS} if search else None),
+      search_fields=search_lib.SPACE_FIELDS, train_pl=train_pl,
+      zero_fraction=zero_fraction, seconds=time.time() - start_time)
+  run_config = {
+      "tags": os.path.abspath(tags), "aux": list(groups),
+      "num_hidden": int(chosen["num_hidden"]), "max_epochs": num_epochs,
+      "learning_rate": chosen["learning_rate"], "momentum": chosen["momentum"],
+      "weight_decay": chosen["weight_decay"], "l1_aux": chosen["l1_aux"],
+      "aux_lr_scale": chosen["aux_lr_scale"], "batch_size": int(chosen["batch_size"]),
+      "cd_k": cd_k, "min_users": min_users, "top_tags": top_tags, "seed": seed,
+      "canonicalize": canonicalize, "split_fractions": [0.6, 0.2, 0.2],
+      "search": bool(search), "patience": patience, "tol": tol, "eval_every": eval_every,
+  }
+  # One run folder (model, metrics.json and any extra outputs) made current atomically.
+  run_dir = runs_lib.publish_run(
+      workdir, params, vocab=obs.vocab, display=obs.display, groups=obs.groups,
+      entity_names=obs.entity_names, offsets=obs.offsets, config=run_config,
+      metrics=metrics, files=report.run_files(comparison, tags))
+  for line in report.fit_summary(metrics, comparison):
+    log(f"crbm-fit: {line}")
+  log(f"crbm-fit: wrote {run_dir} (model/, {report.METRICS_FILE}); "
+      f"{os.path.join(workdir, runs_lib.CURRENT)} points to it")
+  return metrics
