@@ -293,6 +293,13 @@ def test_command_line_tools_end_to_end(data, tmp_path):
   assert res.autotagger.display == ["fast", "noisy", "slow", "tonal"]
   spelled = dict(zip(res.autotagger.tags, res.autotagger.display))
   assert all(r[1] == spelled[r[3]] for r in rows[1:])
+  # crbm-convert reads the predictions back: JAMS values are the tags as spelled.
+  from crbm_jax.cli import convert  # pylint: disable=import-outside-toplevel
+  written = convert.run_convert([str(out)], str(tmp_path / "jams") + os.sep,
+                                log=lambda m: None)["written"]
+  values = [o["value"] for p in written for a in json.load(open(p))["annotations"]
+            for o in a["data"]]
+  assert len(values) == 12 and set(values) <= {"tonal", "noisy", "slow", "fast"}
   # The console script, in this process: one line on stderr and exit status 1 for a bad
   # workdir.
   err = io.StringIO()

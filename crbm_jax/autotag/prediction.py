@@ -13,7 +13,7 @@ import numpy as np
 
 from crbm_jax.autotag import features as features_lib
 from crbm_jax.autotag import store
-from crbm_jax.autotag.errors import AutotagError, Log, stderr_log
+from crbm_jax.autotag.errors import AutotagError, Log, check_output_file, stderr_log
 from crbm_jax.autotag.featureset import FeatureSet, as_features, extract_features
 from crbm_jax.autotag.training import AUTOTAGGER_DIR
 from crbm_jax.data import tagtable
@@ -132,11 +132,7 @@ def write_predictions(pred: Predictions, out: str, *, top_k: int = 0,
     raise AutotagError("--top must be >= 0")
   if threshold is not None and not 0.0 <= threshold <= 1.0:
     raise AutotagError(f"--threshold must lie in [0, 1], got {threshold}")
-  out_dir = os.path.dirname(os.path.abspath(out))
-  if not os.path.isdir(out_dir):
-    raise AutotagError(f"--out {out}: folder {out_dir} does not exist; create it first")
-  if os.path.isdir(out):
-    raise AutotagError(f"--out {out} is a folder; give a file name (.tsv or .csv)")
+  check_output_file(out, "--out", "a file name (.tsv or .csv)")
   rows = _rows(pred.clip_ids.tolist(), pred.proba, pred.tags, top_k, threshold,
                pred.display)
   write_bytes_atomic(out, tagtable.table_bytes(PREDICTION_COLUMNS, rows, out))

@@ -69,14 +69,10 @@ def run_features(audio: str, out: str, *, tags=None, cache_dir="auto", workers=2
                  log=print) -> dict:
   """crbm-features as a function; returns a summary dict."""
   from crbm_jax.autotag import featureset, features  # pylint: disable=import-outside-toplevel
-  from crbm_jax.autotag.errors import AutotagError  # pylint: disable=import-outside-toplevel
+  from crbm_jax.autotag.errors import AutotagError, check_output_file  # pylint: disable=import-outside-toplevel
   if not out.endswith(".npz"):
     raise AutotagError(f"--out {out}: the features file must end in .npz")
-  out_dir = os.path.dirname(os.path.abspath(out))
-  if not os.path.isdir(out_dir):
-    raise AutotagError(f"--out {out}: folder {out_dir} does not exist; create it")
-  if os.path.isdir(out):
-    raise AutotagError(f"--out {out} is a folder; give a .npz file name")
+  check_output_file(out, "--out", "a .npz file name")
   if workers < 1 or num_clips < 1 or not clip_seconds > 0 or min_clip_seconds < 0:
     raise AutotagError("--workers and --num_clips must be >= 1, --clip_seconds > 0 and "
                        "--min_clip_seconds >= 0")

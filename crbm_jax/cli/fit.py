@@ -31,6 +31,7 @@ search.csv, history.csv, learning_curve.png) under <workdir>/runs and points
 # Flags the search chooses: given with --search, they are reported as unused.
 SEARCHED_FLAGS = ("hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay")
 
+
 def define_flags(define) -> None:
   from absl import flags  # pylint: disable=import-outside-toplevel
   from crbm_jax.fitting.fit import SEARCH_DEFAULTS  # pylint: disable=import-outside-toplevel
