@@ -24,7 +24,6 @@ that does not need JAX never imports it.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -104,6 +103,7 @@ def run_tool(tool, argv: Optional[Sequence[str]] = None, *,
         state["flags"]) else GENERIC_KEPT)
     interrupt.quiet_broken_pipe()  # `crbm-fit ... | head -1`: finish the work quietly
   argv = list(sys.argv if argv is None else argv)
+  import logging  # pylint: disable=import-outside-toplevel
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # backend probing
   from absl import flags  # pylint: disable=import-outside-toplevel
   flag_values = tool_flags(tool)
