@@ -356,15 +356,15 @@ def make_shifted_evaluate(config):
   return lambda params, val: evaluate(params, val) + 1.0
 
 
-def test_the_fit_step_takes_the_selection_criterion(tmp_path):
+def test_the_fit_step_takes_the_selection_criterion(fitted, tmp_path):
   from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
-  tags = str(tmp_path / "tags.tsv")
-  _write_table(tags)
-  kw = dict(aux="user,track,clip", num_hidden=4, num_epochs=3, batch_size=16, search=False,
-            show_progress=False, log=lambda _: None)
-  plain = fitting.fit_tag_table(tags, str(tmp_path / "a"), **kw)
-  shifted = fitting.fit_tag_table(tags, str(tmp_path / "b"),
-                                  make_evaluate=make_shifted_evaluate, **kw)
+  tags, workdir, _ = fitted  # crbm-fit --aux=user,track,clip --hidden=4 --epochs=3 ...
+  with open(os.path.join(workdir, "metrics.json")) as f:
+    plain = json.load(f)
+  shifted = fitting.fit_tag_table(
+      tags, str(tmp_path / "b"), aux="user,track,clip", num_hidden=4, num_epochs=3,
+      batch_size=16, search=False, show_progress=False, log=lambda _: None,
+      make_evaluate=make_shifted_evaluate)
   assert shifted["val_balanced_pl"] == pytest.approx(plain["val_balanced_pl"] + 1.0,
                                                      abs=1e-5)
   assert shifted["best_epoch"] == plain["best_epoch"]
