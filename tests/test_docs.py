@@ -6,7 +6,8 @@ tool added or moved there is checked without reinstalling). Their flags are what
 tool prints for ``--helpfull`` when started as ``<script> [subcommand] --helpfull``: nothing
 is assumed about how the CLI is organised inside. To pay the import of JAX once instead of
 once per tool, one helper process imports the entry modules and forks a child per tool;
-where fork is unavailable, or the helper fails, each tool runs in its own process.
+where fork is unavailable, the helper fails, or importing an entry module defines flags
+(then every tool would list them), each tool runs in its own process.
 
 Scripts under experiments/ and tools/ define their flags at module level (absl DEFINE_* or
 argparse add_argument); those are read from the script's source (and the sibling modules
@@ -19,6 +20,7 @@ boolean X, ``--<config>.anything`` for an ml_collections config flag, ``--search
 pattern that must match at least one flag.
 """
 import ast
+import concurrent.futures
 import configparser
 import fnmatch
 import functools
@@ -225,9 +227,15 @@ def parse_helpfull(text: str):
 
 _CHILD = r"""
 import importlib, json, os, sys
+from absl import app, flags, logging  # absl's own flags, defined at import
 specs, out_dir = json.loads(sys.argv[1]), sys.argv[2]
+before = set(flags.FLAGS)
 for _, target, _ in specs:
   importlib.import_module(target.split(":")[0])
+if set(flags.FLAGS) - before:
+  # Flags defined at import would be listed by every tool's --helpfull: the caller runs
+  # each tool in a process of its own instead.
+  sys.exit(4)
 children = {}
 for i, (script, target, sub) in enumerate(specs):
   sys.stdout.flush(); sys.stderr.flush()
@@ -295,10 +303,11 @@ def tool_help(pairs, scripts, tmp_dir) -> dict:
         found[(script, sub[0] if sub else None)] = (status, text)
     except (OSError, ValueError):  # no result: each tool in its own process below
       found = {}
-  for script, target, sub in specs:
-    key = (script, sub[0] if sub else None)
-    if key not in found:
-      found[key] = _helpfull_one(script, target, sub, env)
+  missing = [spec for spec in specs if (spec[0], spec[2][0] if spec[2] else None) not in found]
+  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    results = pool.map(lambda spec: _helpfull_one(*spec, env), missing)
+    for (script, _, sub), result in zip(missing, results):
+      found[(script, sub[0] if sub else None)] = result
   return found
 
 
