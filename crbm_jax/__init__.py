@@ -16,7 +16,7 @@ Layout (each folder's ``__init__`` says more):
 The JAX model API is exported lazily (PEP 562), so ``import crbm_jax.autotag`` and the data
 layer do not pay for importing jax. The modules of earlier versions (``crbm_jax.train``,
 ``crbm_jax.grid``, ...) still resolve as attributes (``from crbm_jax import train``) to
-their new homes; README lists each move.
+their new homes; CHANGES.md lists each move.
 """
 import importlib
 

@@ -2,7 +2,7 @@
 
 tools/calibrate_simulation.py defines the targets (Table 1's six means, Section 2's
 counts) and their tolerances; the test holds the mean over seeds 0-4 of every target
-within its tolerance (the calibration claim in BUILD_NOTES). Five studies take about
+within its tolerance (the calibration claim in docs/design.md). Five studies take about
 4 s, so the full check runs in the default suite.
 """
 import importlib.util

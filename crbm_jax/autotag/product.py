@@ -10,7 +10,7 @@ train``, ``crbm-autotag predict``):
      (``FeatureConfig.num_clips`` clips of ``clip_seconds``); clip ids are
      ``<file id>#<k>`` where the file id is its path relative to the folder without the
      extension (the file stem for files directly in it).
-   * With a tag table each of its clips is found as follows (documented in the README):
+   * With a tag table each of its clips is found as follows (documented in docs/autotag.md):
      the table's ``path`` column when it has one (relative paths are resolved against
      the audio folder, else the table's folder); otherwise the audio file whose id (see
      above) or stem equals the clip id; otherwise the file whose stem equals the clip's

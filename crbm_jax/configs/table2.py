@@ -30,7 +30,7 @@ def get_config(arg=None):
       num_hidden=(50, 100), learning_rate=(0.5, 2.0), weight_decay=(1e-4,),
       l1_aux=(1e-4, 1e-3), momentum=(0.5,), aux_lr_scale=(1.0, 30.0)))
   c.train = training.get_config(num_epochs=15)
-  # How the fits of a stage are computed (the same table whichever; BUILD_NOTES, issue 16):
+  # How the fits of a stage are computed (the same table whichever; docs/design.md):
   #   'vmap': ONE jitted call per stage, every configuration x every split (one block per
   #           hidden size inside it), vmapped over (split, model);
   #   'map': one call per stage, lax.map over chunks of `chunk_size` models, each chunk

@@ -78,7 +78,7 @@ class SimulationConfig:
   Design fields are the paper's (Sec. 2). The fields marked "calibrated" were fitted
   by tools/calibrate_simulation.py to the paper's published data statistics
   (Table 1's six means and Section 2's counts; never Table 2 or 3): see that
-  script and BUILD_NOTES for the procedure and how close it came.
+  script and docs/design.md for the procedure, docs/benchmarks.md for how close it came.
   """
   # Design (the paper's).
   num_tracks: int = 185

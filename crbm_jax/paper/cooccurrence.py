@@ -19,9 +19,9 @@ Z is kept on tag pairs a <= b that occur; when sum_i |x_i|^2 exceeds
 chunk uses its T x T Gram X_g^T X_g), so memory is O(nnz(X) +
 min(sum_i |x_i|^2, chunk_pairs) + T^2) and pairs are never materialised.
 
-Conventions (see BUILD_NOTES): pairs are unordered pairs of distinct tasks;
-the "+ + +" row is each task with itself (n "pairs", mean = tags per task) as
-in the paper; standard error = std(ddof=1) / sqrt(pairs).
+Conventions (see docs/design.md and docs/deviations.md): pairs are unordered
+pairs of distinct tasks; the "+ + +" row is each task with itself (n "pairs",
+mean = tags per task) as in the paper; standard error = std(ddof=1) / sqrt(pairs).
 """
 from __future__ import annotations
 

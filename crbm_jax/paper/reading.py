@@ -62,7 +62,7 @@ def _table1(name: str, paths: Dict[str, str]) -> List[str]:
       worst = max(dev, key=lambda k: abs(dev[k]))
       out.append(f"Table 1 ({name}): the simulated study was calibrated to the paper's "
                  "published data statistics only (Table 1's six means within 15%, Section "
-                 "2's counts; never Tables 2-3: tools/calibrate_simulation.py, BUILD_NOTES); "
+                 "2's counts; never Tables 2-3: tools/calibrate_simulation.py, docs/design.md); "
                  f"this run's six means lie within {abs(dev[worst]):.0%} of the paper's "
                  f"(largest deviation {sym(worst)}: {rows[worst][0]:.2f} vs "
                  f"{PAPER_TABLE1[worst]:.2f}).")

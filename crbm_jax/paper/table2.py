@@ -144,7 +144,7 @@ def train_config(config, num_hidden: int) -> TrainConfig:
 _BLOCK_FNS = {}
 _STAGE_FNS = {}
 # The method 'auto' resolves to: on a CPU, the one measured fastest on the 2-core machine
-# (BUILD_NOTES, issue 16: `experiments/bench_grid.py --split_methods` and `--methods`);
+# (docs/benchmarks.md: `experiments/bench_grid.py --split_methods` and `--methods`);
 # on an accelerator, the single computation.
 CPU_METHOD = "map"
 ACCELERATOR_METHOD = "vmap"
