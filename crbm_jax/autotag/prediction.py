@@ -38,6 +38,12 @@ class Predictions:
 def load_autotagger(workdir_or_folder: str) -> store.Autotagger:
   """The autotagger of a crbm-autotag train workdir (or its autotagger/ folder)."""
   sub = os.path.join(workdir_or_folder, AUTOTAGGER_DIR)
+  if not os.path.isdir(sub) and os.path.isdir(workdir_or_folder):  # no links: current
+    from crbm_jax.util import model_io, runs  # pylint: disable=import-outside-toplevel
+    try:
+      sub = runs.current_output(workdir_or_folder, AUTOTAGGER_DIR) or sub
+    except model_io.ModelFormatError as e:
+      raise store.StoreError(str(e).replace("crbm-fit", "crbm-autotag train")) from None
   return store.load(sub if os.path.isdir(sub) else workdir_or_folder)
 
 

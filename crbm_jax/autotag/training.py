@@ -31,6 +31,10 @@ from crbm_jax.autotag.labels import load_labels, load_smoothed
 LABEL_KINDS = ("raw", "smoothed")
 MODELS = ("nusvc", "linear")
 AUTOTAGGER_DIR = "autotagger"
+# Every output of a run (autotagger/ and the reports of report.write_reports): each run
+# is a folder runs/<n> and <workdir>/<name> links into current/ (util.runs).
+OUTPUT_NAMES = (AUTOTAGGER_DIR, "per_tag.csv", "per_tag.md", "accuracy.png", "cv.json",
+                "cv_predictions.npz")
 
 
 def fit_tag(x_pos: np.ndarray, x_neg: np.ndarray, model: str, nu: float, seed: int
@@ -269,7 +273,10 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
   """Step 2 (module docstring). Writes into workdir: autotagger/ (the classifiers),
   per_tag.csv, per_tag.md, accuracy.png (tags sorted by balanced accuracy, 1-s.e. bars
   over folds), cv.json (every number and setting) and cv_predictions.npz (out-of-fold
-  probabilities).
+  probabilities). Each run's outputs are one folder runs/<n>, made ``current`` as a unit
+  (``util.runs.publish_outputs``, as crbm-fit's runs), and <workdir>/<name> links to
+  current/<name>: a kill never mixes two runs' files, and a run without
+  cross-validation shows no earlier run's reports.
 
   Args:
     labels: 'raw' (number of users who gave the tag) or 'smoothed' (CRBM affinities
@@ -323,14 +330,25 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
                       else "logistic", mean, std, per_tag_arrays,
                       feature_config=fs.config or None, feature_digest=fs.digest,
                       settings=settings)
-  paths_out = {"autotagger": store.save(at, os.path.join(workdir, AUTOTAGGER_DIR))}
   per_tag, overall = report.summarise(data.tags, data.display, data.raw, data.min_verified,
                                       per_fold, oof, final_counts, data.usage, evaluate)
   overall["skipped_selections"] = skipped
   overall["seconds"] = round(time.time() - start_time, 2)
-  if evaluate:
-    paths_out.update(report.write_reports(workdir, per_tag, overall, settings, oof,
+  written = {}
+
+  def write(folder):  # one run folder, made current as a unit (util.runs)
+    written["autotagger"] = store.save(at, os.path.join(folder, AUTOTAGGER_DIR))
+    if evaluate:
+      written.update(report.write_reports(folder, per_tag, overall, settings, oof,
                                           data.clip_ids, fold_ids, data.tags))
+
+  from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
+  run = runs_lib.publish_outputs(workdir, write, OUTPUT_NAMES)
+  paths_out = {}
+  for key, path in written.items():  # <workdir>/<name>: the fixed link into current/
+    name = os.path.basename(path)
+    link = os.path.join(os.path.abspath(workdir), name)
+    paths_out[key] = link if os.path.exists(link) else os.path.join(run, name)
   log(f"crbm-autotag: {t_count} tags, {n} clips, {model} on {labels} labels; "
       + (f"cross-validated balanced accuracy {report.fmt(overall['balanced_accuracy'])}, "
          f"ROC-AUC tag-wise {report.fmt(overall['roc_auc_tagwise'])}, clip-wise "

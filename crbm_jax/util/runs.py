@@ -303,6 +303,74 @@ def publish_run(workdir: str, params, *, vocab: Sequence[str],
   return final
 
 
+def publish_outputs(workdir: str, write, names: Sequence[str],
+                    keep: int = KEEP_RUNS) -> str:
+  """``publish_run`` for any tool's outputs: ``write(folder)`` writes the run's files into
+  a new folder runs/.tmp-*, which becomes runs/<next number> and then ``current`` with
+  one atomic switch. ``names`` are the outputs the tool may write; each gets a fixed link
+  ``<workdir>/<name> -> current/<name>`` while the current run has it, and loses it when
+  the current run does not (so no output of an earlier run is ever shown beside a newer
+  one). Real files or folders of those names, from the single-folder layout of earlier
+  versions, move into runs/legacy-<n>/ first. A kill at any point leaves ``current`` on
+  the old run or the new one.
+
+  Returns:
+    the absolute path of the new run folder.
+  """
+  workdir = os.path.abspath(os.fspath(workdir))
+  runs = _runs(workdir)
+  os.makedirs(runs, exist_ok=True)
+  clean_stale(workdir)
+  tmp = tempfile.mkdtemp(prefix=f".tmp-{_HOST}-{os.getpid()}-", dir=runs)
+  try:
+    write(tmp)
+    os.chmod(tmp, 0o755)
+    while True:
+      numbers = _run_numbers(runs)
+      final = os.path.join(runs, f"{(numbers[-1] if numbers else 0) + 1:04d}")
+      try:
+        os.rename(tmp, final)
+        break
+      except OSError:
+        if not os.path.lexists(final):
+          raise
+    tmp = None
+  finally:
+    if tmp is not None:
+      shutil.rmtree(tmp, ignore_errors=True)
+  legacy = [os.path.join(workdir, n) for n in names
+            if os.path.lexists(os.path.join(workdir, n))
+            and not os.path.islink(os.path.join(workdir, n))]
+  if legacy:  # before the switch: a reader sees the old files or the links
+    existing = [n for n in os.listdir(runs) if n.startswith("legacy-")]
+    dest = os.path.join(runs, f"legacy-{len(existing) + 1}")
+    os.makedirs(dest, exist_ok=True)
+    for p in legacy:
+      os.replace(p, os.path.join(dest, os.path.basename(p)))
+  name = os.path.basename(final)
+  _replace_link(os.path.join(workdir, CURRENT), os.path.join(RUNS_DIR, name), name)
+  for n in names:
+    link = os.path.join(workdir, n)
+    if os.path.lexists(os.path.join(final, n)):
+      if not os.path.islink(link):
+        _replace_link(link, os.path.join(CURRENT, n), None)
+    elif os.path.islink(link):
+      os.remove(link)
+  _prune(runs, max(1, keep), final)
+  return final
+
+
+def current_output(workdir: str, name: str) -> Optional[str]:
+  """The path of output ``name`` of the current run (``publish_outputs``), or of the
+  single-folder layout of earlier versions; None when there is none."""
+  run = current_run(workdir)
+  if run is not None:
+    path = os.path.join(run, name)
+    return path if os.path.lexists(path) else None
+  path = os.path.join(workdir, name)
+  return path if os.path.lexists(path) else None
+
+
 def run_model_dir(workdir: str) -> str:
   """The model folder that ``load_run_model`` reads (see there)."""
   workdir = os.fspath(workdir)
