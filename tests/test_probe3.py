@@ -375,3 +375,166 @@ def test_f4_ctrl_c_in_the_first_second_ends_light_tools(sigint_setup, tool, dela
 @pytest.mark.parametrize("delay", [0.1, 0.5, 1.0])
 def test_f4_ctrl_c_matrix_every_console_script(sigint_setup, tool, delay):
   _check_interrupted(sigint_setup, tool, delay)
+
+
+# -- failure 5: a symlink loop under --audio -----------------------------------------------
+
+def _in_thread(fn, seconds=60):
+  """fn() in a thread; fails (instead of hanging the suite) when it takes too long."""
+  import threading  # pylint: disable=import-outside-toplevel
+  box = {}
+  thread = threading.Thread(target=lambda: box.update(value=fn()), daemon=True)
+  thread.start()
+  thread.join(seconds)
+  assert not thread.is_alive(), f"still running after {seconds} s"
+  return box["value"]
+
+
+def test_f5_symlink_loop_under_audio_is_walked_once_and_said(tmp_path):
+  from crbm_jax.autotag import featureset  # pylint: disable=import-outside-toplevel
+  audio = tmp_path / "audio"
+  (audio / "sub").mkdir(parents=True)
+  for p in (audio / "a.wav", audio / "sub" / "b.wav", audio / ".hidden.wav"):
+    p.write_bytes(b"RIFF")
+  os.symlink(".", audio / "loop")
+  os.symlink(os.path.join("..", "sub"), audio / "sub" / "again")
+  os.symlink(str(tmp_path / "elsewhere"), audio / "dangling")
+  (tmp_path / "other").mkdir()
+  (tmp_path / "other" / "c.wav").write_bytes(b"RIFF")
+  os.symlink(str(tmp_path / "other"), audio / "linked")  # a real folder, once: followed
+  log = []
+  paths, base = _in_thread(lambda: featureset.find_audio(str(audio), log.append))
+  assert base == str(audio)
+  assert sorted(os.path.relpath(p, audio) for p in paths) == [
+      "a.wav", os.path.join("linked", "c.wav"), os.path.join("sub", "b.wav")]
+  assert len(log) == 1 and "skipped 2 linked folder(s) already searched" in log[0], log
+
+
+# -- failure 6: --clip_seconds too short for the feature settings -------------------------
+
+@pytest.mark.parametrize("seconds", ["0.001", "0.1"])
+def test_f6_too_short_clip_seconds_is_one_line_before_any_work(tmp_path, seconds):
+  audio = tmp_path / "audio"
+  audio.mkdir()
+  (audio / "a.wav").write_bytes(b"RIFF")
+  line = _error_line(_run_tool("features", f"--audio={audio}", f"--out={tmp_path / 'f.npz'}",
+                               f"--clip_seconds={seconds}", "--cache_dir=none"))
+  assert f"--clip_seconds {seconds} is too short" in line and "0.139 s" in line
+  assert sorted(os.listdir(tmp_path)) == ["audio"]
+
+
+# -- failures 7, 8: the autotagger's description is checksummed; train publishes runs -----
+
+@pytest.fixture(scope="module")
+def small_features(tmp_path_factory):
+  """(FeatureSet of 240 MajorMiner clips, tag table path): linear training in ~1 s."""
+  from crbm_jax.autotag import featureset  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("autotag")
+  path = os.path.join(os.path.dirname(jams_io.__file__), "embedded",
+                      "majorminer_features.npz")
+  fs = featureset.load_features(path)
+  keep = np.arange(240)
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  fs = dataclasses.replace(fs, features=fs.features[keep], clip_ids=fs.clip_ids[keep],
+                           items=fs.items[keep], paths=fs.paths[keep],
+                           offsets=fs.offsets[keep], durations=fs.durations[keep])
+  rng = np.random.default_rng(0)
+  tags = root / "tags.tsv"
+  names = ["Rock", "Jazz", "Piano", "Drums"]
+  tags.write_text("clip\ttag\tuser\n" + "".join(
+      f"{c}\t{names[j]}\tu{u}\n" for c in fs.items.tolist()
+      for j in sorted(rng.choice(4, 2, replace=False)) for u in range(2)))
+  return fs, str(tags)
+
+
+def _train(small_features, workdir, **kw):
+  from crbm_jax.autotag import training  # pylint: disable=import-outside-toplevel
+  fs, tags = small_features
+  kw = dict(dict(model="linear", num_folds=0, progress=False, log=lambda m: None), **kw)
+  return training.train(fs, tags, str(workdir), **kw)
+
+
+@pytest.mark.parametrize("edit", ["swap_tags_display", "feature_config", "settings"])
+def test_f7_edited_autotagger_description_is_refused(small_features, tmp_path, edit):
+  from crbm_jax.autotag import prediction, store  # pylint: disable=import-outside-toplevel
+  _train(small_features, tmp_path / "w")
+  folder = str(tmp_path / "w" / "autotagger")
+  path = os.path.join(folder, store.JSON_NAME)
+  meta = json.load(open(path, encoding="utf-8"))
+  assert store.load(folder).tags == meta["tags"]  # loads before the edit
+  if edit == "swap_tags_display":
+    meta["tags"], meta["display"] = meta["display"], meta["tags"]
+  elif edit == "feature_config":
+    meta["feature_config"] = dict(meta["feature_config"] or {}, clip_seconds=5.0)
+  else:
+    meta["settings"]["model"] = "nusvc"
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(meta, f)
+  with pytest.raises(store.StoreError) as e:
+    prediction.load_autotagger(str(tmp_path / "w"))
+  text = str(e.value)
+  assert "\n" not in text and path in text and "checksum of the description" in text
+
+
+def test_f7_autotagger_of_format_1_still_loads(small_features, tmp_path):
+  from crbm_jax.autotag import store  # pylint: disable=import-outside-toplevel
+  res = _train(small_features, tmp_path / "w")
+  folder = str(tmp_path / "w" / "autotagger")
+  path = os.path.join(folder, store.JSON_NAME)
+  meta = json.load(open(path, encoding="utf-8"))
+  assert meta["version"] == 2 and meta["meta_sha256"] == store.meta_digest(meta)
+  del meta["meta_sha256"]
+  meta["version"] = 1
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(meta, f)
+  assert store.load(folder).tags == res.autotagger.tags
+
+
+class _Killed(BaseException):
+  """A kill -9 stand-in: nothing catches it."""
+
+
+def test_f8_train_runs_are_published_whole_and_folds_0_shows_no_old_reports(
+    small_features, tmp_path, monkeypatch):
+  from crbm_jax.autotag import prediction, report  # pylint: disable=import-outside-toplevel
+  workdir = tmp_path / "w"
+  first = _train(small_features, workdir, num_folds=3)
+  assert sorted(os.listdir(workdir)) == sorted(
+      ["accuracy.png", "autotagger", "current", "cv.json", "cv_predictions.npz",
+       "per_tag.csv", "per_tag.md", "runs"])
+  before = _tree(workdir / "current")
+  # A kill after autotagger/ is written and before the reports: the old run stays whole.
+  def killed(*args, **kw):
+    raise _Killed()
+  with monkeypatch.context() as m:
+    m.setattr(report, "write_reports", killed)
+    with pytest.raises(_Killed):
+      _train(small_features, workdir, num_folds=3, model="nusvc")
+  assert os.readlink(workdir / "current") == os.path.join("runs", "0001")
+  assert _tree(workdir / "current") == before
+  assert prediction.load_autotagger(str(workdir)).kind == first.autotagger.kind
+  # --folds 0 over a cross-validated run: the old CV reports are no longer shown.
+  _train(small_features, workdir, num_folds=0)
+  assert os.readlink(workdir / "current") == os.path.join("runs", "0002")
+  assert sorted(os.listdir(workdir)) == ["autotagger", "current", "runs"]
+  assert sorted(os.listdir(workdir / "runs")) == ["0001", "0002"]  # leftovers removed
+  assert prediction.load_autotagger(str(workdir)).kind == "logistic"
+
+
+def test_f8_a_workdir_of_the_single_folder_layout_is_adopted(small_features, tmp_path):
+  workdir = tmp_path / "w"
+  _train(small_features, workdir, num_folds=3)
+  current = os.path.realpath(workdir / "current")
+  for name in os.listdir(workdir):  # rebuild the layout of earlier versions
+    if os.path.islink(workdir / name):
+      os.remove(workdir / name)
+  for name in os.listdir(current):
+    os.replace(os.path.join(current, name), workdir / name)
+  import shutil  # pylint: disable=import-outside-toplevel
+  shutil.rmtree(workdir / "runs")
+  _train(small_features, workdir, num_folds=0)
+  assert sorted(os.listdir(workdir)) == ["autotagger", "current", "runs"]
+  legacy = workdir / "runs" / "legacy-1"
+  assert sorted(os.listdir(legacy)) == sorted(
+      ["accuracy.png", "autotagger", "cv.json", "cv_predictions.npz", "per_tag.csv",
+       "per_tag.md"])
