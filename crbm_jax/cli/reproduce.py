@@ -32,6 +32,9 @@ def define_flags(define) -> None:
 
 
 def run(f) -> None:
+  import os  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import runs  # pylint: disable=import-outside-toplevel
+  runs.check_folder(os.path.abspath(f.workdir), "--workdir")  # before any work
   from crbm_jax.configs import reproduce as reproduce_config  # pylint: disable=import-outside-toplevel
   from crbm_jax.paper import reproduce  # pylint: disable=import-outside-toplevel
   config = reproduce_config.get_config(f.config)

@@ -75,6 +75,40 @@ def _is_stale(name: str, path: str) -> bool:
     return False
 
 
+def tmp_prefix(kind: str) -> str:
+  """``.tmp-<kind>-<host>-<pid>-``: a temporary folder's name prefix that
+  ``clean_stale_tmp`` can tell stale (its process gone) from in use."""
+  return f".tmp-{kind}-{_HOST}-{os.getpid()}-"
+
+
+def clean_stale_tmp(folder: str, kind: str) -> list:
+  """Removes ``folder``'s ``tmp_prefix(kind)`` folders whose process is gone (on this
+  host; another host's after a day): what a killed or interrupted run left behind."""
+  done = []
+  start = f".tmp-{kind}-"
+  try:
+    names = os.listdir(folder)
+  except OSError:
+    return done
+  for name in sorted(names):
+    path = os.path.join(folder, name)
+    if not name.startswith(start) or not os.path.isdir(path):
+      continue
+    rest = name[len(start):]
+    m = re.match(r"^(.+)-(\d+)-[^-]+$", rest)
+    if m and m.group(1) == _HOST:
+      stale = not _pid_alive(int(m.group(2)))
+    else:
+      try:
+        stale = time.time() - os.path.getmtime(path) > STALE_TMP_SECONDS
+      except OSError:
+        stale = False
+    if stale:
+      shutil.rmtree(path, ignore_errors=True)
+      done.append(path)
+  return done
+
+
 def clean_stale(workdir: str) -> list:
   """Removes what an interrupted run left behind; returns the paths removed or restored.
 
@@ -181,8 +215,12 @@ def current_run(workdir: str) -> Optional[str]:
                                     "run crbm-fit again")
   path = os.path.join(_runs(workdir), name)
   if not os.path.isdir(path):
-    raise model_io.ModelFormatError(f"{current}: points to {path}, which is missing; run "
-                                    "crbm-fit again")
+    runs = _runs(workdir)
+    others = _run_numbers(runs) if os.path.isdir(runs) else []
+    hint = (f"; {RUNS_DIR}/{others[-1]:04d} exists: point {CURRENT} at it (ln -sfn "
+            f"{RUNS_DIR}/{others[-1]:04d} {current}) or" if others else ";")
+    raise model_io.ModelFormatError(f"{current}: points to {path}, which is missing"
+                                    f"{hint} run crbm-fit again")
   return path
 
 
