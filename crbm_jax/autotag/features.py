@@ -34,8 +34,9 @@ import math
 import multiprocessing
 import os
 import sys
+import tempfile
 import threading
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import scipy.fft
@@ -389,7 +390,8 @@ class Extracted(NamedTuple):
   (evenly spaced clip k, or the k-th of the given segments); starts, durations [C]:
   seconds; skipped_segments: (path, k, reason) for given segments that could not be
   used (past the end of the file, too short); cache: counts of cache hits, misses,
-  invalid entries (ignored and recomputed) and writes.
+  invalid entries (ignored and recomputed) and entries that could not be written
+  ("unwritten": the features stand, the cache just misses them).
   """
   features: np.ndarray
   clip_ids: list
@@ -533,7 +535,10 @@ def file_clips(path: str, config: FeatureConfig = FeatureConfig(),
             "starts": np.asarray(starts, np.float64),
             "durations": np.asarray(durations, np.float64), "num_samples": int(y.shape[0])}
   if cache_path is not None:
-    write_npz_atomic(cache_path, key=np.array(key), **result)
+    try:
+      write_npz_atomic(cache_path, key=np.array(key), **result)
+    except OSError:  # e.g. an entry that is a folder, a full disk: the result stands
+      return result, "unwritten"
   return result, status
 
 
@@ -558,6 +563,24 @@ def _worker(path: str, config: FeatureConfig, cache_dir: Optional[str],
     return path, None, e.reason, "off"
 
 
+def _worker_init() -> None:
+  """Workers leave Ctrl-C to the main process, which ends the run (util.interrupt); a
+  terminal's Ctrl-C reaches every process of the group, and a worker's own
+  KeyboardInterrupt would only print a traceback."""
+  import signal  # pylint: disable=import-outside-toplevel
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _quiet_resource_tracker() -> None:
+  """When a Ctrl-C ends the tool at once, multiprocessing's resource tracker removes the
+  pool's semaphores itself and would warn about "leaked semaphore objects"; it is
+  started with this process's -W options, so this one keeps it quiet (it still cleans
+  up)."""
+  option = "ignore:resource_tracker:UserWarning"
+  if option not in sys.warnoptions:
+    sys.warnoptions.append(option)
+
+
 def _can_spawn() -> bool:
   """Spawned workers re-import the main module: impossible when it is read from stdin
   or a notebook cell with a fake file name (then the work runs in this process)."""
@@ -565,10 +588,26 @@ def _can_spawn() -> bool:
   return main_file is None or os.path.exists(main_file)
 
 
+def cache_problem(cache_dir: str) -> Optional[str]:
+  """Why ``cache_dir`` cannot serve as the feature cache (None when it can): a file, not
+  creatable, or not writable. Nothing is left behind by the check."""
+  if os.path.lexists(cache_dir) and not os.path.isdir(cache_dir):
+    return "it is a file, not a folder"
+  try:
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=cache_dir)
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    return f"cannot write there: {(e.strerror or str(e)).lower()}"
+  return None
+
+
 def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig(),
                      num_workers: int = 2, cache_dir: Optional[str] = None,
                      progress: bool = True, segments: Optional[Sequence[Segments]] = None,
-                     min_clip_seconds: float = 0.0) -> Extracted:
+                     min_clip_seconds: float = 0.0,
+                     log: Optional[Callable[[str], None]] = None) -> Extracted:
   """Features for every clip of every file, in file order.
 
   Unusable files (audio.AudioError: unreadable, corrupt, empty, silent,
@@ -588,15 +627,22 @@ def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig
   segments = [None] * len(paths) if segments is None else list(segments)
   if len(segments) != len(paths):
     raise ValueError(f"{len(segments)} segment lists for {len(paths)} files")
+  say = log if log is not None else (lambda m: print(m, file=sys.stderr))
   if cache_dir is not None:
-    os.makedirs(cache_dir, exist_ok=True)
+    problem = cache_problem(cache_dir)
+    if problem is not None:  # said once; the run goes on without a cache
+      say(f"crbm-features: the feature cache {cache_dir} cannot be used ({problem}); "
+          "computing the features without it")
+      cache_dir = None
   results = [None] * len(paths)
   bar = Progress(len(paths), "features", "files", stream=sys.stderr if progress else None)
   if num_workers > 1 and len(paths) > 1 and _can_spawn():
     ctx = multiprocessing.get_context("spawn")
+    _quiet_resource_tracker()
     try:
       with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(paths)),
-                                                  mp_context=ctx) as ex:
+                                                  mp_context=ctx,
+                                                  initializer=_worker_init) as ex:
         futures = {ex.submit(_worker, p, config, cache_dir, s, min_clip_seconds): i
                    for i, (p, s) in enumerate(zip(paths, segments))}
         for fut in concurrent.futures.as_completed(futures):
@@ -611,10 +657,12 @@ def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig
   bar.close()
   blocks, clip_ids, skipped, skipped_segments = [], [], [], []
   file_index, seg_index, starts, durations = [], [], [], []
-  cache = {"hit": 0, "miss": 0, "invalid": 0}
+  cache = {"hit": 0, "miss": 0, "invalid": 0}  # + "unwritten" when an entry could not be
   for i, (p, (_, result, reason, status)) in enumerate(zip(paths, results)):
     if status in cache:
       cache[status] += 1
+    elif status == "unwritten":  # computed (a miss or an invalid entry), not stored
+      cache["unwritten"] = cache.get("unwritten", 0) + 1
     if result is None:
       skipped.append((p, reason))
       continue

@@ -214,7 +214,8 @@ def extract_features(audio: Union[str, Sequence[str]], tags: Optional[str] = Non
       jobs.append((p, [e[0] for e in entries], [e[1] for e in entries]))
   ext = features_lib.extract_features(
       [j[0] for j in jobs], config, num_workers=num_workers, cache_dir=cache_dir,
-      progress=progress, segments=[j[1] for j in jobs], min_clip_seconds=min_clip_seconds)
+      progress=progress, segments=[j[1] for j in jobs], min_clip_seconds=min_clip_seconds,
+      log=log)
   clip_ids, items = [], []
   for fi, si in zip(ext.file_index.tolist(), ext.segment_index.tolist()):
     _, segs_j, owner = jobs[fi]
@@ -229,6 +230,9 @@ def extract_features(audio: Union[str, Sequence[str]], tags: Optional[str] = Non
   for p, k, reason in ext.skipped_segments:
     owner = next(j[2] for j in jobs if j[0] == p and j[1] is not None)
     skipped.append((owner[k], reason))
+  if ext.cache.get("unwritten"):
+    log(f"crbm-features: {ext.cache['unwritten']} cache entries could not be written "
+        f"in {cache_dir} (e.g. an entry that is a folder); the features are complete")
   if ext.cache.get("invalid"):
     log(f"crbm-features: {ext.cache['invalid']} invalid cache entries were ignored and "
         "recomputed")

@@ -31,6 +31,15 @@ def _install_early_interrupt() -> None:
   if (not prog.startswith("crbm-")
       or _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler):
     return
+  if "multiprocessing.spawn" in _sys.modules:
+    # A worker the tool spawned (it re-imports the script): Ctrl-C is the tool's to
+    # handle (a terminal sends it to every process of the group); a worker's own
+    # KeyboardInterrupt would print a traceback.
+    try:
+      _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    except ValueError:
+      pass
+    return
 
   def handler(signum, frame):  # pylint: disable=unused-argument
     try:
