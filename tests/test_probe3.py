@@ -538,3 +538,200 @@ def test_f8_a_workdir_of_the_single_folder_layout_is_adopted(small_features, tmp
   assert sorted(os.listdir(legacy)) == sorted(
       ["accuracy.png", "autotagger", "cv.json", "cv_predictions.npz", "per_tag.csv",
        "per_tag.md"])
+
+
+# -- weak cases ----------------------------------------------------------------------------
+
+def test_weak_empty_file_says_it_is_empty(tmp_path):
+  empty = tmp_path / "empty.tsv"
+  empty.write_bytes(b"")
+  line = _error_line(_run_tool("convert", str(empty), f"--out={tmp_path / 'o.tsv'}"))
+  assert line.endswith(f"{empty}: the file is empty"), line
+  blank = tmp_path / "blank.tsv"
+  blank.write_text("\n  \n")
+  with pytest.raises(DataError, match="holds only blank lines"):
+    formats.read_any(str(blank))
+
+
+def test_weak_reproduce_workdir_that_is_a_file(tmp_path):
+  afile = tmp_path / "afile"
+  afile.write_text("x")
+  line = _error_line(_run_tool("reproduce", f"--workdir={afile}"))
+  assert "is a file, not a folder" in line and "Errno" not in line
+
+
+def test_weak_os_errors_are_one_line_without_errno():
+  from crbm_jax.cli import runner  # pylint: disable=import-outside-toplevel
+  e = FileExistsError(17, "File exists", "afile")
+  assert runner.describe(e) == "afile: File exists"
+  assert runner.describe(OSError("plain")) == "plain"
+
+
+def test_weak_emoji_in_a_file_name_leaks_no_plot_warning(tmp_path):
+  import warnings  # pylint: disable=import-outside-toplevel
+  tags = _one_track(tmp_path / "tags_\U0001F3B8.tsv")
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    r = _run_tool("cooccurrence", f"--tags={tags}", f"--workdir={tmp_path / 'co'}")
+  assert r.returncode == 0, r.stderr
+  assert not [w for w in caught if "Glyph" in str(w.message)], [str(w.message) for w in caught]
+  assert "Glyph" not in r.stderr and os.path.exists(tmp_path / "co" / "figure1.png")
+
+
+def test_weak_text_file_named_db_is_not_an_sqlite_database(tmp_path):
+  fake = tmp_path / "lastfm_tags.db"
+  fake.write_text("hello\n")
+  for args in ([str(fake)], ["--from=msd-lastfm", str(fake)]):
+    line = _error_line(_run_tool("convert", *args, f"--out={tmp_path / 'o.tsv'}"))
+    assert "not an SQLite database" in line and "JSON" not in line
+
+
+def test_weak_unreadable_audio_says_why(tmp_path):
+  from crbm_jax.autotag import audio  # pylint: disable=import-outside-toplevel
+  folder = tmp_path / "x.wav"
+  folder.mkdir()
+  with pytest.raises(audio.AudioError, match="is a folder, not an audio file"):
+    audio.load_audio(str(folder))
+  if os.geteuid() != 0:  # root reads anything
+    locked = tmp_path / "locked.wav"
+    locked.write_bytes(b"RIFF")
+    locked.chmod(0)
+    with pytest.raises(audio.AudioError, match="cannot read the file: permission denied"):
+      audio.load_audio(str(locked))
+
+
+@pytest.fixture(scope="module")
+def one_wav(tmp_path_factory):
+  import soundfile  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("wav")
+  rng = np.random.default_rng(0)
+  soundfile.write(str(root / "a.wav"), (0.1 * rng.normal(size=3 * 22050)).astype(np.float32),
+                  22050)
+  return str(root / "a.wav")
+
+
+def _features(one_wav, out, cache):
+  from crbm_jax.cli import features  # pylint: disable=import-outside-toplevel
+  log = []
+  summary = features.run_features(one_wav, str(out), cache_dir=str(cache), workers=1,
+                                  num_clips=1, clip_seconds=2.0, progress=False,
+                                  log=log.append)
+  return summary, log
+
+
+@pytest.mark.parametrize("kind", ["file", "read_only", "entry_is_a_folder"])
+def test_weak_unusable_feature_cache_is_said_once_and_the_run_goes_on(one_wav, tmp_path,
+                                                                      kind, monkeypatch):
+  from crbm_jax.autotag import features  # pylint: disable=import-outside-toplevel
+  cache = tmp_path / "cache"
+  if kind == "file":
+    cache.write_text("x")
+  elif kind == "read_only":
+    cache.mkdir()
+    real_mkstemp = features.tempfile.mkstemp
+    def denied(*args, **kw):  # the cache folder refuses writes, also for root
+      if os.path.abspath(kw.get("dir", "")) == str(cache):
+        raise PermissionError(13, "Permission denied")
+      return real_mkstemp(*args, **kw)
+    monkeypatch.setattr(features.tempfile, "mkstemp", denied)
+  else:
+    _features(one_wav, tmp_path / "first.npz", cache)
+    for name in os.listdir(cache):
+      os.remove(cache / name)
+      os.mkdir(cache / name)
+  summary, log = _features(one_wav, tmp_path / "f.npz", cache)
+  assert summary["clips"] == 1 and os.path.exists(tmp_path / "f.npz")
+  said = [m for m in log if "cache" in m]
+  expected = {"file": "cannot be used (it is a file, not a folder)",
+              "read_only": "cannot be used (cannot write there: permission denied)",
+              "entry_is_a_folder": "1 cache entries could not be written"}[kind]
+  assert len(said) == 1 and expected in said[0], log
+  assert "Errno" not in " ".join(log)
+
+
+@pytest.mark.slow
+def test_weak_ctrl_c_with_two_workers_is_one_line_and_leaves_no_worker(tmp_path):
+  script = _script("features")
+  audio = _wavs(tmp_path / "audio", n=6, seconds=30.0)
+  env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  proc = subprocess.Popen([script, f"--audio={audio}", f"--out={tmp_path / 'f.npz'}",
+                           "--workers=2", "--cache_dir=none", "--noprogress"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
+  time.sleep(4.0)
+  os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+  _, err = proc.communicate(timeout=60)  # a worker left running would hold the pipes
+  lines = [x for x in err.splitlines() if x.strip()]
+  assert proc.returncode == 130 and len(lines) == 1, err
+  assert lines[0].startswith("crbm-features: interrupted; ")
+  assert "leaked" not in err and "Traceback" not in err
+  assert not os.path.exists(tmp_path / "f.npz")
+
+
+def test_weak_autotag_says_which_clips_and_tags_it_leaves_out(small_features, tmp_path):
+  fs, tags = small_features
+  extra = tmp_path / "tags.tsv"
+  text = open(tags, encoding="utf-8").read()
+  extra.write_text(text + "".join(f"{c}\tEverywhere\tu0\n" for c in fs.items.tolist())
+                   + "ghost1\tGhosttag\tu0\nghost2\tGhosttag\tu1\nghost2\tRock\tu1\n")
+  log = []
+  from crbm_jax.autotag import training  # pylint: disable=import-outside-toplevel
+  res = training.train(fs, str(extra), str(tmp_path / "w"), model="linear", num_folds=0,
+                       progress=False, log=log.append)
+  kept = [d.lower() for d in res.autotagger.display]
+  assert "everywhere" not in kept and "ghosttag" not in kept and "rock" in kept
+  left = [m.lower() for m in log if "left out" in m]
+  assert any("2 of 242 tagged clips have no features" in m and "'ghost1'" in m
+             and "1 tag(s) only they have are left out too: 'ghosttag'" in m
+             for m in left), log
+  assert any("1 tag(s) on every clip with features are left out" in m
+             and "'everywhere'" in m for m in left), log
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_weak_fit_search_seconds_must_be_finite(tmp_path, value):
+  tags = _two_tracks(tmp_path / "t.tsv")
+  line = _error_line(_run_tool("fit", f"--tags={tags}", f"--workdir={tmp_path / 'w'}",
+                               f"--search_seconds={value}"))
+  assert "--search_seconds a finite number >= 0" in line
+  assert not os.path.exists(tmp_path / "w")
+
+
+def test_weak_stale_cooccurrence_temp_folders_are_removed(tmp_path):
+  from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()
+  host = runs_lib.tmp_prefix("cooccurrence").split("-")[2]
+  stale = tmp_path / f".tmp-cooccurrence-{host}-{dead.pid}-abc123"
+  live = tmp_path / f".tmp-cooccurrence-{host}-{os.getpid()}-def456"  # in use: kept
+  for p in (stale, live):
+    p.mkdir()
+    (p / "table1.csv").write_text("partial")
+  tags = _one_track(tmp_path / "tags.tsv")
+  r = _run_tool("cooccurrence", f"--tags={tags}", f"--workdir={tmp_path / 'co'}")
+  assert r.returncode == 0, r.stderr
+  assert not stale.exists() and live.exists()
+  assert sorted(n for n in os.listdir(tmp_path) if n.startswith(".tmp")) == [live.name]
+
+
+def test_weak_current_pointing_at_a_missing_run_names_the_existing_run(tmp_path):
+  from crbm_jax.model import CRBMParams  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
+  tags = _one_track(tmp_path / "tags.tsv")
+  table = load_tag_table(tags)
+  vocab = sorted(set(table.tag.tolist()))
+  tracks, clips = sorted(set(table.track.tolist())), sorted(set(table.clip.tolist()))
+  rng = np.random.default_rng(0)
+  params = CRBMParams(*(rng.normal(size=s).astype(np.float32) for s in (
+      (len(vocab), 2), (len(tracks) + len(clips), len(vocab)), (len(vocab),), (2,))))
+  workdir = tmp_path / "w"
+  runs_lib.check_workdir(str(workdir))
+  runs_lib.publish_run(str(workdir), params, vocab=vocab, display=vocab,
+                       groups=("track", "clip"), entity_names=(tracks, clips),
+                       offsets=(0, len(tracks)), config={}, metrics={})
+  os.remove(workdir / "current")
+  os.symlink(os.path.join("runs", "0002"), workdir / "current")
+  line = _error_line(_run_tool("smooth", f"--workdir={workdir}", f"--tags={tags}",
+                               f"--out={tmp_path / 's.tsv'}"))
+  assert "points to" in line and "0002, which is missing" in line
+  assert "runs/0001 exists" in line and "holds no model" not in line

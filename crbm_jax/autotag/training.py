@@ -116,6 +116,47 @@ def check_options(*, labels: str, model: str, evaluate: bool, num_folds: int,
     raise AutotagError(f"--workdir {workdir} is a file; give a folder")
 
 
+def _some(names, k: int = 3) -> str:
+  names = list(names)
+  return ", ".join(repr(n) for n in names[:k]) + (", ..." if len(names) > k else "")
+
+
+def report_left_out(lab, raw: np.ndarray, row_item: np.ndarray, cand: list,
+                    vocab_pos: dict, min_verified: int, min_train_per_class: int,
+                    log: Log) -> None:
+  """One console line per kind of clip or tag that training leaves out: tagged clips
+  without features (and the tags only they have), tags on every clip with features
+  (no negative example), tags with too few positives or negatives."""
+  n_items = lab.items.shape[0]
+  matched = np.unique(row_item)
+  if matched.shape[0] < n_items:
+    missing = np.setdiff1d(np.arange(n_items), matched)
+    only = [t for t in cand if raw[:, vocab_pos[t]].sum() == 0]
+    log(f"crbm-autotag: {missing.shape[0]} of {n_items} tagged clips have no features "
+        f"and are left out (e.g. {_some(lab.items[missing].tolist())})"
+        + (f"; {len(only)} tag(s) only they have are left out too: "
+           f"{_some(lab.display[vocab_pos[t]] for t in only)}" if only else ""))
+  else:
+    only = []
+  everywhere, few = [], []
+  for t in cand:
+    if t in only:
+      continue
+    col = raw[:, vocab_pos[t]]
+    if (col == 0).sum() == 0:
+      everywhere.append(lab.display[vocab_pos[t]])
+    elif ((col >= min_verified).sum() < min_train_per_class
+          or (col == 0).sum() < min_train_per_class):
+      few.append(lab.display[vocab_pos[t]])
+  if everywhere:
+    log(f"crbm-autotag: {len(everywhere)} tag(s) on every clip with features are left "
+        f"out (no clip without them to learn from): {_some(everywhere)}")
+  if few:
+    log(f"crbm-autotag: {len(few)} tag(s) with fewer than {min_train_per_class} clips "
+        f"verified by >= {min_verified} users, or as few without them, are left out "
+        f"(--min_train_per_class): {_some(few)}")
+
+
 def prepare_training_data(fs: FeatureSet, tags: str, workdir: str, *, labels: str,
                           smoothed: Optional[str], smoother, seed: int, min_verified: int,
                           min_train_per_class: int, top_tags: int, canonicalize: bool,
@@ -152,6 +193,8 @@ def prepare_training_data(fs: FeatureSet, tags: str, workdir: str, *, labels: st
   enough = [t for t in cand
             if (raw[:, vocab_pos[t]] >= min_verified).sum() >= min_train_per_class
             and (raw[:, vocab_pos[t]] == 0).sum() >= min_train_per_class]
+  report_left_out(lab, raw, row_item, cand, vocab_pos, min_verified, min_train_per_class,
+                  log)
   chosen = enough[:top_tags] if top_tags else enough
   if not chosen:
     raise AutotagError(f"{tags}: no tag has >= {min_train_per_class} clips with features "

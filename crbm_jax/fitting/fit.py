@@ -47,10 +47,12 @@ def check_fit_options(*, num_hidden: int, num_epochs: int, learning_rate: float,
                      ">= 1 and --top_tags >= 0")
   check_hparams(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
                 l1_aux=l1_aux, aux_lr_scale=aux_lr_scale)
-  if patience < 1 or eval_every < 1 or search_configs < 1 or search_seconds < 0 or not (
+  if patience < 1 or eval_every < 1 or search_configs < 1 or not (
+      np.isfinite(search_seconds) and search_seconds >= 0) or not (
       np.isfinite(tol) and tol >= 0):
     raise InputError("--patience, --eval_every and --search_configs must be >= 1, --tol a "
-                     "finite number >= 0 and --search_seconds >= 0")
+                     "finite number >= 0 and --search_seconds a finite number >= 0 (0 = "
+                     f"no limit; got {search_seconds:g})")
 
 
 def search_plan(search: bool, search_space: Optional[dict], search_configs: int, *,
