@@ -46,7 +46,10 @@ from crbm_jax.autotag import audio
 from crbm_jax.util.atomic import write_npz_atomic
 from crbm_jax.util.progress import Progress
 
-FEATURE_VERSION = 2  # 2: float32 signal path (values differ from 1 by ~1e-5)
+FEATURE_VERSION = 3  # 2: float32 signal path (values differ from 1 by ~1e-5); 3: MFCC
+# statistics from frames shifted by the first (a silent or steady clip's covariance is
+# exactly 0) and onset envelopes floored at ENVELOPE_FLOOR_DB (rounding noise is no onset)
+ENVELOPE_FLOOR_DB = 1e-4  # dB: ~50x the float32 rounding of a dB value, far below audible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,21 +288,44 @@ def _cached_dct(n_out, n_in, dtype) -> np.ndarray:
 
 # ---------------------------------------------------------------- clip features
 
+def _mean_and_cov(mean: np.ndarray, deviations: np.ndarray) -> np.ndarray:
+  """[mean, upper-triangle covariance] from the mean and the frames minus their first
+  frame (any shift leaves the covariance unchanged; this one makes frames equal to the
+  first contribute exact zeros, so a silent or steady clip's covariance is exactly 0 on
+  every machine, whatever the BLAS's summation order)."""
+  n = deviations.shape[0]
+  cov = np.cov(deviations, ddof=1) if deviations.shape[1] > 1 else np.zeros((n, n))
+  return np.concatenate([mean, cov[np.triu_indices(n)]])
+
+
 def timbral_features(mfccs: np.ndarray) -> np.ndarray:
   """Mean and upper-triangle covariance of MFCCs [n_mfcc, frames] -> [n + n(n+1)/2]
   (float64 statistics)."""
   mfccs = np.asarray(mfccs, np.float64)
-  n = mfccs.shape[0]
-  cov = np.cov(mfccs, ddof=1) if mfccs.shape[1] > 1 else np.zeros((n, n))
-  return np.concatenate([mfccs.mean(axis=1), cov[np.triu_indices(n)]])
+  return _mean_and_cov(mfccs.mean(axis=1), mfccs - mfccs[:, :1])
+
+
+def timbral_features_from_mel(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
+  """``timbral_features(mfcc_from_mel(mel))`` computed so that frames with the same dB
+  spectrum as the first give exactly zero deviations: the DCT (linear) is applied to
+  the dB frames minus the first frame, and to their mean. A silent clip's (every frame
+  at the dB floor) covariance is then exactly 0 by construction, not by rounding luck
+  (a matrix product of equal columns need not give equal columns)."""
+  db = power_to_db(np.asarray(mel, np.float64), config.amin, config.top_db)
+  dct = _cached_dct(config.n_mfcc, db.shape[0], np.float64)
+  return _mean_and_cov(dct @ db.mean(axis=1), dct @ (db - db[:, :1]))
 
 
 def onset_envelopes(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-  """Half-wave-rectified dB differences in rhythm_bands groups: [bands, frames - 1]."""
+  """Half-wave-rectified dB differences in rhythm_bands groups: [bands, frames - 1]
+  (rises up to ENVELOPE_FLOOR_DB are 0)."""
   groups = np.array_split(np.arange(mel.shape[0]), config.rhythm_bands)
   band_power = np.stack([mel[g[0]:g[-1] + 1].sum(axis=0) for g in groups])
   db = power_to_db(band_power, config.amin, config.top_db)
-  return np.maximum(np.diff(db, axis=1), 0.0)
+  rise = np.diff(db, axis=1)
+  # Rises below ENVELOPE_FLOOR_DB are float rounding, not onsets: zero, so a steady
+  # tone's envelope (and its autocorrelation) is exactly 0 on every machine.
+  return np.where(rise > ENVELOPE_FLOOR_DB, rise, 0.0)
 
 
 def normalized_autocorrelation(env: np.ndarray, num_lags: int) -> np.ndarray:
@@ -334,7 +360,7 @@ def min_clip_samples(config: FeatureConfig) -> int:
 
 
 def _features_from_mel(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-  feats = np.concatenate([timbral_features(mfcc_from_mel(mel, config)),
+  feats = np.concatenate([timbral_features_from_mel(mel, config),
                           rhythm_features(mel, config)])
   if not np.all(np.isfinite(feats)):  # cannot happen for finite input; guard
     raise ValueError("non-finite features (non-finite audio samples?)")
