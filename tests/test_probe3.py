@@ -735,3 +735,113 @@ def test_weak_current_pointing_at_a_missing_run_names_the_existing_run(tmp_path)
                                f"--out={tmp_path / 's.tsv'}"))
   assert "points to" in line and "0002, which is missing" in line
   assert "runs/0001 exists" in line and "holds no model" not in line
+
+
+# -- keep: what the probe found working stays so ------------------------------------------
+
+class _FullDiskOs:
+  """``os`` for crbm_jax.util.atomic on a full disk: every file it writes fails with
+  ENOSPC after the temporary file was created."""
+
+  def __init__(self, real):
+    self._real = real
+
+  def __getattr__(self, name):
+    return getattr(self._real, name)
+
+  def fdopen(self, fd, *args, **kw):
+    import errno  # pylint: disable=import-outside-toplevel
+    self._real.close(fd)
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("tool", ["convert", "features", "cooccurrence"])
+def test_keep_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, tool,
+                                                        one_wav):
+  from crbm_jax.util import atomic  # pylint: disable=import-outside-toplevel
+  (tmp_path / "in").mkdir()
+  tags = _one_track(tmp_path / "in" / "t.tsv")
+  out = tmp_path / "out"
+  out.mkdir()
+  args = {"convert": [tags, f"--out={out / 't.tsv'}"],
+          "features": [f"--audio={one_wav}", f"--out={out / 'f.npz'}", "--cache_dir=none",
+                       "--workers=1", "--num_clips=1", "--clip_seconds=2", "--noprogress"],
+          "cooccurrence": [f"--tags={tags}", f"--workdir={out / 'co'}"]}[tool]
+  monkeypatch.setattr(atomic, "os", _FullDiskOs(os))
+  line = _error_line(_run_tool(tool, *args))
+  assert "No space left on device" in line and "Errno" not in line
+  assert _tree(out) == {}, _tree(out)
+  assert not [n for n in os.listdir(out) if n.startswith(".tmp")]
+
+
+def test_keep_zip_member_paths_never_leave_the_archive(tmp_path, monkeypatch):
+  import zipfile  # pylint: disable=import-outside-toplevel
+  monkeypatch.chdir(tmp_path)
+  doc = {"artist": "a", "title": "t", "track_id": "TR1", "tags": [["rock", "100"]],
+         "similars": [], "timestamp": ""}
+  with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
+    z.writestr("../../escaped/TR1.json", json.dumps(doc))
+    z.writestr("/abs_escaped/TR2.json", json.dumps(dict(doc, track_id="TR2")))
+  (tmp_path / "sub").mkdir()
+  table, info = formats.read_any(str(tmp_path / "evil.zip"))
+  assert info.format == "msd-lastfm" and table.num_rows == 2  # read in memory
+  assert sorted(os.listdir(tmp_path)) == ["evil.zip", "sub"]
+  assert not os.path.exists("/abs_escaped") and not os.path.exists(
+      tmp_path.parent.parent / "escaped")
+
+
+def test_keep_locked_sqlite_file_is_one_line(tmp_path):
+  import sqlite3  # pylint: disable=import-outside-toplevel
+  db = tmp_path / "lastfm_tags.db"
+  con = sqlite3.connect(db)
+  con.executescript("create table tids(tid text); create table tags(tag text); "
+                    "create table tid_tag(tid int, tag int, val real); "
+                    "insert into tids values ('TR1'); insert into tags values ('rock'); "
+                    "insert into tid_tag values (1, 1, 100);")
+  con.commit()
+  con.execute("begin exclusive")
+  try:
+    line = _error_line(_run_tool("convert", str(db), f"--out={tmp_path / 't.tsv'}"))
+  finally:
+    con.rollback()
+    con.close()
+  assert str(db) in line and "locked" in line
+  assert not os.path.exists(tmp_path / "t.tsv")
+  r = _run_tool("convert", str(db), f"--out={tmp_path / 't.tsv'}")  # unlocked: fine
+  assert r.returncode == 0, r.stderr
+
+
+def test_keep_two_runs_published_into_one_workdir_at_once(tmp_path):
+  import threading  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import model_io  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / "w")
+  runs_lib.check_workdir(workdir)
+  vocab = ["a", "b", "c"]
+  barrier = threading.Barrier(4)
+  errors = []
+
+  def publish(k):
+    rng = np.random.default_rng(k)
+    from crbm_jax.model import CRBMParams  # pylint: disable=import-outside-toplevel
+    params = CRBMParams(*(rng.normal(size=s).astype(np.float32) for s in (
+        (3, 2), (2, 3), (3,), (2,))))
+    try:
+      barrier.wait()
+      runs_lib.publish_run(workdir, params, vocab=vocab, display=vocab, groups=("track",),
+                           entity_names=(["t1", "t2"],), offsets=(0,),
+                           config={"k": k}, metrics={"k": k})
+    except Exception as e:  # pylint: disable=broad-except
+      errors.append(e)
+
+  threads = [threading.Thread(target=publish, args=(k,)) for k in range(4)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(60)
+  assert errors == []
+  assert sorted(os.listdir(os.path.join(workdir, "runs"))) == ["0001", "0002", "0003",
+                                                              "0004"]
+  model = model_io.load_model(os.path.join(workdir, "current", "model"))
+  with open(os.path.join(workdir, "current", "metrics.json"), encoding="utf-8") as f:
+    assert json.load(f) == model.metrics  # model and metrics of one run
