@@ -845,3 +845,25 @@ def test_keep_two_runs_published_into_one_workdir_at_once(tmp_path):
   model = model_io.load_model(os.path.join(workdir, "current", "model"))
   with open(os.path.join(workdir, "current", "metrics.json"), encoding="utf-8") as f:
     assert json.load(f) == model.metrics  # model and metrics of one run
+
+
+def test_f1_predict_jams_into_a_folder_holding_files_is_refused_without_force_advice(
+    tmp_path):
+  from crbm_jax.autotag import prediction  # pylint: disable=import-outside-toplevel
+  pred = prediction.Predictions(
+      clip_ids=np.array(["a#0"]), items=np.array(["a"]), paths=np.array(["a.wav"]),
+      tags=["rock"], display=["Rock"], proba=np.array([[0.9]]),
+      offsets=np.array([0.0]), durations=np.array([10.0]))
+  jams = tmp_path / "jams"
+  jams.mkdir()
+  (jams / "notes.md").write_text("mine")
+  from crbm_jax.autotag.errors import AutotagError  # pylint: disable=import-outside-toplevel
+  with pytest.raises(AutotagError) as e:
+    prediction.write_predictions(pred, str(tmp_path / "p.tsv"), jams_dir=str(jams),
+                                 log=lambda m: None)
+  assert "already holds files" in str(e.value) and "--force" not in str(e.value)
+  assert sorted(os.listdir(jams)) == ["notes.md"] and not (tmp_path / "p.tsv").exists()
+  table = load_tag_table(_two_tracks(tmp_path / "two.tsv"))  # the library's own hint
+  with pytest.raises(DataError) as e:
+    jams_io.write_jams(table, jams, force_hint=None)
+  assert "already holds 1 entry" in str(e.value) and "force" not in str(e.value)

@@ -361,8 +361,8 @@ def jams_documents(table: TagTable, confidence: Optional[np.ndarray] = None,
 
 def write_jams(table: TagTable, out: PathLike, *, confidence: Optional[np.ndarray] = None,
                confidence_name: str = "count", values: Optional[np.ndarray] = None,
-               namespace: str = "tag_open", corpus: str = "", force: bool = False
-               ) -> List[str]:
+               namespace: str = "tag_open", corpus: str = "", force: bool = False,
+               force_hint: Optional[str] = "--force") -> List[str]:
   """Writes ``table`` as JAMS: a ``.jams`` file (a table of one track) or a folder with
   one ``<track>.jams`` per track. Nothing is half-written and nothing else is touched:
 
@@ -376,7 +376,8 @@ def write_jams(table: TagTable, out: PathLike, *, confidence: Optional[np.ndarra
     the paths written.
   Raises:
     DataError when ``out`` ends in .jams but the table has several tracks, ``out`` is an
-    existing file that is not a folder, or a non-empty folder without ``force``.
+    existing file that is not a folder, or a non-empty folder without ``force`` (the
+    message names ``force_hint``, the caller's way to give it, unless None).
   """
   out = os.fspath(out)
   docs = jams_documents(table, confidence, confidence_name, values, namespace, corpus)
@@ -402,8 +403,9 @@ def write_jams(table: TagTable, out: PathLike, *, confidence: Optional[np.ndarra
     if existing and not force:
       raise DataError(f"is a folder that already holds {len(existing)} entr"
                       f"{'y' if len(existing) == 1 else 'ies'}; give a new or empty "
-                      "folder, or --force to add or replace only the .jams files written "
-                      "(nothing else in it is deleted)", out)
+                      "folder" + (f", or {force_hint} to add or replace only the .jams "
+                                  "files written (nothing else in it is deleted)"
+                                  if force_hint else ""), out)
     for name, doc in named:
       path = os.path.join(target, name)
       if os.path.isdir(path):
