@@ -34,7 +34,8 @@ import numpy as np
 from crbm_jax.data import splits as splits_lib
 from crbm_jax.learn import block as block_lib
 from crbm_jax.learn import halving as halving_lib
-from crbm_jax.learn import search as search_lib
+from crbm_jax.configs import search as search_spec
+from crbm_jax.learn import engine
 from crbm_jax.learn.base import Dataset, TrainConfig, from_config
 from crbm_jax.model.pseudolikelihood import factored_baseline_pl
 from crbm_jax.paper import published
@@ -161,6 +162,11 @@ def resolve_method(config) -> str:
   return method
 
 
+def learner_of(config):
+  """The learner factory of ``config.learner`` ('cd', 'pcd', 'pt')."""
+  return engine.learner_factory(config.get("learner", "cd"))
+
+
 def task_shard(config) -> Tuple[int, int]:
   """(index, count): this process's share of the tasks. ``config.task_shard`` if set,
   else (process index, process count) under ``jax.distributed`` (each process fits its
@@ -186,10 +192,12 @@ class Runner:
     self.num_computed = 0
 
   def key_of(self, stage, point, groups, split) -> str:
+    learner = self.config.get("learner", "cd")
     return stable_hash(dict(
         version=VERSION, data=self.prep.fingerprint, stage=stage, point=list(point),
         groups=list(groups), split=split, seed=self.config.seed,
-        key_impl=self.config.key_impl, train=self.config.train.to_dict()))
+        key_impl=self.config.key_impl, train=self.config.train.to_dict(),
+        **({} if learner == "cd" else {"learner": learner})))
 
   def _path(self, key):
     return os.path.join(self.result_dir, key[:2], key + ".json")
@@ -203,9 +211,10 @@ class Runner:
 
   def _block_fn(self, num_hidden, num_aux):
     cfg = train_config(self.config, num_hidden)
-    if (cfg, num_aux) not in _BLOCK_FNS:  # kept per process: later runs reuse compiles
-      _BLOCK_FNS[cfg, num_aux] = jax.jit(block_lib.make_block_fit(cfg, num_aux))
-    return _BLOCK_FNS[cfg, num_aux]
+    key = (cfg, num_aux, learner_of(self.config))
+    if key not in _BLOCK_FNS:  # kept per process: later runs reuse compiles
+      _BLOCK_FNS[key] = jax.jit(block_lib.make_block_fit(cfg, num_aux, learner=key[2]))
+    return _BLOCK_FNS[key]
 
   def run(self, stage: str, tasks: list, columns: list, progress=None) -> dict:
     """tasks: (point, groups tuple, split). Returns {task: result dict}."""
@@ -267,10 +276,8 @@ class Runner:
     num_splits = len(data)
     max_h = max(p.num_hidden for p in points)
     cfg = train_config(self.config, max_h)
-    rule = search_lib.StopRule(patience=int(a.patience), tol=float(a.tol),
-                               max_epochs=cfg.num_epochs, eval_every=int(a.eval_every),
-                               diverge_margin=float(a.diverge_margin))
-    halving = search_lib.Halving(float(a.eta), int(a.first_rung), int(a.min_models))
+    rule = search_spec.stop_rule(a, cfg.num_epochs)
+    halving = search_spec.halving(a)
     keys = jnp.stack([jnp.stack([self._model_keys(s, p, groups) for p in points])
                       for s in range(num_splits)])
     gmask = np.ones((len(points), len(columns)), np.float32)
@@ -281,13 +288,14 @@ class Runner:
                     stream=stream)
     last = [0]
 
-    def report(epoch, training):
+    def report(epoch, training, best):
       prog.update(epoch - last[0])
       last[0] = epoch
 
     res = halving_lib.run_halving(cfg, num_aux, keys, block_lib.stack_hparams(points),
                                 block_lib.hidden_masks(points, max_h), gmask, data_keys,
-                                train, val, halving, rule, int(a.min_bucket), report)
+                                train, val, halving, rule, int(a.halving.min_bucket),
+                                report, learner=learner_of(self.config))
     prog.close()
     order = sorted(range(len(points)), key=lambda i: (-res.mean_val_pl[i], i))
     pick = order[0]
@@ -408,9 +416,11 @@ class Runner:
   def _stage_fn(self, hs, num_aux, chunk):
     """The jitted stage: a tuple of blocks (one per hidden size) over (split, model)."""
     cfgs = tuple(train_config(self.config, h) for h in hs)
-    cache_key = (cfgs, num_aux, self.method, chunk)
+    learner = learner_of(self.config)
+    cache_key = (cfgs, num_aux, self.method, chunk, learner)
     if cache_key not in _STAGE_FNS:
-      fns = [block_lib.make_split_block_fit(c, num_aux, self.method, chunk) for c in cfgs]
+      fns = [block_lib.make_split_block_fit(c, num_aux, self.method, chunk, learner)
+             for c in cfgs]
 
       def stage(blocks, data_keys, train, val, test):
         return tuple(fn(*b, data_keys, train, val, test) for fn, b in zip(fns, blocks))
