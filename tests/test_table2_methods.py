@@ -89,7 +89,7 @@ def test_every_method_gives_the_same_table_and_stacked_ones_one_call_per_stage(
 
   monkeypatch.setattr(table2.Runner, "_stage_fn", counted)
   tables = {}
-  for method in ("vmap", "map", "per_split", "loop"):
+  for method in block_lib.METHODS:
     c = _smoke(method)
     c.group_by_hidden = True  # two hidden sizes: two blocks, still one call per stage
     tables[method] = table2.run_table2(c, str(tmp_path / method))["datasets"][0]

@@ -34,13 +34,12 @@ def get_config(arg=None):
   #   'vmap': ONE jitted call per stage, every configuration x every split (one block per
   #           hidden size inside it), vmapped over (split, model);
   #   'map': one call per stage, lax.map over chunks of `chunk_size` models, each chunk
-  #          vmapped over the splits (bounds memory);
-  #   'per_split': a call per (split, hidden size, chunk of `chunk_size` models);
-  #   'loop': a call per model and split;
+  #          vmapped over the splits (bounds memory; 'vmap' is 'map' with one chunk);
   #   'auto': 'vmap' on an accelerator, on a CPU the one measured fastest there
   #           (paper.table2.CPU_METHOD).
+  # (Per-split calls and one-model loops are benchmarks: experiments/bench_grid.py.)
   c.method = "auto"
-  c.chunk_size = 64        # models per call ('per_split') or per lax.map step ('map')
+  c.chunk_size = 64        # models per lax.map step ('map')
   c.shard = True           # shard the model axis over jax.devices() when > 1
   c.group_by_hidden = True  # one block shape per hidden size (else pad to the largest)
   # How the grid point is chosen: 'exhaustive' (the paper's protocol: every point on every

@@ -50,7 +50,10 @@ from crbm_jax.model.crbm import CRBMParams, aux_bias
 from crbm_jax.model.pseudolikelihood import balanced_log_pl
 from crbm_jax.types import Array
 
-METHODS = ("vmap", "map", "per_split", "loop")
+# How a stage of blocks over (split, model) is computed: 'vmap' (one vmap of the whole
+# block; ``lax.map`` with one chunk) or 'map' (``lax.map`` over chunks of models).
+# Per-split calls and one-model loops are benchmarks only (experiments/bench_grid.py).
+METHODS = ("vmap", "map")
 
 
 class GridPoint(NamedTuple):
@@ -196,7 +199,7 @@ def make_split_block_fit(config: TrainConfig, num_aux: int, method: str = "vmap"
   """
   if method not in ("vmap", "map"):
     raise ValueError(f"make_split_block_fit: unknown method {method!r}; use 'vmap' or "
-                     "'map' (the per-split and one-model loops call make_block_fit)")
+                     "'map'")
   block_fn = make_block_fit(config, num_aux, outer_axes=(SPLIT_AXIS,), learner=learner)
   over_splits = jax.vmap(block_fn, in_axes=(0, None, None, None, 0, 0, 0, 0),
                          axis_name=SPLIT_AXIS)

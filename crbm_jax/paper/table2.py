@@ -142,7 +142,6 @@ def train_config(config, num_hidden: int) -> TrainConfig:
   return dataclasses.replace(from_config(config.train)[0], num_hidden=num_hidden)
 
 
-_BLOCK_FNS = {}
 _STAGE_FNS = {}
 # The method 'auto' resolves to: on a CPU, the one measured fastest on the 2-core machine
 # (docs/benchmarks.md: `experiments/bench_grid.py --split_methods` and `--methods`);
@@ -187,7 +186,7 @@ class Runner:
     devices = jax.local_devices()  # several processes: each shards over its own devices
     self.method = resolve_method(config)
     self.mesh = None
-    if config.shard and self.method in ("vmap", "per_split") and len(devices) > 1:
+    if config.shard and self.method == "vmap" and len(devices) > 1:
       self.mesh = jax.sharding.Mesh(np.array(devices), (block_lib.AXIS,))
     self.num_computed = 0
 
@@ -209,13 +208,6 @@ class Runner:
     with open(path) as f:
       return json.load(f)
 
-  def _block_fn(self, num_hidden, num_aux):
-    cfg = train_config(self.config, num_hidden)
-    key = (cfg, num_aux, learner_of(self.config))
-    if key not in _BLOCK_FNS:  # kept per process: later runs reuse compiles
-      _BLOCK_FNS[key] = jax.jit(block_lib.make_block_fit(cfg, num_aux, learner=key[2]))
-    return _BLOCK_FNS[key]
-
   def run(self, stage: str, tasks: list, columns: list, progress=None) -> dict:
     """tasks: (point, groups tuple, split). Returns {task: result dict}."""
     out, pending = {}, []
@@ -233,7 +225,7 @@ class Runner:
     for p, _, split in tasks:
       h = p.num_hidden if self.config.group_by_hidden else max_h
       sizes[split, h] = sizes.get((split, h), 0) + 1
-    chunk = 1 if self.method == "loop" else max(1, self.config.chunk_size)
+    chunk = max(1, self.config.chunk_size)
     chunk = min(chunk, max(sizes.values()))
     ndev = self.mesh.devices.size if self.mesh is not None else 1
     chunk += (-chunk) % ndev
@@ -333,8 +325,9 @@ class Runner:
     return r
 
   def _compute(self, stage, pending, columns, chunk, max_h, progress) -> dict:
-    """Fits the pending tasks, saving each result: in one computation over (split,
-    model) per stage ('vmap', 'map'), or per split in blocks of ``chunk`` models."""
+    """Fits the pending tasks in one computation over (split, model) per stage ('vmap':
+    the whole block at once; 'map': ``lax.map`` over chunks of ``chunk`` models), saving
+    each result."""
     if not pending:
       return {}
     data = _split_datasets(self.prep, columns, self.config.train.batch_size)
@@ -343,30 +336,8 @@ class Runner:
     gmask_of = lambda groups_list: np.array(
         [[g in groups for g in group_names] for groups in groups_list],
         np.float32).reshape(len(groups_list), len(group_names))
-    if self.method in ("vmap", "map"):
-      return self._compute_stacked(stage, pending, data, num_aux, gmask_of, chunk, max_h,
-                                   progress)
-    out, blocks = {}, {}
-    for task in pending:
-      h = task[0].num_hidden if self.config.group_by_hidden else max_h
-      blocks.setdefault((task[2], h), []).append(task)
-    for (split, h), block_tasks in sorted(blocks.items()):
-      train, val, test = data[split]
-      fn = self._block_fn(h, num_aux)
-      for start in range(0, len(block_tasks), chunk):
-        part = block_tasks[start:start + chunk]
-        padded = part + [part[0]] * (chunk - len(part)) if len(part) < chunk else part
-        keys = jnp.stack([self._model_keys(split, p, g) for p, g, _ in padded])
-        res = block_lib.run_block(fn, keys, [p for p, _, _ in padded],
-                                  gmask_of([g for _, g, _ in padded]), h,
-                                  self._data_key(split), train, val, test, mesh=self.mesh)
-        res = jax.device_get(res)
-        for i, task in enumerate(part):
-          out[task] = self._store(stage, task, res, i)
-        self.num_computed += len(part)
-        if progress is not None:
-          progress.update(len(part))
-    return out
+    return self._compute_stacked(stage, pending, data, num_aux, gmask_of, chunk, max_h,
+                                 progress)
 
   def _compute_stacked(self, stage, pending, data, num_aux, gmask_of, chunk, max_h,
                        progress) -> dict:
