@@ -69,7 +69,7 @@ def define_flags(define) -> None:
     define(flags.DEFINE_list, f"search_{name}", [f"{v:g}" for v in values],
            f"Values of {name} the search tries (comma-separated).")
   define(integer, "hidden", 64, "Number of hidden units (with --nosearch; with --search, "
-         "given: the search tries half, it and twice it).")
+         "given: the search tries it and its neighbours in --search_num_hidden's defaults).")
   define(integer, "epochs", stop["num_epochs"], "The most epochs a model trains; early stopping on "
          "validation pseudo-likelihood usually stops it sooner (see --patience).")
   define(integer, "patience", stop["patience"], "Stop a model after this many evaluations without a "
@@ -81,7 +81,8 @@ def define_flags(define) -> None:
          "non-finite or far below the untrained model's), keep its best epoch before "
          "that instead of stopping with an error.")
   define(real, "learning_rate", 0.05, "SGD learning rate (with --nosearch; with --search, "
-         "given: the search tries a third, it and three times it).")
+         "given: the search tries it and its neighbours in --search_learning_rate's "
+         "defaults).")
   define(real, "momentum", 0.5, "SGD momentum on W, b, c.")
   define(real, "l1_aux", 0.0, "L1 penalty on the auxiliary biases W_aux (with "
          "--nosearch).")

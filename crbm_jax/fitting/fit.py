@@ -32,21 +32,25 @@ from crbm_jax.util import compile_cache
 # exhaustive search of the whole grid.
 SEARCHED = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay")
 SEARCH_DEFAULTS = {name: search_spec.SPACE_DEFAULTS[name] for name in SEARCHED}
-# Around a value given with --search: these multiples of it are searched.
-AROUND = {"num_hidden": (0.5, 1.0, 2.0)}
-AROUND_DEFAULT = (1 / 3, 1.0, 3.0)
-
-
 def flag_of(name: str) -> str:
   """The crbm-fit flag of a searched hyperparameter."""
   return "--hidden" if name == "num_hidden" else f"--{name}"
 
 
 def around(name: str, value) -> tuple:
-  """The values searched around a flag given with --search (0 stays 0)."""
-  if name == "num_hidden":
-    return tuple(sorted({max(1, int(round(value * k))) for k in AROUND[name]}))
-  return tuple(sorted({float(f"{value * k:.3g}") for k in AROUND_DEFAULT}))
+  """The values searched around a flag given with --search: the value and its neighbours
+  in the spec's default list (the nearest one below and the nearest one above; the two
+  nearest when it lies outside the list's range)."""
+  cast = int if name == "num_hidden" else float
+  grid = sorted(SEARCH_DEFAULTS[name])
+  below = [v for v in grid if v < value]
+  above = [v for v in grid if v > value]
+  near = below[-1:] + above[:1]
+  if not below:
+    near = above[:2]
+  elif not above:
+    near = below[-2:]
+  return tuple(sorted({cast(value), *near}))
 
 
 def check_fit_options(*, num_hidden: int, num_epochs: int, learning_rate: float,
