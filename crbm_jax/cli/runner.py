@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional, Sequence
 
-from crbm_jax.util import interrupt
+from crbm_jax.util import compile_cache, interrupt
 
 HELP_ARGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 GENERIC_KEPT = "outputs already written are complete; run the same command again"
@@ -135,6 +135,8 @@ def run_tool(tool, argv: Optional[Sequence[str]] = None, *,
     one_line(prog, e)
     return 1
   state["flags"] = flag_values
+  compile_cache.enable(flag_values["compile_cache"].value
+                       if "compile_cache" in flag_values else None)
   errors = getattr(tool, "errors", tuple)
   try:
     if getattr(tool, "TAKES_ARGS", False):
