@@ -1,6 +1,7 @@
 """Benchmark: the grid search a scikit-learn user would run against ours, same 64 points.
 
   python experiments/bench_sklearn.py [--epochs 10] [--folds 5] [--n_jobs 2]
+  python experiments/bench_sklearn.py --time_to_good   # adaptive vs (Halving)GridSearchCV
 
 scikit-learn: ``GridSearchCV(BernoulliRBM(), {n_components: 4 sizes, learning_rate: 16
 values}, cv=5, n_jobs=2)`` on S-size data (N=2600, V=200, ~4% ones): 64 points x 5 folds,
@@ -33,6 +34,12 @@ flags.DEFINE_integer("eval_every", 0, "Our validation schedule (0: only at the e
                      "GridSearchCV scores once).")
 flags.DEFINE_string("method", "vmap", "Split-axis method: vmap or map.")
 flags.DEFINE_bool("skip_sklearn", False, "Time ours only.")
+flags.DEFINE_bool("time_to_good", False, "Time to a good model instead: the 64-point grid "
+                  "WITHOUT auxiliary terms given to our adaptive search (successive "
+                  "halving, learn.halving.run_halving), to GridSearchCV(BernoulliRBM) and "
+                  "to HalvingGridSearchCV(BernoulliRBM) (cv=--folds, n_jobs=-1); each pick "
+                  "is judged by our exhaustive grid's mean validation PL (within one s.e. "
+                  "of the best?), and the wall times are compared.")
 
 N, V, A = 2600, 200, 1300
 HIDDEN = (25, 50, 100, 200)
@@ -91,6 +98,84 @@ def ours(x, aux, cv):
   return walls, best
 
 
+def _no_aux_data(x, cv, n_train_pad):
+  """Stacked (train, val) folds with no auxiliary group (aux [N, 0])."""
+  stack = lambda parts: jax.tree.map(lambda *a: jnp.stack(a), *parts)
+  n_val = max(len(v) for _, v in cv)
+
+  def dataset(rows, size):
+    pad = size - len(rows)
+    return Dataset(jnp.asarray(np.pad(x[rows], ((0, pad), (0, 0)))),
+                   jnp.zeros((size, 0), jnp.int32),
+                   jnp.asarray(np.pad(np.ones(len(rows), np.float32), (0, pad))))
+
+  return (stack([dataset(t, n_train_pad) for t, _ in cv]),
+          stack([dataset(v, n_val) for _, v in cv]))
+
+
+def time_to_good(x, cv):
+  """Our exhaustive grid (the reference), our adaptive search, GridSearchCV and
+  HalvingGridSearchCV on the same 64 points without auxiliary terms."""
+  from crbm_jax.learn import engine, halving  # pylint: disable=import-outside-toplevel
+  batch, k, epochs = 100, len(cv), FLAGS.epochs
+  n_train = max(len(t) for t, _ in cv)
+  n_train += (-n_train) % batch
+  train, val = _no_aux_data(x, cv, n_train)
+  points = block_lib.expand_grid(HIDDEN, RATES, [0.0], [0.0])          # hidden outermost
+  h_max = max(HIDDEN)
+  data_keys = jax.random.split(jax.random.key(1), k)
+  model_keys = jax.random.split(jax.random.key(10), k * len(points)).reshape(k, -1)
+  hp = block_lib.stack_hparams(points)
+  masks = jnp.asarray(block_lib.hidden_masks(points, h_max))
+  groups = jnp.zeros((len(points), 0), jnp.float32)
+  # the reference: every point on every fold, validation after every epoch (best epoch)
+  config = TrainConfig(num_hidden=h_max, batch_size=batch, num_epochs=epochs)
+  fn = jax.jit(block_lib.make_split_block_fit(config, 0, FLAGS.method, 16))
+  t0 = time.perf_counter()
+  ex = jax.block_until_ready(fn(model_keys, hp, masks, groups, data_keys, train, val, val))
+  t_ex = time.perf_counter() - t0
+  per_fold = np.asarray(ex.best_val_pl)                                   # [k, 64]
+  mean = per_fold.mean(0)
+  best = int(np.argmax(mean))
+  se = float(per_fold[:, best].std(ddof=1) / np.sqrt(k))
+  good = lambda i: bool(mean[i] >= mean[best] - se)
+  print(f"reference: our exhaustive grid, 64 points x {k} folds x {epochs} epochs, no aux: "
+        f"{t_ex:.1f} s incl. compiles; best {points[best].num_hidden} hidden, lr "
+        f"{points[best].learning_rate:.3g}: mean val PL {mean[best]:.4f} ± {se:.4f}",
+        flush=True)
+  rule = engine.StopRule(patience=2 ** 30, tol=0.0, max_epochs=epochs, eval_every=1,
+                         diverge_margin=2.0 ** 30)
+  t0 = time.perf_counter()
+  res = halving.run_halving(config, 0, model_keys, hp, np.asarray(masks), np.asarray(groups),
+                            data_keys, train, val, engine.Halving(4.0, 1, 4), rule,
+                            min_bucket=8)
+  t_ad = time.perf_counter() - t0
+  pick = int(np.argmax(res.mean_val_pl))
+  print(f"ours adaptive (eta 4, first rung 1): {t_ad:.1f} s incl. compiles, "
+        f"{res.model_epochs} model-epochs ({100 * res.model_epochs / (64 * k * epochs):.0f}% "
+        f"of the grid's); pick {pick}: exhaustive mean val PL {mean[pick]:.4f}, within one "
+        f"s.e.: {good(pick)}", flush=True)
+  if FLAGS.skip_sklearn:
+    return
+  from sklearn.experimental import enable_halving_search_cv  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from sklearn.model_selection import GridSearchCV, HalvingGridSearchCV  # pylint: disable=import-outside-toplevel
+  from sklearn.neural_network import BernoulliRBM  # pylint: disable=import-outside-toplevel
+  grid = dict(n_components=list(HIDDEN), learning_rate=list(RATES))
+  index = {(p.num_hidden, p.learning_rate): i for i, p in enumerate(points)}
+  for name, cls in (("GridSearchCV", GridSearchCV), ("HalvingGridSearchCV",
+                                                    HalvingGridSearchCV)):
+    search = cls(BernoulliRBM(batch_size=batch, n_iter=epochs, random_state=0), grid,
+                 cv=cv, n_jobs=-1, refit=False, scoring=_score)
+    t0 = time.perf_counter()
+    search.fit(x)
+    t_sk = time.perf_counter() - t0
+    i = index[(search.best_params_["n_components"], search.best_params_["learning_rate"])]
+    goal = 10 if name == "GridSearchCV" else 5
+    print(f"scikit-learn {name}(BernoulliRBM, 64 points, cv={k}, n_jobs=-1): {t_sk:.1f} s;"
+          f" pick {i}: exhaustive mean val PL {mean[i]:.4f}, within one s.e.: {good(i)} -> "
+          f"ours adaptive x{t_sk / t_ad:.2f} faster (goal >= {goal}x)", flush=True)
+
+
 def _score(estimator, x, y=None):
   """BernoulliRBM has no ``score``: its mean ``score_samples`` (what a user would pass)."""
   del y
@@ -101,6 +186,9 @@ def main(argv):
   del argv
   x, aux = synthetic(N, V, A)
   cv = folds(N, FLAGS.folds)
+  if FLAGS.time_to_good:
+    time_to_good(x, cv)
+    return
   model_epochs = len(HIDDEN) * len(RATES) * FLAGS.folds * FLAGS.epochs
   walls, best = ours(x, aux, cv)
   print(f"ours: 64 points x {FLAGS.folds} folds x {FLAGS.epochs} epochs with aux terms and "
