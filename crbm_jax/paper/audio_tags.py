@@ -39,10 +39,10 @@ from crbm_jax.autotag import folds as folds_lib
 from crbm_jax.autotag import report as report_lib
 from crbm_jax.autotag import svm
 from crbm_jax.autotag import training
+from crbm_jax.tagger.scoring import MIN_VERIFIED, score_folds
 from crbm_jax.util.stats import mean_stderr
 
 Z = 2.0
-MIN_VERIFIED = 2
 BASELINES = ("nusvc", "logistic", "mlp")
 METRICS = ("balanced_accuracy", "roc_auc_tagwise", "pr_auc_tagwise", "roc_auc_clipwise",
            "pr_auc_clipwise")
@@ -101,27 +101,7 @@ def load_audio_tag_data(name: str, seed: int = 0) -> AudioTagData:
                       truth, bundle.description, skipped)
 
 
-# -- per-fold scoring ------------------------------------------------------------------
-
-def score_folds(oof: np.ndarray, thresholds: np.ndarray, labels: np.ndarray,
-                fold_ids: np.ndarray, min_verified: int = MIN_VERIFIED) -> np.ndarray:
-  """[T, K, 3] balanced accuracy (p >= threshold of the fold and tag), ROC-AUC, PR-AUC
-  on each held-out fold (positives: labels >= min_verified, negatives: 0; NaN where a
-  fold lacks one class), as ``autotag.training.cross_validate`` scores."""
-  num_folds = int(fold_ids.max()) + 1
-  out = np.full((labels.shape[1], num_folds, 3), np.nan)
-  for k in range(num_folds):
-    test = fold_ids == k
-    for j in range(labels.shape[1]):
-      y, p = labels[test, j], oof[test, j]
-      keep = ((y >= min_verified) | (y == 0)) & np.isfinite(p)
-      truth = y[keep] >= min_verified
-      if truth.all() or not truth.any():
-        continue
-      roc, pr = report_lib.roc_pr_auc(truth, p[keep])
-      out[j, k] = (svm.balanced_accuracy(truth, p[keep] >= thresholds[k, j]), roc, pr)
-  return out
-
+# -- summaries ------------------------------------------------------------------------
 
 def summarise(tags, display, labels, per_fold, oof) -> tuple[list, dict]:
   t = len(tags)
