@@ -144,7 +144,7 @@ def _fit_one(key, static: _Static, v, aux, weight, x_obs):
   return disc.fit(key, learner, config.train_config(), data, config.hparams()).params
 
 
-_fit_folds = jax.jit(jax.vmap(_fit_one, in_axes=(0, None, None, None, 0, 0)),
+_fit_folds = jax.jit(jax.vmap(_fit_one, in_axes=(0, None, 0, 0, 0, 0)),
                      static_argnums=1)
 _fit_single = jax.jit(_fit_one, static_argnums=1)
 
@@ -167,8 +167,8 @@ def predict_params(config: TaggerConfig, params: cm.AudioCRBMParams, z: np.ndarr
 
 class FoldFits(NamedTuple):
   """proba: [K, N, T] each fold's model on every clip; thresholds: [K, T] mean proba
-  over the fold's training clips; seconds: training wall time (compile included);
-  compile_free_seconds: a second identical run (the cost without compilation)."""
+  over the fold's training clips; params: the K models (leading axis); seconds:
+  training wall time (compilation included on a first call)."""
   proba: np.ndarray
   thresholds: np.ndarray
   params: cm.AudioCRBMParams
@@ -183,17 +183,22 @@ def cross_validated_fits(x: np.ndarray, obs: Observations, fold_ids: np.ndarray,
   folds in one vmapped, jitted fit), features standardised on the training clips."""
   config.check()
   num_folds = int(fold_ids.max()) + 1
-  zs, weights = [], []
+  zs, rows = [], []
   for k in range(num_folds):
     z, _, _ = standardize_on(x, np.flatnonzero(fold_ids != k))
     zs.append(z)
-    weights.append((fold_ids[obs.clip_row] != k).astype(np.float32))
+    rows.append(np.flatnonzero(fold_ids[obs.clip_row] != k))
   zs = np.stack(zs)                                                     # [K, N, F]
+  # Each fold trains on its own observations only, padded (weight 0) to the largest.
+  size = max(r.shape[0] for r in rows)
+  take = np.stack([np.pad(r, (0, size - r.shape[0])) for r in rows])    # [K, M']
+  weight = np.stack([np.arange(size) < r.shape[0] for r in rows]).astype(np.float32)
+  x_obs = np.stack([zs[k][obs.clip_row[take[k]]] for k in range(num_folds)])
   static = _Static(config, obs.num_aux, x.shape[1])
   keys = jax.random.split(jax.random.key(seed), num_folds)
   start = time.perf_counter()
-  params = _fit_folds(keys, static, jnp.asarray(obs.v), jnp.asarray(obs.aux),
-                      jnp.asarray(np.stack(weights)), jnp.asarray(zs[:, obs.clip_row]))
+  params = _fit_folds(keys, static, jnp.asarray(obs.v[take]), jnp.asarray(obs.aux[take]),
+                      jnp.asarray(weight), jnp.asarray(x_obs))
   jax.block_until_ready(params)
   seconds = time.perf_counter() - start
   proba = np.stack([predict_params(config, jax.tree.map(lambda a: a[k], params), zs[k],
