@@ -63,16 +63,17 @@ class AudioTagData(NamedTuple):
   skipped: dict
 
 
-def load_audio_tag_data(name: str, seed: int = 0) -> AudioTagData:
-  """A data set with clip features as the autotaggers see it (module docstring); clips
-  without features are skipped and counted."""
+def load_audio_tag_data(name: str, seed: int = 0, top_tags: int = 40) -> AudioTagData:
+  """A data set with clip features as the autotaggers see it (module docstring), on its
+  ``top_tags`` most used tags (MajorMiner has 40; the simulated study's vocabulary is
+  cut to the same size); clips without features are skipped and counted."""
   from crbm_jax.data.datasets import load_dataset  # pylint: disable=import-outside-toplevel
   from crbm_jax.paper.smoothing_model import fold_groups  # pylint: disable=import-outside-toplevel
   from crbm_jax.paper.table3 import raw_label_counts  # pylint: disable=import-outside-toplevel
   from crbm_jax.tagger import core  # pylint: disable=import-outside-toplevel
   bundle = load_dataset(name, seed=seed)
   has_users = bundle.table.has("user")
-  o = bundle.to_observations(aux_groups=("user",) if has_users else ())
+  o = bundle.to_observations(aux_groups=("user",) if has_users else (), top_n=top_tags)
   feature_clips = np.asarray(bundle.feature_clips, str)
   keep = np.isin(feature_clips, o.clip)
   clips = feature_clips[keep]
