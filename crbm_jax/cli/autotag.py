@@ -4,9 +4,11 @@
   crbm-autotag train --features=features.npz --tags=tags.tsv --workdir=run [--labels=smoothed]
   crbm-autotag predict --workdir=run --features=new.npz --out=tags.tsv [--top=5]
   crbm-autotag predict --workdir=run --audio=DIR --out=tags.tsv
+  crbm-autotag train ... --model=crbm;  crbm-autotag predict ... [--given=known.tsv]
 
 The autotag package stays JAX-free; ``train --labels=smoothed`` without ``--smoothed``
-trains a CRBM (``smooth_with_crbm``: ``crbm_jax.fitting``) and so imports JAX then.
+trains a CRBM (``smooth_with_crbm``: ``crbm_jax.fitting``) and so imports JAX then, as
+``--model=crbm`` does (``crbm_jax.tagger.product``).
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ CRBM is trained with crbm-fit's validation-selected settings and smoothed first,
 file) reports balanced accuracy, ROC-AUC and PR-AUC per tag and per clip on the raw tags
 of the held-out folds. Writes <workdir>/autotagger/ (npz + JSON), per_tag.csv,
 per_tag.md, accuracy.png, cv.json and cv_predictions.npz.
+
+--model=crbm trains one conditional RBM over all tags conditioned on the audio features
+(one observation per clip and user when the tags name users; docs/crbm-autotagger.md),
+cross-validated on the same folds with the same metrics; its autotagger also completes
+tags someone already gave (crbm-autotag predict --given).
 """
 
 PREDICT_DOC = """crbm-autotag predict: tag probabilities for clips nobody has tagged.
@@ -37,7 +44,9 @@ Reads <workdir>/autotagger and either --features (from crbm-features, same setti
 (clip, tag, affinity, tag_key: tag as the training tags spelled it, tag_key its canonical
 key) to --out, rows of a clip by decreasing affinity, filtered by --top and --threshold,
 and, when files give several clips, track summaries (mean over the file's clips) to
---tracks_out (default <out>.tracks.tsv).
+--tracks_out (default <out>.tracks.tsv). With a --model=crbm autotagger, --given FILE (a
+tag table: clip, tag) clamps the tags already known and predicts the rest from them and
+the audio.
 """
 
 
