@@ -430,3 +430,18 @@ def run_audio_tags(workdir: Optional[str] = None, datasets: Sequence[str] = ("ma
     write_json_atomic(os.path.join(workdir, "audio_tags.json"),
                       {"numbers": numbers, "scorecard": row}, sort_keys=False)
   return {"markdown": text, "scorecard": row, "numbers": numbers}
+
+
+def stage(config, workdir: str) -> dict:
+  """The report stage in ``paper.reproduce``'s form: (config, workdir) -> {'markdown':
+  the section body (its title comes from the STAGES entry), 'data': {'scorecard': row
+  A1, 'numbers': ...}}. ``config`` (a ConfigDict, a dict or None) may set ``datasets``
+  (default ('majorminer',)), ``seed`` (0) and ``baselines`` (nusvc, logistic, mlp)."""
+  get = (lambda k, d: config.get(k, d)) if config is not None else (lambda k, d: d)
+  out = run_audio_tags(os.path.join(workdir, "audio_tags"),
+                       datasets=tuple(get("datasets", ("majorminer",))),
+                       seed=int(get("seed", 0)), baselines=tuple(get("baselines", BASELINES)))
+  body = out["markdown"].split("\n", 1)[1].lstrip("\n")  # drop the '## ...' title line
+  body = body.replace("\n### ", "\n#### ")
+  return {"markdown": body, "data": {"scorecard": out["scorecard"],
+                                     "numbers": out["numbers"]}}
