@@ -70,9 +70,9 @@ def define_train_flags(define) -> None:
   define(flags.DEFINE_integer, "crbm_hidden", 8, "--model crbm: hidden units (<= 14 for "
          "exact prediction).")
   define(flags.DEFINE_integer, "crbm_epochs", 30, "--model crbm: training epochs.")
-  define(flags.DEFINE_enum, "crbm_objective", "discriminative",
-         ["discriminative", "cd", "pcd"], "--model crbm: learning rule (exact "
-         "log p(tags | audio), CD-1 or PCD-1).")
+  define(flags.DEFINE_enum, "crbm_objective", "cd", ["cd", "pcd", "discriminative"],
+         "--model crbm: learning rule (CD-1, PCD-1, or the exact gradient of "
+         "log p(tags | audio)).")
   define(flags.DEFINE_integer, "folds", 5, "Cross-validation folds (0 = no "
          "cross-validation: only the final classifiers).")
   define(flags.DEFINE_integer, "seed", 0, "Seed of folds, example ties and calibration.")
