@@ -160,7 +160,7 @@ def planted(seed, n, num_tags=5, num_features=3, num_users=4):
 
 
 @pytest.mark.parametrize("objective", [
-    "discriminative", pytest.param("cd", marks=pytest.mark.slow),
+    "cd", pytest.param("discriminative", marks=pytest.mark.slow),
     pytest.param("pcd", marks=pytest.mark.slow)])
 def test_every_learner_learns_the_planted_tags(objective):
   """Held-out exact log p(v | x) improves on the initial (feature-blind) model."""
@@ -183,7 +183,8 @@ def test_lazy_l1_on_entity_rows_matches_dense_prox_and_zeroes_unused_rows():
   """A row no minibatch touches stays exactly 0; a huge L1 keeps every row at 0."""
   x, v, user = planted(1, 200, num_users=3)
   config = TrainConfig(num_hidden=3, batch_size=50, num_epochs=2)
-  learner = disc.audio_learner(config, num_aux=5, num_features=3)  # rows 3, 4 unused
+  learner = disc.audio_learner(config, num_aux=5, num_features=3,
+                               objective="cd")  # rows 3, 4 unused
   train = disc.make_audio_dataset(v, user, x)
   for l1, all_zero in ((1e-3, False), (1e3, True)):
     hp = disc.make_audio_hparams(l1_aux=l1)
