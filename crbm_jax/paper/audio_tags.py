@@ -341,6 +341,49 @@ def evaluate_dataset(data: AudioTagData, *, seed: int = 0, num_folds: int = 5,
   return out
 
 
+def evaluate_thinned(data: AudioTagData, keep: float, *, seed: int = 0,
+                     num_folds: int = 5, config=None,
+                     baselines: Sequence[str] = ("nusvc", "logistic_all")) -> dict:
+  """The sparsity experiment's thinned draw (``paper.sparsity.thin_counts``: each
+  player's tag kept with probability ``keep``) for training, tested on the UNthinned raw
+  tags of the held-out clips (the sparsity experiment's test (b)). The CRBM trains on one
+  observation per clip (the tags at least one kept player gave, as the sparsity
+  experiment's CRBM); the per-tag classifiers select examples from the thinned counts
+  with the paper's rule (>= 2 players)."""
+  from crbm_jax.paper.sparsity import thin_counts  # pylint: disable=import-outside-toplevel
+  from crbm_jax.tagger import core  # pylint: disable=import-outside-toplevel
+  config = config or core.TaggerConfig()
+  thinned = thin_counts(data.raw, keep, np.random.default_rng([seed, int(keep * 1000)]))
+  fold_ids = folds_lib.grouped_folds(data.groups, num_folds, seed)
+  thin_data = data._replace(raw=thinned, obs=core.clip_observations(thinned, 1))
+  fits = core.cross_validated_fits(data.x, thin_data.obs, fold_ids, config, seed)
+  oof = np.full(data.raw.shape, np.nan)
+  for k in range(num_folds):
+    oof[fold_ids == k] = fits.proba[k][fold_ids == k]
+  oofs, thresholds = {"crbm": oof}, {"crbm": fits.thresholds}
+  for name in baselines:
+    if name == "logistic_all":
+      oofs[name], thresholds[name] = logistic_all_cv(thin_data, fold_ids, seed)
+    elif name == "mlp":
+      oofs[name], thresholds[name] = mlp_cv(thin_data, fold_ids, seed)
+    else:
+      oofs[name] = per_tag_cv(thin_data, fold_ids, "nusvc" if name == "nusvc" else "linear",
+                              seed)
+      thresholds[name] = np.full((num_folds, data.raw.shape[1]), 0.5)
+  out = {"keep": keep, "positives_kept": float((thinned >= MIN_VERIFIED).sum()
+                                                / max((data.raw >= MIN_VERIFIED).sum(), 1)),
+         "methods": {}, "paired": {}}
+  per_tags = {}
+  for method, oof_m in oofs.items():
+    per_fold = score_folds(oof_m, thresholds[method], data.raw, fold_ids)
+    per_tag, overall = summarise(data.tags, data.display, data.raw, per_fold, oof_m)
+    per_tags[method] = per_tag
+    out["methods"][method] = {k: list(overall[k]) for k in METRICS}
+  out["paired"] = {b: paired(per_tags["crbm"], per_tags[b], "roc_auc")
+                   for b in oofs if b != "crbm"}
+  return out
+
+
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
   """Mean |observed frequency - mean probability| over 10 equal-width probability bins,
   weighted by the bin's share of (clip, tag) pairs."""
