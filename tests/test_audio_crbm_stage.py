@@ -90,3 +90,13 @@ def test_tagger_config_rejects_impossible_settings():
   with pytest.raises(ValueError, match="exact prediction"):
     core.TaggerConfig(num_hidden=20).check()
   core.TaggerConfig(num_hidden=20, predict="mean_field", objective="cd").check()
+
+
+def test_thinned_table_lists_every_method_and_paired_difference():
+  r = {"keep": 0.5, "positives_kept": 0.4,
+       "methods": {"crbm": {"roc_auc_tagwise": [0.7, 0.01, 40]},
+                   "nusvc": {"roc_auc_tagwise": [0.6, 0.02, 40]}},
+       "paired": {"nusvc": (0.1, 0.01, 40)}}
+  text = at.thinned_markdown([r])
+  row = [l for l in text.splitlines() if l.startswith("| 0.5 |")][0]
+  assert row == "| 0.5 | 40% | 0.700 ± 0.010 | 0.600 ± 0.020 | +0.100 ± 0.010 |"

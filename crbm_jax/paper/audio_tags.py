@@ -489,15 +489,37 @@ def markdown(numbers: dict) -> str:
   return "\n".join(lines)
 
 
+def thinned_markdown(results: Sequence[dict]) -> str:
+  lines = ["### MajorMiner, thinned draws (trained on thinned tags, tested on all)", "",
+           "Each player's tag kept with probability p (one draw; paper.sparsity.thin_counts); "
+           "tested on the unthinned raw tags of the held-out clips.", "",
+           "| p | positives kept | " + " | ".join(f"{m} ROC-AUC (tag)" for m in
+                                                    results[0]["methods"]) +
+           " | " + " | ".join(f"CRBM - {b}" for b in results[0]["paired"]) + " |",
+           "|---|---|" + "---|" * (len(results[0]["methods"]) + len(results[0]["paired"]))]
+  for r in results:
+    lines.append(f"| {r['keep']:g} | {r['positives_kept']:.0%} | "
+                 + " | ".join(_cell(v["roc_auc_tagwise"]) for v in r["methods"].values())
+                 + " | " + " | ".join(_signed(d) for d in r["paired"].values()) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def run_audio_tags(workdir: Optional[str] = None, datasets: Sequence[str] = ("majorminer",),
                    seed: int = 0, baselines: Sequence[str] = BASELINES, config=None,
-                   log=print) -> dict:
-  """The report stage (module docstring); writes audio_tags.md / .json into workdir."""
+                   thin_keep: Sequence[float] = (), log=print) -> dict:
+  """The report stage (module docstring); writes audio_tags.md / .json into workdir.
+  ``thin_keep``: keep probabilities of MajorMiner thinned draws (``evaluate_thinned``;
+  none by default)."""
   numbers = {}
   for name in datasets:
     numbers[name] = evaluate_dataset(load_audio_tag_data(name, seed), seed=seed,
                                      config=config, baselines=baselines, log=log)
   text = markdown(numbers)
+  if thin_keep:
+    data = load_audio_tag_data("majorminer", seed)
+    thinned = [evaluate_thinned(data, float(p), seed=seed, config=config) for p in thin_keep]
+    numbers["majorminer_thinned"] = thinned
+    text += "\n" + thinned_markdown(thinned)
   row = claim_row(numbers)
   if workdir is not None:
     from crbm_jax.util.atomic import write_json_atomic, write_text_atomic  # pylint: disable=import-outside-toplevel
@@ -516,7 +538,8 @@ def stage(config, workdir: str) -> dict:
   get = (lambda k, d: config.get(k, d)) if config is not None else (lambda k, d: d)
   out = run_audio_tags(os.path.join(workdir, "audio_tags"),
                        datasets=tuple(get("datasets", ("majorminer",))),
-                       seed=int(get("seed", 0)), baselines=tuple(get("baselines", BASELINES)))
+                       seed=int(get("seed", 0)), baselines=tuple(get("baselines", BASELINES)),
+                       thin_keep=tuple(get("thin_keep", ())))
   body = out["markdown"].split("\n", 1)[1].lstrip("\n")  # drop the '## ...' title line
   body = body.replace("\n### ", "\n#### ")
   return {"markdown": body, "data": {"scorecard": out["scorecard"],
