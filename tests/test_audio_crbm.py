@@ -103,6 +103,7 @@ def test_completion_matches_enumeration_and_clamps_exactly(seed, scale, mask_bit
     np.testing.assert_allclose(p[n], want, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_gibbs_and_mean_field_estimate_the_marginals():
   """Gibbs within 5 Monte-Carlo s.e. of the exact marginals; mean field is close for
   weak couplings (a deterministic approximation: loose bound)."""
