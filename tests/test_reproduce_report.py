@@ -34,3 +34,19 @@ def test_report_splits_each_stage_into_compile_and_compute(tmp_path, monkeypatch
   saved = json.loads((tmp_path / "timings.json").read_text(encoding="utf-8"))
   assert saved["tiny"]["compiles"] == split["compiles"]
   assert os.path.exists(tmp_path / "REPORT.html")
+
+
+def test_a_stage_claim_joins_the_scorecard(tmp_path, monkeypatch):
+  row = {"claim": "A1 (2011 follow-up): the CRBM autotagger beats independent classifiers",
+         "dataset": "majorminer", "paper": "better", "ours": "+0.03 ± 0.01",
+         "verdict": "reproduced", "reason": "gain exceeds 2 s.e."}
+  fake = lambda config, workdir: {"markdown": "body", "data": {"scorecard": row}}
+  monkeypatch.setattr(reproduce, "STAGES", {"audio_tags": ("Audio", fake)})
+  reproduce.run_reproduction(reproduce_config.get_config("smoke"), str(tmp_path),
+                             stages=["audio_tags"], reading_fn=lambda results: [])
+  report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+  line = next(l for l in report.splitlines() if l.startswith("| A1: "))
+  assert "the CRBM autotagger beats independent classifiers (2011 follow-up)" in line
+  assert "**reproduced**" in line and "+0.03 ± 0.01" in line
+  saved = json.loads((tmp_path / "scorecard.json").read_text(encoding="utf-8"))
+  assert saved[-1]["claim"] == "A1" and saved[-1]["cells"][0]["dataset"] == "majorminer"

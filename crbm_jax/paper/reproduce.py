@@ -122,6 +122,25 @@ def stage_beyond(config, workdir: str) -> Dict:
   return _stage_with_markdown(beyond.run_beyond, config, workdir, "beyond")
 
 
+def stage_audio_tags(config, workdir: str) -> Dict:
+  from crbm_jax.paper import audio_tags
+  return audio_tags.stage(config, workdir)
+
+
+def _extra_claims(results: Dict) -> List[dict]:
+  """Scorecard rows that stages beyond the paper report themselves (audio_tags: A1), in
+  the scorecard's row form."""
+  rows = []
+  row = (results.get("audio_tags") or {}).get("scorecard")
+  if row:
+    head, _, text = row["claim"].partition(": ")  # 'A1 (2011 follow-up)', the claim
+    claim = head.split()[0]
+    text = f"{text} {head[len(claim):].strip()}".strip()
+    rows.append({"claim": claim, "text": text, "cells": [
+        {k: row[k] for k in ("dataset", "paper", "ours", "verdict", "reason")}]})
+  return rows
+
+
 STAGES: Dict[str, tuple] = {
     "table1": ("Table 1 and Figure 1: tag agreement between tagging tasks", stage_table1),
     "table2": ("Table 2: pseudo-likelihood of conditional RBMs", stage_table2),
@@ -129,6 +148,7 @@ STAGES: Dict[str, tuple] = {
                stage_table3),
     "beyond": ("Beyond the paper: AIS log-likelihood, PCD / tempering, distance-aware clips",
                stage_beyond),
+    "audio_tags": ("Beyond the paper: tags from audio and context", stage_audio_tags),
 }
 
 
@@ -220,7 +240,7 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
     sections.append((title, out["markdown"]))
     results[stage] = out["data"]
   reading = (reading_fn or reading_lib.reading)(results)
-  rows = scorecard_lib.scorecard(scorecard_lib.collect(results))
+  rows = scorecard_lib.scorecard(scorecard_lib.collect(results)) + _extra_claims(results)
   write_json_atomic(os.path.join(workdir, "scorecard.json"), rows, sort_keys=False)
   paths = write_report(workdir, config, sections, timings, reading, started,
                        scorecard_lib.scorecard_markdown(rows), compile_split)
