@@ -25,7 +25,7 @@ def define_flags(define) -> None:
          "stage's tables, figures and results (created if missing).", required=True)
   define(flags.DEFINE_enum, "config", "default", list(reproduce_config.VARIANTS),
          "smoke: about a minute on small data (what the tests run); default: the "
-         "embedded run, about 4-5 minutes on a 2-core CPU; full: the paper's complete "
+         "embedded run, about 10 minutes on an idle 2-core CPU (less with a warm compilation cache); full: the paper's complete "
          "grid and settings (hours).")
   define(flags.DEFINE_list, "stages", None, "Run only these stages, comma-separated, "
          f"among {','.join(reproduce.STAGES)} (default: all).")

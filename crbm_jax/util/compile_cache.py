@@ -69,6 +69,14 @@ def enable(path: Optional[str] = None) -> Optional[str]:
   return folder
 
 
+def active_dir() -> Optional[str]:
+  """The persistent-cache folder JAX is using now (None: none), whoever enabled it."""
+  if "jax" in sys.modules:
+    import jax  # pylint: disable=import-outside-toplevel
+    return jax.config.jax_compilation_cache_dir or None
+  return os.environ.get("JAX_COMPILATION_CACHE_DIR") or None
+
+
 _COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                    "/jax/core/compile/jaxpr_to_mlir_module_duration",
                    "/jax/core/compile/backend_compile_duration")
