@@ -151,7 +151,14 @@ def _selected_text(info: dict) -> str:
   keys = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay",
           "batch_size")
   text = ", ".join(f"{k} {sel[k]:g}" for k in keys if k in sel)
-  if "val_pl" in info:
+  if "val_criterion" in info:
+    text += (f"; smoothing criterion (balanced log likelihood of held-out tags from the "
+             f"aux rows alone, {info['holdout']}) {info['val_criterion']:.4f} "
+             f"(spread over 2 initialisations {info.get('val_spread', float('nan')):.4f}, "
+             f"held-out ROC-AUC {info.get('val_auc', {}).get('auc', float('nan')):.3f}) at "
+             f"epoch {info['best_epoch'] + 1} "
+             f"({len(info.get('search_table', []))} configurations)")
+  elif "val_pl" in info:
     text += (f"; val log PL {info['val_pl']:.4f} at epoch {info['best_epoch'] + 1} "
              f"({len(info.get('search_table', []))} configurations)")
   elif "training" in info:
