@@ -160,3 +160,19 @@ def test_held_out_observations_keep_clips_in_training():
   assert (held.aux_val[:, 0] == -1).all()
   assert set(held.aux_val[:, 1]) <= set(held.aux_train[:, 1])
   assert len(held.X_val) + len(held.X_train) == n
+
+
+def test_criterion_for_groups_leaves_the_user_out():
+  params = _params(5)
+  block = CRBMParams(W=params.W[None], W_aux=params.W_aux[:, None], b=params.b[None],
+                     c=params.c[None])
+  X = (np.random.default_rng(1).random((3, 5)) < 0.5).astype(np.float32)
+  with_user = np.array([[0, 2], [1, 3], [0, 3]], np.int32)
+  without = with_user.copy()
+  without[:, 0] = -1
+  make = criterion.criterion_for_groups(("user", "clip"))
+  assert make is criterion.smoothing_criterion(drop_columns=(0,))
+  got = make(None)(block, Dataset(jnp.asarray(X), jnp.asarray(with_user), jnp.ones(3)))
+  want = criterion.smoothing_criterion()(None)(
+      block, Dataset(jnp.asarray(X), jnp.asarray(without), jnp.ones(3)))
+  np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)

@@ -75,7 +75,14 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
   if train:
     options = dict(fit_options or {})
     options.setdefault("aux", "auto")
-    log(f"crbm-smooth: training a model on {tags} first (crbm-fit's validation search)")
+    if "make_evaluate" not in options:  # issue 23: choose the model for smoothing
+      from crbm_jax.fitting.inputs import parse_aux_groups  # pylint: disable=import-outside-toplevel
+      from crbm_jax.smoothers import criterion  # pylint: disable=import-outside-toplevel
+      columns = load_tags(tags, fmt, format_options, log, "crbm-smooth").columns()
+      options["make_evaluate"] = criterion.criterion_for_groups(
+          parse_aux_groups(options["aux"], columns, tags), tuple(factor_out))
+    log(f"crbm-smooth: training a model on {tags} first (crbm-fit's validation search, "
+        "criterion: held-out observations' tags from their aux rows alone, user left out)")
     fit_tag_table(tags, workdir, seed=seed, fmt=fmt, format_options=format_options, log=log,
                   **options)
   elif not has_model(workdir):

@@ -118,15 +118,20 @@ def balanced_log_likelihood(p, v, weight) -> jnp.ndarray:
 
 
 def make_smoothing_evaluate(config, num_samples: int = NUM_SAMPLES, burn_in: int = BURN_IN,
-                            exact_max_hidden: int = EXACT_MAX_HIDDEN):
+                            exact_max_hidden: int = EXACT_MAX_HIDDEN,
+                            drop_columns: tuple = ()):
   """Seam S1: ``evaluate(params_block, val) -> [M]`` balanced log likelihood of the val
   tags under each block model's smoothing affinities of the val aux rows (module
-  docstring). ``config`` (a TrainConfig) is unused beyond the hook's signature: the
-  hidden size is read from the parameters."""
+  docstring). ``drop_columns``: aux columns set absent first (the user's, when the val
+  rows still hold it: smoothing never knows the user). ``config`` (a TrainConfig) is
+  unused beyond the hook's signature: the hidden size is read from the parameters."""
   del config
 
   def one(params: CRBMParams, val: Dataset) -> jnp.ndarray:
-    p = model_affinities(params, val.aux, num_samples=num_samples, burn_in=burn_in,
+    aux = val.aux
+    if drop_columns:
+      aux = aux.at[:, jnp.asarray(drop_columns)].set(-1)
+    p = model_affinities(params, aux, num_samples=num_samples, burn_in=burn_in,
                          exact_max_hidden=exact_max_hidden)
     return balanced_log_likelihood(p, val.v, val.weight)
 
@@ -138,11 +143,19 @@ def make_smoothing_evaluate(config, num_samples: int = NUM_SAMPLES, burn_in: int
 
 @functools.lru_cache(maxsize=None)
 def smoothing_criterion(num_samples: int = NUM_SAMPLES, burn_in: int = BURN_IN,
-                        exact_max_hidden: int = EXACT_MAX_HIDDEN):
+                        exact_max_hidden: int = EXACT_MAX_HIDDEN, drop_columns: tuple = ()):
   """The hashable ``make_evaluate`` for the engine (one object per setting, so compiled
   searches are cached on it)."""
   return functools.partial(make_smoothing_evaluate, num_samples=int(num_samples),
-                           burn_in=int(burn_in), exact_max_hidden=int(exact_max_hidden))
+                           burn_in=int(burn_in), exact_max_hidden=int(exact_max_hidden),
+                           drop_columns=tuple(int(c) for c in drop_columns))
+
+
+def criterion_for_groups(groups, factor_out=("user",)):
+  """``smoothing_criterion()`` for val rows whose columns are ``groups``: the factored-out
+  groups' columns (the user) are dropped before the affinities are computed."""
+  return smoothing_criterion(drop_columns=tuple(
+      g for g, name in enumerate(groups) if name in factor_out))
 
 
 def aggregate_rows(X, aux) -> Dataset:
