@@ -29,21 +29,15 @@ def has_model(workdir: str) -> bool:
 
 
 def measure_aux_effect(rng_key, params, aux: np.ndarray, groups: Sequence[str],
-               factor_out: Sequence[str], batch: int) -> dict:
-  """{group: mean over clips and tags of |affinity - affinity without that group's row|},
-  by mean field (deterministic, so no Monte-Carlo noise enters the difference)."""
+                       factor_out: Sequence[str], batch: int) -> dict:
+  """{group: mean over clips and tags of |affinity - affinity without that group's row|}
+  (``marginals.aux_effect``: exact for small H, else sampled with common random numbers;
+  the 'noise' floor of the sampled measure is logged beside)."""
   from crbm_jax.model import marginals  # pylint: disable=import-outside-toplevel
-  base = marginals.smooth_affinities(rng_key, params, aux, method="mean_field", batch=batch)
-  effect = {}
-  for col, g in enumerate(groups):
-    if g in factor_out or not np.any(aux[:, col] >= 0):
-      continue
-    without = aux.copy()
-    without[:, col] = -1
-    other = marginals.smooth_affinities(rng_key, params, without, method="mean_field",
-                                        batch=batch)
-    effect[g] = float(np.mean(np.abs(np.asarray(base) - np.asarray(other))))
-  return effect
+  effect = marginals.aux_effect(params, aux, groups, skip=tuple(factor_out),
+                                rng_key=rng_key, batch=batch)
+  return {g: effect[g] for g in groups if g in effect} | {"noise": effect["noise"],
+                                                         "method": effect["method"]}
 
 
 def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 1000,
@@ -132,8 +126,11 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
              "unknown_entities": unknown, "missing_columns": missing_columns,
              "aux_effect": effect}
   for g, e in effect.items():
+    if g in ("noise", "method"):
+      continue
     log(f"crbm-smooth: the {g} rows move the affinities by {e:.4f} on average (mean "
-        f"|affinity - affinity without the {g}|, mean field)")
+        f"|affinity - affinity without the {g}|, {effect['method']}; Monte-Carlo noise "
+        f"floor {effect['noise']:.4f})")
   for g, n in unknown.items():
     if n:
       log(f"crbm-smooth: {n} of {len(clips)} clips have a {g} the model has not seen "

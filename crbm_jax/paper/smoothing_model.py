@@ -353,42 +353,10 @@ def fit_selected(rng_key, obs: Observations, config, selected: dict):
 
 def aux_dependence(params, aux_rows: np.ndarray, groups: Sequence[str],
                    skip: Sequence[str] = ("user",)) -> dict:
-  """How much the smoothed affinities depend on each auxiliary term.
-
-  For each group g (not in ``skip``): the mean over clips and tags of |p(v_i=1 | a) -
-  p(v_i=1 | a without g's row)|, and the same with every row removed ('all'). Exact
-  marginals (``marginals.exact_visible_marginals``) when the model has at most 12 hidden
-  units, else the mean-field estimate; both deterministic, so no sampling noise.
-
-  Args:
-    aux_rows: [C, G] the clips' rows (-1 absent); groups: [G] names.
-  Returns:
-    {group or 'all': float, 'relative': 'all' / mean affinity, 'method': str,
-     'rows_present': {group: share of clips}}.
-  """
-  aux_rows = np.asarray(aux_rows, np.int32)
-  num_hidden = int(np.asarray(params.W).shape[1])
-  if num_hidden <= 12:
-    fn, method = (lambda rows: marginals.exact_visible_marginals(params, rows)), "exact"
-  else:
-    fn = lambda rows: marginals.smooth_affinities(jax.random.key(0), params, rows,
-                                                  method="mean_field")
-    method = "mean field"
-  full = np.asarray(fn(aux_rows), np.float64)
-  out = {"method": method, "rows_present": {}}
-  for g, name in enumerate(groups):
-    if name in skip:
-      continue
-    without = aux_rows.copy()
-    without[:, g] = -1
-    out[name] = float(np.mean(np.abs(full - np.asarray(fn(without), np.float64))))
-    out["rows_present"][name] = float(np.mean(aux_rows[:, g] >= 0))
-  out["all"] = float(np.mean(np.abs(full - np.asarray(fn(np.full_like(aux_rows, -1)),
-                                                          np.float64))))
-  # The same change relative to the mean affinity: with many rare tags most entries are
-  # near 0, so the absolute mean understates how much the rows move the common ones.
-  out["relative"] = out["all"] / max(float(full.mean()), 1e-12)
-  return out
+  """How much the smoothed affinities depend on each auxiliary term:
+  ``marginals.aux_effect`` (exact for H <= 12, else sampled with common random numbers
+  and a noise floor)."""
+  return marginals.aux_effect(params, aux_rows, groups, skip=skip)
 
 
 def clip_column(table, clips: np.ndarray, column: str) -> np.ndarray:

@@ -43,6 +43,8 @@ class HeldOut(NamedTuple):
   X_val: np.ndarray
   aux_val: np.ndarray
   kind: str
+  train_rows: np.ndarray   # the input rows they come from
+  val_rows: np.ndarray
 
 
 def split_counts(seed: int, counts, q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +104,10 @@ def held_out_observations(X, counts, aux, groups: Sequence[str], val_fraction: f
                             "observation of a clip that stays in training")
     return HeldOut(X[split.train].astype(np.uint8), aux[split.train],
                    X[split.val].astype(np.uint8), seen[split.val],
-                   "held-out users' observations")
+                   "held-out users' observations", split.train, split.val)
   n_train, n_val = split_counts(seed, counts, 1.0 - vf)
   if not np.any(n_val > 0):
     raise CountSplitError("count splitting left no held-out tag (every count is 0?)")
+  rows = np.arange(X.shape[0])
   return HeldOut((n_train > 0).astype(np.uint8), aux, (n_val > 0).astype(np.uint8),
-                 aux.copy(), "count splitting")
+                 aux.copy(), "count splitting", rows, rows.copy())
