@@ -283,3 +283,18 @@ def test_sparsity_p1_column_is_this_runs_majorminer_table3(tmp_path):
   for i, name in enumerate(("raw", "smoothed")):
     for test in ("thinned", "unthinned"):
       assert sp["tests"][test][name][1][0] == pytest.approx(t3["mean"][i][0])
+
+
+def test_baseline_smoothers_are_compared_beside_the_crbm(smoke):
+  _, out, _ = smoke
+  summary = out["datasets"]["simulated"]
+  sm = summary["smoothers"]
+  held = sm["held_out"]
+  assert {"crbm_sampled", "raw_share", "base_rate", "track_pool", "low_rank"} <= set(held)
+  assert set(held["dawid_skene"]) == {"not_applicable"}   # crowd off in the smoke config
+  assert sm["strongest_baseline"] in held and sm["strongest_baseline"] != "crbm_sampled"
+  entry = sm["recovery"]["all"]["missed_by_all"]
+  assert "paired_vs_crbm" in entry and "track_pool" in entry["paired_vs_crbm"]
+  assert set(sm["recovery"]) <= {"all", "track", "clip"}
+  with open(summary["paths"]["smoothers_md"]) as fh:
+    assert "Strongest baseline" in fh.read()

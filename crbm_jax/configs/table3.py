@@ -66,6 +66,10 @@ def get_config(arg=None):
 
   config.smoothing = ml_collections.ConfigDict(dict(
       num_samples=1000, burn_in=100, thin=1, batch=64))
+  # Baseline smoothers beside the CRBM (crbm_jax/smoothers/baselines.py; issue 23):
+  # held-out criterion scores and, on the simulated study, recovery of the true tags.
+  # crowd: also crowd-kit's aggregators (optional extra [crowd]; minutes per data set).
+  config.smoothers = ml_collections.ConfigDict(dict(enabled=True, crowd=False))
 
   config.table3 = ml_collections.ConfigDict(dict(
       num_tags=95, num_folds=5, max_per_class=100, min_verified=2, nu=0.5,
@@ -111,4 +115,5 @@ def get_config(arg=None):
     config.sparsity.num_draws = 10
     config.sparsity.search_every_draw = True
     config.search.update(dict(num_configs=64, max_epochs=100, patience=8))
+    config.smoothers.crowd = True
   return config

@@ -22,6 +22,9 @@ Smoothers (``SMOOTHERS``):
     by the criterion from 0, 0.1, ..., 1;
   low_rank: the clips x tags share matrix, centred per tag, truncated SVD of rank k
     chosen by the criterion from 1, 2, 4, 8, 16, clipped to [0, 1];
+  both mixed with the base rate, (1 - λ) p + λ base rate, λ from PRIORS chosen with the
+    setting (a pooled share of 0 for a tag the clip then has costs log 1e-6 under the
+    proper scoring rule; the CRBM's affinities are never 0);
   mv, dawid_skene, glad, mace: crowd-kit's aggregators through BinaryRelevance (one
     binary task per tag: did the user give it?), probability of "given"; per-user data
     only; crowd-kit is the optional extra ``[crowd]``.
@@ -40,6 +43,7 @@ from crbm_jax.smoothers import criterion
 
 POOL_WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2).tolist())
 RANKS = (1, 2, 4, 8, 16)
+PRIORS = (0.0, 0.01, 0.05, 0.2, 0.5)   # weight of the base-rate prior mixed in (chosen)
 CROWD = ("mv", "dawid_skene", "glad", "mace")
 
 
@@ -115,6 +119,12 @@ def base_rate(data: SmootherData, tune=None) -> Smoothed:
   return Smoothed(np.tile(rate, (len(data.clips), 1)))
 
 
+def _with_prior(data: SmootherData, p: np.ndarray, prior: float) -> np.ndarray:
+  """(1 - prior) p + prior x the tags' base rate: a smoother that says 0 for a tag the
+  clip's neighbours never got is infinitely wrong under a proper scoring rule."""
+  return (1.0 - prior) * p + prior * base_rate(data).affinities
+
+
 def _pool(data: SmootherData, weight: float) -> np.ndarray:
   share = clip_share(data)
   seen = np.bincount(data.clip, minlength=len(data.clips)) > 0
@@ -138,12 +148,17 @@ def _low_rank(data: SmootherData, rank: int) -> np.ndarray:
 
 def _choose(fit: Callable[[SmootherData, object], np.ndarray], values, tune: HeldOutData,
             name: str) -> tuple[object, dict]:
+  """The setting (and the weight of the base-rate prior, from PRIORS) with the best
+  criterion on the held-out observations."""
   scores = {}
   for v in values:
-    p = fit(tune.train, v)[tune.clip_val]
-    scores[v] = criterion.score_affinities(p, tune.X_val).balanced_log_lik
-  best = max(scores, key=lambda v: scores[v])
-  return best, {name: best, "criterion": {str(k): round(s, 6) for k, s in scores.items()}}
+    p = fit(tune.train, v)
+    for prior in PRIORS:
+      q = _with_prior(tune.train, p, prior)[tune.clip_val]
+      scores[(v, prior)] = criterion.balanced_log_lik_np(q, tune.X_val)
+  best = max(scores, key=lambda k: scores[k])
+  return best, {name: best[0], "prior": best[1],
+                "criterion": {f"{k[0]}/{k[1]}": round(s, 6) for k, s in scores.items()}}
 
 
 def track_pool(data: SmootherData, tune: Optional[HeldOutData] = None) -> Smoothed:
@@ -151,16 +166,16 @@ def track_pool(data: SmootherData, tune: Optional[HeldOutData] = None) -> Smooth
     return Smoothed(None, "the data set has no tracks")
   if tune is None:
     return Smoothed(None, "needs held-out observations to choose its weight")
-  w, chosen = _choose(_pool, POOL_WEIGHTS, tune, "weight")
-  return Smoothed(_pool(data, w), chosen=chosen)
+  (w, prior), chosen = _choose(_pool, POOL_WEIGHTS, tune, "weight")
+  return Smoothed(_with_prior(data, _pool(data, w), prior), chosen=chosen)
 
 
 def low_rank(data: SmootherData, tune: Optional[HeldOutData] = None) -> Smoothed:
   if tune is None:
     return Smoothed(None, "needs held-out observations to choose its rank")
   ranks = [r for r in RANKS if r <= min(len(data.clips), data.X.shape[1])]
-  k, chosen = _choose(_low_rank, ranks, tune, "rank")
-  return Smoothed(_low_rank(data, k), chosen=chosen)
+  (k, prior), chosen = _choose(_low_rank, ranks, tune, "rank")
+  return Smoothed(_with_prior(data, _low_rank(data, k), prior), chosen=chosen)
 
 
 def crowdkit_available() -> bool:
@@ -191,8 +206,9 @@ def crowd_aggregate(name: str, data: SmootherData) -> np.ndarray:
   out = np.zeros((len(data.clips), v))
   for t, agg in br.aggregators_.items():
     probas = getattr(agg, "probas_", None)
-    if probas is not None and True in probas.columns:
-      col = probas[True]
+    yes = [c for c in getattr(probas, "columns", []) if c is True or c == 1]
+    if yes:  # the posterior (or vote share) of "given"
+      col = probas[yes[0]]
     else:  # hard labels only
       col = agg.labels_.astype(float)
     out[np.asarray(col.index, np.int64), int(t)] = np.asarray(col, np.float64)

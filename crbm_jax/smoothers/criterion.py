@@ -117,6 +117,17 @@ def balanced_log_likelihood(p, v, weight) -> jnp.ndarray:
   return 0.5 * (ones + zeros)
 
 
+def balanced_log_lik_np(p, v, weight=None) -> float:
+  """``balanced_log_likelihood`` in numpy float64 (host-side scoring)."""
+  p = np.clip(np.asarray(p, np.float64), PROB_FLOOR, 1.0 - PROB_FLOOR)
+  v = np.asarray(v, np.float64)
+  w = np.ones(len(v)) if weight is None else np.asarray(weight, np.float64)
+  w_ones, w_zeros = v * w[:, None], (1.0 - v) * w[:, None]
+  ones = np.sum(w_ones * np.log(p)) / max(np.sum(w_ones), 1e-12)
+  zeros = np.sum(w_zeros * np.log1p(-p)) / max(np.sum(w_zeros), 1e-12)
+  return float(0.5 * (ones + zeros))
+
+
 def make_smoothing_evaluate(config, num_samples: int = NUM_SAMPLES, burn_in: int = BURN_IN,
                             exact_max_hidden: int = EXACT_MAX_HIDDEN,
                             drop_columns: tuple = ()):
@@ -198,7 +209,7 @@ def score_affinities(affinities, X_val, weight: Optional[np.ndarray] = None) -> 
   (one row per held-out observation)."""
   p, X = np.asarray(affinities, np.float64), np.asarray(X_val, np.float64)
   w = np.ones(len(X)) if weight is None else np.asarray(weight, np.float64)
-  ll = float(balanced_log_likelihood(jnp.asarray(p), jnp.asarray(X), jnp.asarray(w)))
+  ll = balanced_log_lik_np(p, X, w)
   per_tag = [roc_auc(p[:, i], X[:, i]) for i in range(X.shape[1])]
   per_tag = [a for a in per_tag if np.isfinite(a)]
   return Score(ll, roc_auc(p, X), float(np.mean(per_tag)) if per_tag else float("nan"))
