@@ -83,3 +83,14 @@ def test_paired_differences_against_the_crbm():
   diffs = np.array([-0.1, 0.0, -0.3])
   assert d["num_tags"] == 3 and d["mean"] == pytest.approx(diffs.mean())
   assert d["se"] == pytest.approx(diffs.std(ddof=1) / np.sqrt(3))
+
+
+def test_scorecard_row_b_is_judged_against_the_strongest_baseline():
+  from crbm_jax.paper import scorecard as sc
+  rec = {"smoothed": 0.90, "raw": 0.50, "num_positive": 500, "num_negative": 5000,
+         "baselines": {"track_pool": 0.89, "base_rate": 0.6}}
+  cell = sc._b("simulated", rec)  # pylint: disable=protected-access
+  assert "track_pool, the strongest baseline" in cell["ours"]
+  assert cell["verdict"] == sc.NOT_REPRODUCED   # 0.01 is within 2 s.e.
+  cell = sc._b("simulated", dict(rec, baselines={}))  # pylint: disable=protected-access
+  assert "raw_count" in cell["ours"] and cell["verdict"] == sc.REPRODUCED
