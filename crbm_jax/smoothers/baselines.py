@@ -99,9 +99,11 @@ def from_observations(obs, index=None, X=None) -> SmootherData:
 
 def clip_share(data: SmootherData) -> np.ndarray:
   """[C, V] share of each clip's observations with each tag (0 where it has none)."""
-  c = len(data.clips)
-  sums = np.zeros((c, data.X.shape[1]))
-  np.add.at(sums, data.clip, data.X)
+  from scipy import sparse  # pylint: disable=import-outside-toplevel
+  c, n_obs = len(data.clips), len(data.clip)
+  member = sparse.csr_matrix((np.ones(n_obs), (data.clip, np.arange(n_obs))),
+                             shape=(c, n_obs))
+  sums = np.asarray(member @ data.X)
   n = np.bincount(data.clip, minlength=c)
   return sums / np.maximum(n, 1)[:, None]
 
@@ -151,10 +153,11 @@ def _choose(fit: Callable[[SmootherData, object], np.ndarray], values, tune: Hel
   """The setting (and the weight of the base-rate prior, from PRIORS) with the best
   criterion on the held-out observations."""
   scores = {}
+  base = base_rate(tune.train).affinities[tune.clip_val]
   for v in values:
-    p = fit(tune.train, v)
+    p = fit(tune.train, v)[tune.clip_val]
     for prior in PRIORS:
-      q = _with_prior(tune.train, p, prior)[tune.clip_val]
+      q = (1.0 - prior) * p + prior * base
       scores[(v, prior)] = criterion.balanced_log_lik_np(q, tune.X_val)
   best = max(scores, key=lambda k: scores[k])
   return best, {name: best[0], "prior": best[1],
