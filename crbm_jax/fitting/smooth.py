@@ -29,21 +29,15 @@ def has_model(workdir: str) -> bool:
 
 
 def measure_aux_effect(rng_key, params, aux: np.ndarray, groups: Sequence[str],
-               factor_out: Sequence[str], batch: int) -> dict:
-  """{group: mean over clips and tags of |affinity - affinity without that group's row|},
-  by mean field (deterministic, so no Monte-Carlo noise enters the difference)."""
+                       factor_out: Sequence[str], batch: int) -> dict:
+  """{group: mean over clips and tags of |affinity - affinity without that group's row|}
+  (``marginals.aux_effect``: exact for small H, else sampled with common random numbers;
+  the 'noise' floor of the sampled measure is logged beside)."""
   from crbm_jax.model import marginals  # pylint: disable=import-outside-toplevel
-  base = marginals.smooth_affinities(rng_key, params, aux, method="mean_field", batch=batch)
-  effect = {}
-  for col, g in enumerate(groups):
-    if g in factor_out or not np.any(aux[:, col] >= 0):
-      continue
-    without = aux.copy()
-    without[:, col] = -1
-    other = marginals.smooth_affinities(rng_key, params, without, method="mean_field",
-                                        batch=batch)
-    effect[g] = float(np.mean(np.abs(np.asarray(base) - np.asarray(other))))
-  return effect
+  effect = marginals.aux_effect(params, aux, groups, skip=tuple(factor_out),
+                                rng_key=rng_key, batch=batch)
+  return {g: effect[g] for g in groups if g in effect} | {"noise": effect["noise"],
+                                                         "method": effect["method"]}
 
 
 def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 1000,
@@ -75,7 +69,14 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
   if train:
     options = dict(fit_options or {})
     options.setdefault("aux", "auto")
-    log(f"crbm-smooth: training a model on {tags} first (crbm-fit's validation search)")
+    if "make_evaluate" not in options:  # issue 23: choose the model for smoothing
+      from crbm_jax.fitting.inputs import parse_aux_groups  # pylint: disable=import-outside-toplevel
+      from crbm_jax.smoothers import criterion  # pylint: disable=import-outside-toplevel
+      columns = load_tags(tags, fmt, format_options, log, "crbm-smooth").columns()
+      options["make_evaluate"] = criterion.criterion_for_groups(
+          parse_aux_groups(options["aux"], columns, tags), tuple(factor_out))
+    log(f"crbm-smooth: training a model on {tags} first (crbm-fit's validation search, "
+        "criterion: held-out observations' tags from their aux rows alone, user left out)")
     fit_tag_table(tags, workdir, seed=seed, fmt=fmt, format_options=format_options, log=log,
                   **options)
   elif not has_model(workdir):
@@ -125,8 +126,11 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
              "unknown_entities": unknown, "missing_columns": missing_columns,
              "aux_effect": effect}
   for g, e in effect.items():
+    if g in ("noise", "method"):
+      continue
     log(f"crbm-smooth: the {g} rows move the affinities by {e:.4f} on average (mean "
-        f"|affinity - affinity without the {g}|, mean field)")
+        f"|affinity - affinity without the {g}|, {effect['method']}; Monte-Carlo noise "
+        f"floor {effect['noise']:.4f})")
   for g, n in unknown.items():
     if n:
       log(f"crbm-smooth: {n} of {len(clips)} clips have a {g} the model has not seen "

@@ -24,6 +24,8 @@ from crbm_jax.configs import training as training_config
 from crbm_jax.data import splits
 from crbm_jax.data.observations import Observations
 from crbm_jax.model import marginals
+from crbm_jax.smoothers import count_split
+from crbm_jax.smoothers import criterion as smoothing_criterion
 
 # The numeric fields of the training schema (what a hyperparameter JSON may set).
 HPARAM_KEYS = tuple(k for k, v in training_config.DEFAULTS.items() if not isinstance(v, bool))
@@ -127,19 +129,23 @@ def train_crbm(rng_key, obs: Observations, model, val_fraction: float, refit_all
   return params, info
 
 
-def learnable_groups(obs: Observations) -> tuple[tuple, dict]:
+def learnable_groups(obs: Observations, count_splitting: bool = False,
+                     factor_out: Sequence[str] = ("user",)) -> tuple[tuple, dict]:
   """The auxiliary groups whose rows a validation split can judge.
 
-  A group is learnable when at least one of its entities has two or more observations:
-  only then can a held-out observation of an entity also in training exist (MajorMiner's
-  clip group, one observation per clip, is not). Returns (kept groups, {dropped group:
-  reason}).
+  With ``count_splitting`` and data without users (aggregated counts: MajorMiner, every
+  thinned draw), every group with an entity is learnable: binomial count splitting
+  (``smoothers.count_split``) gives each clip a held-out observation of itself. Otherwise
+  a group is learnable when at least one of its entities has two or more observations:
+  only then can a held-out observation of an entity also in training exist. Returns
+  (kept groups, {dropped group: reason}).
   """
+  split_counts = count_splitting and not count_split.has_users(obs.groups, factor_out)
   kept, dropped = [], {}
   for g, name in enumerate(obs.groups):
     col = obs.aux[:, g]
     counts = np.bincount(col[col >= 0], minlength=obs.num_aux) if obs.num_aux else []
-    if len(counts) and np.max(counts) >= 2:
+    if len(counts) and (np.max(counts) >= 2 or (split_counts and np.max(counts) >= 1)):
       kept.append(name)
     else:
       dropped[name] = (f"every {name} has a single observation, so no held-out "
@@ -173,26 +179,49 @@ def _validation_split(obs: Observations, val_fraction: float, seed: int):
   return split.train, split.val
 
 
+CRITERIA = ("smoothing", "pl")
+
+
+def _criterion(config) -> str:
+  name = str(config.selection.get("criterion", "smoothing"))
+  if name not in CRITERIA:
+    raise ExperimentError(f"selection.criterion must be one of {list(CRITERIA)}, got "
+                          f"{name!r}")
+  return name
+
+
+def _plain(row: dict) -> dict:
+  return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
 def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
                            label: str = "", progress: bool = True):
-  """The smoothing CRBM, chosen by validation search (issue 13, part 2).
+  """The smoothing CRBM, chosen by validation search (issues 13 and 23).
 
-  Conditions on the learnable auxiliary groups of ``obs`` (``learnable_groups``); the
-  validation observations are held-out observations of entities that stay in training
-  (``splits.random_split``), so the criterion, balanced validation pseudo-likelihood,
-  judges the auxiliary rows. ``crbm_jax.learn.search.select_model`` searches
-  ``config.search`` (hidden units, learning rate, L1, aux_lr_scale, weight decay, batch
-  size) with early stopping and successive halving; with ``config.selection.refit_all``
-  the chosen configuration is then retrained on every observation for its best number of
-  epochs. With ``config.search.enabled`` False (or ``config.hparams_json`` set) the fixed
+  ``config.selection.criterion`` (default 'smoothing'):
+    'smoothing': the use's criterion (``smoothers.criterion``): affinities from each
+      held-out observation's aux rows alone (no tag observed, no user), scored by the
+      balanced per-bit log loss of its tags. Held-out observations of clips that stay in
+      training come from held-out users' observations, or, for aggregated counts, from
+      binomial count splitting (``smoothers.count_split``), so the clip group is kept
+      and judged. The best ``config.selection.rescore_top`` configurations are trained
+      again from a second initialisation and ranked by the mean of the two scores; their
+      spread is reported.
+    'pl': balanced validation pseudo-likelihood of held-out observations of entities in
+      training (the earlier default; Table 2's criterion).
+  ``crbm_jax.learn.search.select_model`` searches ``config.search`` with early stopping
+  and successive halving; with ``config.selection.refit_all`` the chosen configuration is
+  then retrained on every observation for its best number of epochs. With
+  ``config.search.enabled`` False (or ``config.hparams_json`` set) the fixed
   ``config.model`` is trained instead (``train_crbm``).
 
   Returns:
     (params, obs restricted to the groups used, info dict).
   """
-  groups, dropped = learnable_groups(obs)
-  used = obs.select_groups(groups)
   fixed = (not config.search.enabled) or bool(config.hparams_json)
+  crit = "pl" if fixed else _criterion(config)
+  groups, dropped = learnable_groups(obs, count_splitting=crit == "smoothing")
+  used = obs.select_groups(groups)
   info = dict(groups=list(groups), dropped_groups=dropped,
               method="fixed" if fixed else "validation search")
   if fixed:
@@ -201,8 +230,22 @@ def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
                                     config.selection.refit_all, seed)
     info.update(training=train_info, selected=dict(model.to_dict()))
     return params, used, info
-  tr, va = _validation_split(used, config.selection.val_fraction, seed)
-  data = lambda idx: learn.make_dataset(used.X[idx], used.aux[idx])
+  if crit == "smoothing":
+    try:
+      held = count_split.held_out_observations(
+          used.X, used.counts, used.aux, used.groups, config.selection.val_fraction, seed)
+    except count_split.CountSplitError as e:
+      raise ExperimentError(f"{label or 'data'}: {e}") from None
+    train = learn.make_dataset(held.X_train, held.aux_train)
+    val = smoothing_criterion.aggregate_rows(held.X_val, held.aux_val)
+    make_evaluate = smoothing_criterion.smoothing_criterion()
+    num_train, num_val, holdout = len(held.X_train), len(held.X_val), held.kind
+  else:
+    tr, va = _validation_split(used, config.selection.val_fraction, seed)
+    train = learn.make_dataset(used.X[tr], used.aux[tr])
+    val = learn.make_dataset(used.X[va], used.aux[va])
+    make_evaluate = learn_search.make_block_evaluate
+    num_train, num_val, holdout = len(tr), len(va), "entities covered by training"
   s = config.search
   rule = learn_search.StopRule(patience=int(s.patience), tol=float(s.tol),
                                max_epochs=int(s.max_epochs), eval_every=int(s.eval_every))
@@ -217,27 +260,61 @@ def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
       last[0] = now
       log(f"{label} search: {msg}")
   key_search, key_refit = jax.random.split(rng_key)
-  sel = learn_search.select_model(
-      key_search, data(tr), data(va), used.num_aux, search_space(config), rule=rule,
-      num_configs=int(s.num_configs) if s.num_configs else None,
-      seconds=float(s.seconds) if s.seconds else None, halving=halving, base=base,
-      seed=seed, progress=report if progress else None)
-  chosen = {k: (v.item() if hasattr(v, "item") else v) for k, v in sel.config.items()}
-  info.update(selected=chosen, val_pl=float(sel.val_pl), best_epoch=int(sel.best_epoch),
-              num_train=int(len(tr)), num_val=int(len(va)),
-              search_seconds=round(float(sel.seconds), 3),
-              search_table=[{k: (v.item() if hasattr(v, "item") else v)
-                             for k, v in row.items()} for row in sel.table])
-  params = sel.params
+  search = lambda key, **kw: learn_search.select_model(
+      key, train, val, used.num_aux, search_space(config), rule=rule, base=base,
+      seed=seed, progress=report if progress else None, make_evaluate=make_evaluate, **kw)
+  sel = search(key_search, num_configs=int(s.num_configs) if s.num_configs else None,
+               seconds=float(s.seconds) if s.seconds else None, halving=halving)
+  table = [_plain(row) for row in sel.table]
+  chosen = _plain(sel.config)
+  score, best_epoch, params = float(sel.val_pl), int(sel.best_epoch), sel.params
+  rescored = []
+  top = int(config.selection.get("rescore_top", 0)) if crit == "smoothing" else 0
+  if top > 0:  # a second initialisation of the best few: mean score, spread reported
+    ranked = sorted((r for r in table if np.isfinite(r["best_val_pl"])
+                     and r["best_epoch"] >= 0 and r.get("conditioned", True)),
+                    key=lambda r: -r["best_val_pl"])[:top]
+    configs = [{f: r[f] for f in learn_search.SPACE_FIELDS} for r in ranked]
+    again = search(jax.random.fold_in(key_search, 1), configs=configs, halving=None)
+    for r in ranked:
+      r2 = next(x for x in again.table
+                if all(x[f] == r[f] for f in learn_search.SPACE_FIELDS))
+      both = [float(r["best_val_pl"]), float(r2["best_val_pl"])]
+      if not np.isfinite(both[1]) or int(r2["best_epoch"]) < 0:
+        both = both[:1]
+      rescored.append(dict(config={f: r[f] for f in learn_search.SPACE_FIELDS},
+                           scores=both, mean=float(np.mean(both)),
+                           spread=float(np.max(both) - np.min(both)),
+                           best_epochs=[int(r["best_epoch"]), int(r2["best_epoch"])],
+                           _params=(learn_search.row_params(sel.results, r),
+                                    learn_search.row_params(again.results, r2))))
+    best = max(rescored, key=lambda r: r["mean"])
+    chosen, score = _plain(best["config"]), best["mean"]
+    best_epoch = int(round(float(np.mean(best["best_epochs"][:len(best["scores"])]))))
+    pick = int(np.argmax(best["scores"]))
+    params = best["_params"][pick]
+    for r in rescored:
+      r.pop("_params")
+      r["config"] = _plain(r["config"])
+  info.update(selected=chosen, criterion=crit, best_epoch=best_epoch,
+              num_train=int(num_train), num_val=int(num_val), holdout=holdout,
+              search_seconds=round(float(sel.seconds), 3), search_table=table)
+  if crit == "smoothing":
+    info.update(criterion_name=smoothing_criterion.NAME, val_criterion=score,
+                rescored=rescored,
+                val_spread=max((r["spread"] for r in rescored), default=float("nan")),
+                val_auc=_held_out_auc(params, held))
+  else:
+    info["val_pl"] = score
   if config.selection.refit_all:  # the chosen settings on every observation
     model = training_config.get_config(**dict(
         config.model.to_dict(), num_hidden=int(chosen["num_hidden"]),
-        batch_size=int(chosen["batch_size"]), num_epochs=int(sel.best_epoch) + 1,
+        batch_size=int(chosen["batch_size"]), num_epochs=int(best_epoch) + 1,
         learning_rate=float(chosen["learning_rate"]), momentum=float(chosen["momentum"]),
         weight_decay=float(chosen["weight_decay"]), l1_aux=float(chosen["l1_aux"]),
         aux_lr_scale=float(chosen["aux_lr_scale"])))
     cfg, hparams = learn.from_config(model)
-    every = data(np.arange(used.num_observations))
+    every = learn.make_dataset(used.X, used.aux)
     refit = learn.fit(key_refit, every, every, cfg, hparams, used.num_aux)
     params = refit.params
     info["refit_train_pl"] = float(refit.best_val_pl)
@@ -245,11 +322,19 @@ def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
   return params, used, info
 
 
+def _held_out_auc(params, held) -> dict:
+  """ROC-AUC (and the criterion) of the chosen search model's affinities on the held-out
+  observations, one row per observation (reported beside the criterion)."""
+  p = np.asarray(jax.jit(smoothing_criterion.model_affinities)(params, held.aux_val))
+  sc = smoothing_criterion.score_affinities(p, held.X_val)
+  return dict(balanced_log_lik=sc.balanced_log_lik, auc=sc.auc, mean_tag_auc=sc.mean_tag_auc)
+
+
 def fit_selected(rng_key, obs: Observations, config, selected: dict):
   """Trains a previously selected configuration (``select_smoothing_model``'s
   ``info['selected']`` with ``best_epoch``) on every observation of the learnable groups,
   for best_epoch + 1 epochs. Returns (params, obs used, info) like the selection."""
-  groups, dropped = learnable_groups(obs)
+  groups, dropped = learnable_groups(obs, count_splitting=_criterion(config) == "smoothing")
   used = obs.select_groups(groups)
   names = ("num_hidden", "batch_size", "learning_rate", "momentum", "weight_decay",
            "l1_aux", "aux_lr_scale")
@@ -268,42 +353,10 @@ def fit_selected(rng_key, obs: Observations, config, selected: dict):
 
 def aux_dependence(params, aux_rows: np.ndarray, groups: Sequence[str],
                    skip: Sequence[str] = ("user",)) -> dict:
-  """How much the smoothed affinities depend on each auxiliary term.
-
-  For each group g (not in ``skip``): the mean over clips and tags of |p(v_i=1 | a) -
-  p(v_i=1 | a without g's row)|, and the same with every row removed ('all'). Exact
-  marginals (``marginals.exact_visible_marginals``) when the model has at most 12 hidden
-  units, else the mean-field estimate; both deterministic, so no sampling noise.
-
-  Args:
-    aux_rows: [C, G] the clips' rows (-1 absent); groups: [G] names.
-  Returns:
-    {group or 'all': float, 'relative': 'all' / mean affinity, 'method': str,
-     'rows_present': {group: share of clips}}.
-  """
-  aux_rows = np.asarray(aux_rows, np.int32)
-  num_hidden = int(np.asarray(params.W).shape[1])
-  if num_hidden <= 12:
-    fn, method = (lambda rows: marginals.exact_visible_marginals(params, rows)), "exact"
-  else:
-    fn = lambda rows: marginals.smooth_affinities(jax.random.key(0), params, rows,
-                                                  method="mean_field")
-    method = "mean field"
-  full = np.asarray(fn(aux_rows), np.float64)
-  out = {"method": method, "rows_present": {}}
-  for g, name in enumerate(groups):
-    if name in skip:
-      continue
-    without = aux_rows.copy()
-    without[:, g] = -1
-    out[name] = float(np.mean(np.abs(full - np.asarray(fn(without), np.float64))))
-    out["rows_present"][name] = float(np.mean(aux_rows[:, g] >= 0))
-  out["all"] = float(np.mean(np.abs(full - np.asarray(fn(np.full_like(aux_rows, -1)),
-                                                          np.float64))))
-  # The same change relative to the mean affinity: with many rare tags most entries are
-  # near 0, so the absolute mean understates how much the rows move the common ones.
-  out["relative"] = out["all"] / max(float(full.mean()), 1e-12)
-  return out
+  """How much the smoothed affinities depend on each auxiliary term:
+  ``marginals.aux_effect`` (exact for H <= 12, else sampled with common random numbers
+  and a noise floor)."""
+  return marginals.aux_effect(params, aux_rows, groups, skip=skip)
 
 
 def clip_column(table, clips: np.ndarray, column: str) -> np.ndarray:

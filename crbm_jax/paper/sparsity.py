@@ -334,6 +334,9 @@ def model_rows(keep: Sequence[float], models: dict) -> List[str]:
     chosen.append(", ".join(f"{label} {sel[key]:g}" for key, label in (
         ("num_hidden", "H"), ("learning_rate", "lr"), ("l1_aux", "L1"),
         ("aux_lr_scale", "aux×"), ("batch_size", "batch")) if key in sel) or "n/a")
+    if isinstance((first or {}).get("val_criterion"), float):  # issue 23's criterion
+      chosen[-1] += (f"; criterion {first['val_criterion']:.4f} (spread "
+                     f"{first.get('val_spread', float('nan')):.4f})")
     deps = [m.get("aux_dependence") or {} for m in infos]
     values = [d["all"] for d in deps if isinstance(d.get("all"), float)]
     rel = [d["relative"] for d in deps if isinstance(d.get("relative"), float)]

@@ -36,6 +36,9 @@ from crbm_jax.data.observations import Observations
 from crbm_jax.model import marginals
 from crbm_jax.paper import published
 from crbm_jax.paper import smoothing_model
+from crbm_jax.data import tag_kinds
+from crbm_jax.smoothers import baselines
+from crbm_jax.smoothers import compare as smoother_compare
 from crbm_jax.paper.smoothing_model import (HPARAM_KEYS, ExperimentError, aux_dependence,  # noqa: F401  (re-exported)
                                            clip_column, load_hparams, model_config,
                                            fit_selected, fold_groups, learnable_groups,
@@ -151,7 +154,14 @@ def _selected_text(info: dict) -> str:
   keys = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay",
           "batch_size")
   text = ", ".join(f"{k} {sel[k]:g}" for k in keys if k in sel)
-  if "val_pl" in info:
+  if "val_criterion" in info:
+    text += (f"; smoothing criterion (balanced log likelihood of held-out tags from the "
+             f"aux rows alone, {info['holdout']}) {info['val_criterion']:.4f} "
+             f"(spread over 2 initialisations {info.get('val_spread', float('nan')):.4f}, "
+             f"held-out ROC-AUC {info.get('val_auc', {}).get('auc', float('nan')):.3f}) at "
+             f"epoch {info['best_epoch'] + 1} "
+             f"({len(info.get('search_table', []))} configurations)")
+  elif "val_pl" in info:
     text += (f"; val log PL {info['val_pl']:.4f} at epoch {info['best_epoch'] + 1} "
              f"({len(info.get('search_table', []))} configurations)")
   elif "training" in info:
@@ -242,10 +252,41 @@ def prepare_dataset(name: str, config, workdir: str, rng_key) -> PreparedDataset
       features=np.asarray(bundle.features)[keep], raw=raw, sampled=sampled[srow],
       mean_field=mean_field[srow], aux_rows=aux_rows[srow], aux_groups=used.groups,
       groups=groups, summary=summary, paths={}, timings=timings)
+  baseline_scores = _smoothers(used, config, model_info, clip_names, prep, name)
+  if baseline_scores is not None:
+    lap("baseline smoothers")
   if bundle.truth is not None and "study" in bundle.extra:
-    summary["recovery"] = _recovery(bundle, obs, prep)
+    summary["recovery"] = _recovery(bundle, obs, prep, baseline_scores)
     lap("recovery")
+  if baseline_scores is not None:
+    path = os.path.join(out_dir, "smoothers.md")
+    write_text_atomic(path, smoother_compare.markdown(
+        name, summary["smoothers"]["held_out"], summary["smoothers"].get("recovery")))
+    prep.paths["smoothers_md"] = path
   return prep
+
+
+def _smoothers(used: Observations, config, model_info: dict, clip_names, prep, name: str):
+  """The baseline smoothers (crbm_jax.smoothers) beside the CRBM: held-out criterion
+  scores into prep.summary['smoothers']; returns {name: [C, V] affinities on prep.clips}
+  or None when ``config.smoothers.enabled`` is off."""
+  sconf = config.get("smoothers")
+  if sconf is None or not sconf.enabled:
+    return None
+  names = [n for n in baselines.SMOOTHERS
+           if n not in baselines.CROWD or bool(sconf.crowd)]
+  scores, full = smoother_compare.held_out_scores(
+      used, float(config.selection.val_fraction), int(config.seed),
+      model_info.get("val_auc"), names, log=lambda m: _log(f"{name}: {m}"))
+  if not sconf.crowd:
+    for n in baselines.CROWD:
+      scores[n] = {"not_applicable": "not run (config smoothers.crowd False: crowd-kit "
+                                     "aggregators take minutes per data set)"}
+  prep.summary["smoothers"] = dict(held_out=scores,
+                                   strongest_baseline=smoother_compare.strongest(scores))
+  _log(f"{name}: strongest baseline smoother by the criterion: "
+       f"{prep.summary['smoothers']['strongest_baseline']}")
+  return smoother_compare.on_clips(full, np.asarray(clip_names), prep.clips)
 
 
 def table3_args(prep: PreparedDataset, config) -> tuple[tuple, dict]:
@@ -306,7 +347,8 @@ def run_dataset(name: str, config, workdir: str, rng_key) -> dict:
   return finish_dataset(prep, result, config, seconds)
 
 
-def _recovery(bundle: DatasetBundle, obs: Observations, prep: PreparedDataset) -> dict:
+def _recovery(bundle: DatasetBundle, obs: Observations, prep: PreparedDataset,
+              baseline_scores=None) -> dict:
   study = bundle.extra["study"]
   truth_tags = np.asarray(bundle.extra["truth_tags"], str)
   vocab_pos = {t: i for i, t in enumerate(obs.vocab.tolist())}
@@ -319,6 +361,14 @@ def _recovery(bundle: DatasetBundle, obs: Observations, prep: PreparedDataset) -
       study, bundle.extra["filter_result"].accepted, prep.clips, tag_index)
   scores = {"raw_count": prep.raw[:, cols], "smoothed_sampled": prep.sampled[:, cols],
             "smoothed_mean_field": prep.mean_field[:, cols]}
+  if baseline_scores:
+    scope = np.array([tag_kinds.KINDS[k][0] for k in
+                      np.asarray(study.tag_kind)[tag_index].tolist()])
+    every = {smoother_compare.CRBM: scores["smoothed_sampled"], "raw_count": scores[
+        "raw_count"], "crbm_mean_field": scores["smoothed_mean_field"],
+             **{n: a[:, cols] for n, a in baseline_scores.items()}}
+    prep.summary.setdefault("smoothers", {})["recovery"] = smoother_compare.recovery_by_kind(
+        truth, every, missed_any, missed_all, scope)
   report = recovery_report(truth, scores, prep.raw[:, cols], missed_any, missed_all)
   notes = [f"{len(tag_index)} of the {len(truth_tags)} true-tag vocabulary tags are in "
            f"the model's vocabulary (tags given by >= min_users users) and are scored.",
