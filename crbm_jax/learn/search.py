@@ -279,8 +279,8 @@ def compiled_search(config: TrainConfig, num_aux: int, rule: StopRule, num_model
   learner = cd(config, num_aux, over_models=True)
   evaluate = make_evaluate(config)
   round_fn = jax.jit(make_round(learner, config, evaluate, rule))
-  init = jax.jit(lambda k, tr, va, hp, hm, gm: init_carry(
-      learner, evaluate, jax.random.split(k, num_models), tr, va, hp, hm, gm))
+  init = jax.jit(lambda keys, tr, va, hp, hm, gm: init_carry(
+      learner, evaluate, keys, tr, va, hp, hm, gm))  # keys: [num_models] model keys
   return learner, round_fn, init
 
 
@@ -297,6 +297,8 @@ class SearchResult(NamedTuple):
   seconds: float
   rounds: int
   buckets: tuple                # the bucket sizes used
+  param_index: Optional[np.ndarray] = None  # [M] model -> index in params, -1 = not kept
+                                            # (learn.plan's chunked search); None: identity
 
 
 def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
@@ -304,7 +306,8 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                rule: StopRule = StopRule(), *, halving: Optional[Halving] = None,
                seconds: Optional[float] = None, compact: Optional[bool] = None,
                progress: Optional[Callable[[int, int, float], None]] = None,
-               make_evaluate: Callable = make_block_evaluate) -> SearchResult:
+               make_evaluate: Callable = make_block_evaluate,
+               model_keys=None) -> SearchResult:
   """Trains a block of M models with early stopping (host loop over jitted rounds).
 
   Args:
@@ -319,6 +322,8 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
       training-row units, below which the extra compilations cost more than they save.
     progress: called as ``progress(epoch, active, best)`` after each round.
     make_evaluate: the validation criterion's factory (``compiled_search``).
+    model_keys: [M] the models' initial keys (default ``split(split(rng_key)[0], M)``;
+      ``learn.plan`` passes a slice of a larger block's keys when it trains in chunks).
   """
   start = time.perf_counter()
   train = pad_dataset(train, config.batch_size)
@@ -327,7 +332,9 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     compact = m * train.v.shape[0] * config.num_hidden >= COMPACT_MIN_WORK
   _, round_fn, init = compiled_search(config, num_aux, rule, m, make_evaluate)
   key_models, key_data = jax.random.split(rng_key)
-  carry = init(key_models, train, val, hparams, jnp.asarray(hidden_mask),
+  if model_keys is None:
+    model_keys = jax.random.split(key_models, m)
+  carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
                jnp.asarray(group_mask))
   rungs = [] if halving is None else halving_rungs(halving, rule.max_epochs)
   val_hist, recon_hist, eval_epochs, buckets = [], [], [], set()
@@ -456,7 +463,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  only_conditioned: bool = True,
                  configs: Optional[List[dict]] = None,
                  compact: Optional[bool] = None,
-                 make_evaluate: Callable = make_block_evaluate) -> Selection:
+                 make_evaluate: Callable = make_block_evaluate,
+                 models_per_chunk: Optional[int] = None) -> Selection:
   """Validation search: the configuration with the best validation PL.
 
   Args:
@@ -472,6 +480,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     configs: the configurations to try (dicts of SPACE_FIELDS), instead of sampling
       ``space``.
     compact, make_evaluate: passed to ``run_search``.
+    models_per_chunk: train at most this many models at once (``learn.plan``'s memory
+      plan; only the best parameters of each chunk are kept).
   Raises:
     DivergenceError: every configuration diverged.
   """
@@ -501,10 +511,15 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     if progress is not None:
       report = lambda e, a, b, batch=batch, n=len(cs): progress(
           f"batch {batch}: epoch {e}, {a}/{n} models training, best val PL {b:.4f}")
-    result = run_search(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
-                        stack_hparams(points), hidden_masks(points, num_hidden), groups,
-                        rule, halving=halving, seconds=remaining, progress=report,
-                        compact=compact, make_evaluate=make_evaluate)
+    run = run_search
+    if models_per_chunk is not None and models_per_chunk < len(cs):
+      from crbm_jax.learn import plan  # pylint: disable=import-outside-toplevel
+      run = functools.partial(plan.run_search_chunked, models_per_chunk=models_per_chunk,
+                              conditioned=np.array([bool(c["conditioned"]) for c in cs]))
+    result = run(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
+                 stack_hparams(points), hidden_masks(points, num_hidden), groups,
+                 rule, halving=halving, seconds=remaining, progress=report,
+                 compact=compact, make_evaluate=make_evaluate)
     results[batch] = (cs, result)
     for j, c in enumerate(cs):
       table.append(dict(c, best_val_pl=float(result.best_val_pl[j]),
@@ -534,6 +549,10 @@ def row_index(results: Dict[int, tuple], row: dict):
 def row_params(results: Dict[int, tuple], row: dict) -> CRBMParams:
   """The best-epoch parameters of a search-table row, hidden padding removed."""
   result, j = row_index(results, row)
+  if result.param_index is not None:
+    j = int(result.param_index[j])
+    if j < 0:
+      raise ValueError("row_params: this row's parameters were not kept (chunked search)")
   params = jax.device_get(model_params(result.params, j))
   h = int(row["num_hidden"])
   return params._replace(W=params.W[:, :h], c=params.c[:h])
