@@ -142,9 +142,9 @@ def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
   c = min(eval_chunk, r)
   return {
       "base": BASE_BYTES,
-      # Host observations (uint8 X, int32 counts) and the device Datasets (float32 v,
+      # Host observations (uint8 X; the counts are sparse) and the Datasets (float32 v,
       # int32 aux) of train, val and test, plus the padded copy of train.
-      "data": n * v * (1 + 4) + n * (v + g + 1) * F32 + num_train_rows * v * F32,
+      "data": n * v + n * (v + g + 1) * F32 + num_train_rows * v * F32,
       "w_aux": m * W_AUX_COPIES * a * v * F32,
       "w": m * W_COPIES * (v * h + v + h) * F32 + m * 2 * a * F32,
       # A minibatch: touched rows [B*G, M, V] (gathered, new, gradient), visible and
@@ -287,7 +287,8 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
   parameters of only each chunk's best conditioned and best unconditional model
   (``SearchResult.param_index``). Each model keeps the initial key it has in the whole
   block and every chunk sees the same minibatches and noise. ``seconds`` is shared: each
-  chunk gets an equal share of what is left."""
+  chunk gets an equal share of what is left, and once it is spent the chunks left are
+  not trained (their models are reported as stopped by the 'budget', never evaluated)."""
   from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn.learner import BLOCK_PARAM_AXES  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
@@ -303,7 +304,11 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
   for i, idx in enumerate(chunks):
     remaining = None
     if seconds is not None:
-      remaining = max((seconds - (time.perf_counter() - start)) / (len(chunks) - i), 1e-3)
+      left = seconds - (time.perf_counter() - start)
+      if left <= 0 and parts:  # the budget is spent: the chunks left are not trained
+        parts.append((idx, _untrained(len(idx), rule.eval_every), [], None))
+        continue
+      remaining = max(left / (len(chunks) - i), 1e-3)
     result = search.run_search(
         rng_key, train, val, num_aux, config,
         jax.tree.map(lambda x, idx=idx: x[idx], hparams), hidden_mask[idx],
@@ -322,6 +327,16 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
     parts.append((idx, result._replace(params=None), keep, params))
     del result
   return _merge(parts, m, rule.eval_every, time.perf_counter() - start)
+
+
+def _untrained(m: int, eval_every: int):
+  """The SearchResult (without parameters) of models never trained ('budget')."""
+  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
+  return search.SearchResult(
+      best_val_pl=np.full(m, -np.inf), best_epoch=np.full(m, -1), epochs=np.zeros(m, int),
+      reason=["budget"] * m, params=None, val_history=np.zeros((m, 0)),
+      recon_history=np.zeros((m, 0)), eval_epochs=np.zeros(0, int), seconds=0.0, rounds=0,
+      buckets=())
 
 
 def _pad_cols(x: np.ndarray, width: int) -> np.ndarray:
