@@ -93,9 +93,9 @@ def test_the_plan_fits_the_budget_with_the_fewest_chunks():
   assert small.fits and small.num_chunks > 1 and small.peak_bytes <= 4 * 2 ** 30
   assert small.models_per_chunk * small.num_chunks >= 128
   # one more model per chunk would not fit
-  more = sum(plan.estimate_bytes(small.models_per_chunk + 1, 20_000, 2000, 128, 5_000,
+  more = plan.total_bytes(plan.estimate_bytes(small.models_per_chunk + 1, 20_000, 2000, 128, 5_000,
                                  100, small.eval_rows_per_chunk, num_val_rows=4_000,
-                                 num_train_rows=12_000).values())
+                                 num_train_rows=12_000))
   assert more > 4 * 2 ** 30 or small.num_chunks == 1
   assert "chunks of" in small.describe() and "GB" in small.describe()
 
@@ -116,3 +116,31 @@ def test_memory_gb_is_checked():
   for bad in (-1, float("nan"), float("inf")):
     with pytest.raises(plan.PlanError):
       plan.budget_from_gb(bad)
+
+
+def test_search_seconds_nan_is_refused_and_infinity_means_no_limit():
+  from crbm_jax.fitting.fit import check_fit_options  # pylint: disable=import-outside-toplevel
+  from crbm_jax.fitting.inputs import InputError  # pylint: disable=import-outside-toplevel
+  kw = dict(num_hidden=8, num_epochs=3, learning_rate=0.1, momentum=0.5, weight_decay=0.0,
+            l1_aux=0.0, aux_lr_scale=1.0, batch_size=10, cd_k=1, min_users=1, top_tags=0,
+            search_configs=4, patience=2, tol=1e-4, eval_every=1)
+  with pytest.raises(InputError, match="search_seconds"):
+    check_fit_options(search_seconds=float("nan"), **kw)
+  with pytest.raises(InputError, match="search_seconds"):
+    check_fit_options(search_seconds=-1.0, **kw)
+  check_fit_options(search_seconds=float("inf"), **kw)
+  check_fit_options(search_seconds=0.0, **kw)
+
+
+@pytest.mark.slow
+def test_a_spent_budget_leaves_the_remaining_chunks_untrained():
+  train, val, _, num_aux = _data()
+  points = [GridPoint(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in (0.03, 0.1, 0.3, 0.05)]
+  config = learn.TrainConfig(num_hidden=4, batch_size=20)
+  result = plan.run_search_chunked(
+      jax.random.key(0), train, val, num_aux, config, stack_hparams(points),
+      hidden_masks(points, 4), np.ones((4, 2), np.float32), RULE, models_per_chunk=2,
+      seconds=1e-6)
+  assert result.reason[2:] == ["budget", "budget"] and list(result.epochs[2:]) == [0, 0]
+  assert (result.epochs[:2] >= 1).all()  # the first chunk ran its first round
+  assert list(result.param_index[2:]) == [-1, -1]

@@ -153,7 +153,17 @@ def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
       # Validation: W_a a of a chunk [r, M, V] (and its padded view), and the flip
       # deltas [c, V, H] of a form group of models.
       "eval": (2 * r * m * v + 3 * form * c * v * h) * F32 + 2 * num_val_rows * v * F32,
+      # After the search (not at the same time as the terms above): the chosen model's
+      # per-bit pseudo-likelihood of training and test rows, [N, V] float32 and a copy.
+      "final": 2 * num_train_rows * v * F32,
   }
+
+
+def total_bytes(terms: Dict[str, int]) -> int:
+  """The peak of an ``estimate_bytes`` breakdown: the search's terms and the final
+  evaluation are not alive at once."""
+  search_terms = sum(x for k, x in terms.items() if k not in ("base", "data", "final"))
+  return terms["base"] + terms["data"] + max(search_terms, terms["final"])
 
 
 def _largest_elements(models: int, num_rows: int, num_tags: int, num_aux: int,
@@ -182,7 +192,7 @@ def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
   kw = dict(num_val_rows=n_val, num_train_rows=n_train, num_groups=num_groups,
             eval_chunk=eval_chunk)
   shape = (num_rows, num_tags, num_hidden, num_aux, batch_size)
-  total = lambda m, r: sum(estimate_bytes(m, *shape, r, **kw).values())
+  total = lambda m, r: total_bytes(estimate_bytes(m, *shape, r, **kw))
   unchunked = total(num_models, n_val)
   floor = min(n_val, max(MIN_EVAL_ROWS, eval_chunk)) if chunk_rows else n_val
   rows_options = [n_val]
@@ -211,13 +221,13 @@ def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
   if elements > INT32_MAX:
     why = (f"{name} has {elements:,} elements, past int32 indexing ({INT32_MAX:,})")
   else:
-    why = (f"even one model needs about {gb(sum(terms.values()))} (W_aux {num_aux:,} "
+    why = (f"even one model needs about {gb(total_bytes(terms))} (W_aux {num_aux:,} "
            f"entities x {num_tags:,} tags: {gb(terms['w_aux'])}; data "
            f"{gb(terms['data'])}) > the budget of {gb(budget_bytes)}")
   message = (f"{why}; keep fewer tags (--top_tags), drop rare tags and entities "
              f"(--min_users), use fewer auxiliary groups (--aux) or hidden units, or raise "
              f"--memory_gb")
-  return Plan(num_models, 1, num_models, n_val, r, sum(terms.values()), unchunked,
+  return Plan(num_models, 1, num_models, n_val, r, total_bytes(terms), unchunked,
               int(budget_bytes), False, message, terms)
 
 
