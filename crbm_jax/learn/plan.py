@@ -297,8 +297,9 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
   parameters of only each chunk's best conditioned and best unconditional model
   (``SearchResult.param_index``). Each model keeps the initial key it has in the whole
   block and every chunk sees the same minibatches and noise. ``seconds`` is shared: each
-  chunk gets an equal share of what is left, and once it is spent the chunks left are
-  not trained (their models are reported as stopped by the 'budget', never evaluated)."""
+  chunk gets an equal share of what is left, and once what is left would not pay for one
+  round (as long as the last chunk's rounds took) the chunks left are not trained (their
+  models are reported as stopped by the 'budget', never evaluated)."""
   from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn.learner import BLOCK_PARAM_AXES  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
@@ -310,12 +311,14 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
   chunks = np.array_split(np.arange(m), math.ceil(m / max(int(models_per_chunk), 1)))
   hidden_mask, group_mask = np.asarray(hidden_mask), np.asarray(group_mask)
   extra = {} if make_evaluate is None else {"make_evaluate": make_evaluate}
-  parts = []
+  parts, round_seconds = [], 0.0
   for i, idx in enumerate(chunks):
     remaining = None
     if seconds is not None:
       left = seconds - (time.perf_counter() - start)
-      if left <= 0 and parts:  # the budget is spent: the chunks left are not trained
+      if parts and left <= round_seconds:
+        # what is left would not pay for one round (the last chunk's seconds per round,
+        # compilation included): the chunks left are not trained
         parts.append((idx, _untrained(len(idx), rule.eval_every), [], None))
         continue
       remaining = max(left / (len(chunks) - i), 1e-3)
@@ -324,6 +327,7 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
         jax.tree.map(lambda x, idx=idx: x[idx], hparams), hidden_mask[idx],
         group_mask[idx], rule, halving=halving, seconds=remaining, compact=compact,
         progress=progress, model_keys=keys[idx], **extra)
+    round_seconds = result.seconds / max(result.rounds, 1)
     usable = np.isfinite(result.best_val_pl) & (result.best_epoch >= 0)
     keep = []
     for kind in (True, False):
