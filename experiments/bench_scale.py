@@ -11,7 +11,7 @@ users: 200,000 observations); kind 'users': Zipf-distributed users, about 1.25 t
 (user, clip) (the probe's 1M-row table with users: ~800,000 observations).
 
 Each stage runs in its own child process, which reports its wall time and its peak RSS
-(``ru_maxrss``):
+(VmHWM):
 
 * prep: reading the table, canonicalising, the vocabulary (--min_users 2), the
   observations and the 60/20/20 split (each timed; peak after each);
@@ -84,7 +84,16 @@ def generate_table(rows: int, seed: int = 0, users: bool = False):
 
 
 def _peak_gb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KB -> GB
+  """This process's peak RSS: VmHWM (ru_maxrss would carry the parent's peak across
+  exec on Linux)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 2 ** 20  # kB -> GB
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
 def child_prep(tags: str) -> dict:
