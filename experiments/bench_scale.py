@@ -42,6 +42,8 @@ flags.DEFINE_list("kinds", ["items", "users"], "Table kinds: items (one tagging 
 flags.DEFINE_float("search_seconds", 120.0, "crbm-fit's --search_seconds.")
 flags.DEFINE_float("memory_gb", 0.0, "crbm-fit's --memory_gb (0 = its default).")
 flags.DEFINE_list("stages", ["prep", "fit", "smooth"], "Stages to run.")
+flags.DEFINE_integer("smooth_max_rows", 200_000, "Skip smoothing above this many rows: "
+                     "crbm-smooth writes every clip x tag (at 1M rows 333M lines).")
 flags.DEFINE_string("out", "", "Write the results as JSON here as well.")
 flags.DEFINE_string("workdir", "", "Scratch folder (default: a temporary one).")
 flags.DEFINE_string("child", "", "Internal: run one stage in this process.")
@@ -190,7 +192,8 @@ def main(argv):
       del table
       fitdir = os.path.join(root, f"fit_{kind}_{size}")
       for stage in FLAGS.stages:
-        if stage == "smooth" and row.get("outcome") != "ok":
+        if stage == "smooth" and (row.get("outcome") != "ok"
+                                  or row["rows"] > FLAGS.smooth_max_rows):
           continue
         res = run_child(stage, tags, fitdir)
         row.update({f"{stage}_{k}" if k in ("wall", "error") else k: v
