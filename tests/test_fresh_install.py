@@ -18,6 +18,9 @@ def _readme_main_command():
   return block[0]
 
 
+# Its own CI step (.ci/run), not the default suite: an install plus the smoke reproduction
+# takes minutes on the 2-core machine.
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("CRBM_SKIP_INSTALL_TEST") == "1",
                     reason="CRBM_SKIP_INSTALL_TEST=1")
 def test_readme_main_command_in_a_fresh_virtualenv(tmp_path):
