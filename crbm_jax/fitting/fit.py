@@ -174,7 +174,6 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   def dataset(idx):
     return learn.make_dataset(obs.X[idx], obs.aux[idx])
 
-  train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
   rule = search_lib.StopRule(patience=patience, tol=tol, max_epochs=num_epochs,
                              eval_every=eval_every)
   base = learn.TrainConfig(num_hidden=num_hidden, cd_k=cd_k, batch_size=batch_size)
@@ -194,8 +193,9 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       num_val_rows=len(split.val), num_train_rows=len(split.train),
       num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None)
   if not memory.fits:
-    raise InputError(f"crbm-fit: {memory.message}; nothing was trained")
+    raise InputError(f"{memory.message}; nothing was trained")
   log(f"crbm-fit: {memory.describe()}")
+  train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
   if search_seconds:  # the budget covers the data preparation too
     search_seconds = max(search_seconds - (time.time() - start_time), 1e-3)
   try:
