@@ -210,23 +210,12 @@ def load_tag_table(path: PathLike) -> TagTable:
 
   clip, tag = column("clip"), column("tag")
   raw_tag = tag
-  normal = {t: normalize_tag(t).strip() for t in set(tag)}  # once per distinct tag
-  tag = [normal[t] for t in tag]
+  tag = [normalize_tag(t).strip() for t in tag]
   for name, values in (("clip", clip), ("tag", tag)):
     for k, v in enumerate(values):
       if not v:
         raise DataError(f"blank {name}", path, lines[k])
-  count = None
   if "count" in index:
-    texts = column("count")
-    try:  # fast path: every count a plain integer in range
-      fast = np.array(texts, dtype=np.int64) if texts else np.zeros(0, np.int64)
-      if len(fast) and (fast.min() < 1 or fast.max() > MAX_COUNT):
-        fast = None
-    except (ValueError, OverflowError):
-      fast = None
-    count = None if fast is None else fast
-  if "count" in index and count is None:
     count = []
     for k, v in enumerate(column("count")):
       if not v:
@@ -242,7 +231,7 @@ def load_tag_table(path: PathLike) -> TagTable:
         raise DataError(f"count {v} is too large (at most {MAX_COUNT:.0e})", path,
                         lines[k])
       count.append(c)
-  elif "count" not in index:
+  else:
     count = [1] * len(clip)
   kw = {}
   for name in ("user", "track", "artist", "album"):
