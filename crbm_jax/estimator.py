@@ -31,17 +31,17 @@ from crbm_jax import learn
 from crbm_jax.configs import training
 from crbm_jax.data.splits import random_split
 from crbm_jax.learn import lazy_l1
-from crbm_jax.learn import search
+from crbm_jax.learn import engine
 from crbm_jax.model.crbm import CRBMParams, hidden_given_visible
 from crbm_jax.model.gibbs import sample_visible
 from crbm_jax.model.pseudolikelihood import pseudo_log_likelihood
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_epoch(config: learn.TrainConfig, num_aux: int):
+def _compiled_epoch(config: learn.TrainConfig, num_aux: int, learner_name: str = "cd"):
   """One jitted epoch over a chunk of rows per static configuration, so refits with the
   same shapes (cross-validation, grid search) reuse the compilation."""
-  learner = learn.cd(config, num_aux)
+  learner = engine.learner_factory(learner_name)(config, num_aux)
 
   def epoch(rng_key, state, chunk: learn.Dataset, hparams):
     state, info = learn.run_epoch(rng_key, learner, state, chunk, hparams, config.batch_size)
@@ -51,8 +51,8 @@ def _compiled_epoch(config: learn.TrainConfig, num_aux: int):
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_init(config: learn.TrainConfig, num_aux: int):
-  learner, _ = _compiled_epoch(config, num_aux)
+def _compiled_init(config: learn.TrainConfig, num_aux: int, learner_name: str = "cd"):
+  learner, _ = _compiled_epoch(config, num_aux, learner_name)
   return jax.jit(lambda key, data, hparams: learner.init(key, data, hparams))
 
 
@@ -81,6 +81,8 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       makes ``fit`` deterministic; None or a RandomState draws a new seed at each ``fit``
       (and at the first ``partial_fit``).
     chunk_size: observations per chunk in the exact pseudo-likelihood.
+    learner: the learning algorithm by name: 'cd' (CD-k), 'pcd' (persistent CD) or
+      'pt' (parallel tempering) (``crbm_jax.learn.engine.LEARNERS``).
     chunk_rows: rows made dense at a time. Sparse input is never densified whole: a
       training set larger than this is trained chunk by chunk (each epoch shuffles the
       rows, then runs the minibatches of one chunk at a time), and scoring and
@@ -100,7 +102,8 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
                cd_k: int = 1, batch_size: int = 100, n_epochs: int = 100,
                early_stopping: bool = True, validation_fraction: float = 0.2,
                n_iter_no_change: int = 8, tol: float = 1e-4, aux_lr_scale: float = 1.0,
-               random_state=0, chunk_size: int = 64, chunk_rows: int = 8192):
+               random_state=0, chunk_size: int = 64, chunk_rows: int = 8192,
+               learner: str = "cd"):
     self.n_hidden = n_hidden
     self.learning_rate = learning_rate
     self.momentum = momentum
@@ -117,6 +120,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     self.random_state = random_state
     self.chunk_size = chunk_size
     self.chunk_rows = chunk_rows
+    self.learner = learner
 
   def __sklearn_tags__(self):
     tags = super().__sklearn_tags__()
@@ -160,6 +164,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
                        f"{self.validation_fraction}")
     if not (np.isfinite(self.tol) and self.tol >= 0):
       raise ValueError(f"tol must be a finite number >= 0, got {self.tol}")
+    engine.learner_factory(self.learner)  # one line naming the choices
     learn.check_hparams(prefix="", learning_rate=self.learning_rate,
                   momentum=self.momentum, weight_decay=self.weight_decay,
                   l1_aux=self.l1_aux, aux_lr_scale=self.aux_lr_scale)
@@ -216,7 +221,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     Returns:
       self.
     Raises:
-      crbm_jax.learn.search.DivergenceError (a ValueError): the first epochs diverged.
+      crbm_jax.learn.engine.DivergenceError (a ValueError): the first epochs diverged.
     """
     self._check_params()
     X = self._validate_X(X, reset=True)
@@ -236,8 +241,8 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       train_idx, val_idx = np.arange(n), np.zeros(0, np.int64)
     config, hparams = self._settings(len(train_idx))
     first = self._dataset(X, aux, train_idx[: min(len(train_idx), self.chunk_rows)])
-    state = _compiled_init(config, num_aux)(key_init, first, hparams)
-    rule = search.StopRule(patience=int(self.n_iter_no_change), tol=float(self.tol),
+    state = _compiled_init(config, num_aux, self.learner)(key_init, first, hparams)
+    rule = engine.StopRule(patience=int(self.n_iter_no_change), tol=float(self.tol),
                            max_epochs=int(self.n_epochs))
     score = None
     if self.validation_used_:
@@ -281,7 +286,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     key_init, key_data = jax.random.split(jax.random.key(seed))
     state = getattr(self, "_state", None)
     if state is None or state.params.W.shape != (X.shape[1], int(self.n_hidden)):
-      state = _compiled_init(config, num_aux)(
+      state = _compiled_init(config, num_aux, self.learner)(
           key_init, self._dataset(X, aux, np.arange(min(n, self.chunk_rows))), hparams)
       if not first_call:  # continue from the fitted parameters
         state = state._replace(params=CRBMParams(*(jnp.asarray(x) for x in self.params_)),
@@ -317,7 +322,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     """One epoch over rows ``index``: all at once when they fit in ``chunk_rows``,
     otherwise shuffled and run chunk by chunk (each chunk padded to a multiple of the
     batch size with weight-0 rows). Returns (state, recon error, params)."""
-    _, epoch_fn = _compiled_epoch(config, num_aux)
+    _, epoch_fn = _compiled_epoch(config, num_aux, self.learner)
     key = jax.random.fold_in(key, epoch)
     if len(index) <= self.chunk_rows:
       data = learn.pad_dataset(self._dataset(X, aux, index), config.batch_size)
@@ -335,7 +340,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     return state, float(np.average(recon, weights=weights)), params
 
   def _train(self, key, state, config, hparams, num_aux, X, aux, index, rule, score):
-    """Epochs with early stopping (``search.update_tracker``, the rule ``crbm-fit``
+    """Epochs with early stopping (``engine.update_tracker``, the rule ``crbm-fit``
     uses); returns (params, best epoch, history, why it stopped)."""
     history = {"recon_error": [], "val_pl": []}
     if score is None:
@@ -345,9 +350,9 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
                                            index, epoch)
         history["recon_error"].append(float(recon))
       return jax.device_get(params), rule.max_epochs - 1, history, "max_epochs"
-    learner, _ = _compiled_epoch(config, num_aux)
+    learner, _ = _compiled_epoch(config, num_aux, self.learner)
     initial = learner.model(state, hparams)
-    tracker = search.init_tracker((), score(initial))
+    tracker = engine.init_tracker((), score(initial))
     best_pl, best_params, best_epoch = -np.inf, initial, -1
     for epoch in range(rule.max_epochs):
       state, recon, params = self._epoch(key, state, config, hparams, num_aux, X, aux,
@@ -355,15 +360,15 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       val_pl = score(params)
       history["recon_error"].append(float(recon))
       history["val_pl"].append(val_pl)
-      tracker = search.update_tracker(tracker, jnp.float32(best_pl), jnp.float32(val_pl),
+      tracker = engine.update_tracker(tracker, jnp.float32(best_pl), jnp.float32(val_pl),
                                       epoch + 1, rule)
-      reason = search.REASONS[int(tracker.reason)]
+      reason = engine.REASONS[int(tracker.reason)]
       if reason != "diverged" and np.isfinite(val_pl) and val_pl > best_pl:
         best_pl, best_params, best_epoch = val_pl, jax.device_get(params), epoch
       if not bool(tracker.active):
         break
     if best_epoch < 0:
-      raise search.DivergenceError(
+      raise engine.DivergenceError(
           f"training diverged in the first epoch (validation pseudo-likelihood "
           f"{history['val_pl'][0]:.4g}); lower learning_rate (now {self.learning_rate:g})"
           f" or aux_lr_scale (now {self.aux_lr_scale:g})")

@@ -1,12 +1,25 @@
-"""Shared test configuration: a deterministic Hypothesis profile (as JAX's test_util does)."""
+"""Shared test configuration: a deterministic Hypothesis profile (as JAX's test_util does)
+and one JAX compilation cache for the whole session.
+
+The session's cache (a temporary folder unless CRBM_JAX_COMPILE_CACHE names one) is turned
+on before anything compiles, and its folder is exported, so that the console scripts the
+tests start as subprocesses share it: a program compiled once, in any test or process, is
+loaded from the cache afterwards (identical programs built by fresh closures included).
+"""
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+os.environ.setdefault("CRBM_JAX_COMPILE_CACHE",
+                      tempfile.mkdtemp(prefix="crbm-jax-test-compile-cache-"))
 
 import jax  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
+from crbm_jax.util import compile_cache  # noqa: E402
+
 jax.config.update("jax_enable_x64", False)
+compile_cache.enable()
 
 settings.register_profile(
     "deterministic",

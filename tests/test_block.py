@@ -1,4 +1,4 @@
-"""The block trainer (crbm_jax.learn.block): one model = fit, padded = unpadded, vmap =
+"""The block trainer (crbm_jax.learn.block): padded = unpadded, vmap =
 single, sharded = unsharded, no recompiles, group masks, the block pseudo-likelihood and
 the block layout of the lazy L1 prox against their references."""
 import functools
@@ -58,27 +58,6 @@ def test_expand_grid_is_the_cartesian_product():
   assert {p.num_hidden for p in pts} == {4, 8}
   mask = grid.hidden_masks(pts[:2] + pts[-1:], 8)
   np.testing.assert_array_equal(mask.sum(1), [4, 4, 8])
-
-
-def test_a_block_of_one_model_equals_fit():
-  # fit(key) initialises with split(key)[0] and draws the data order and Gibbs noise from
-  # split(key)[1]: the block given those keys must follow the same trajectory, with the
-  # model axis vmapped, W_aux laid out [A, 1, V] and the pseudo-likelihood fused.
-  config = TrainConfig(num_hidden=5, batch_size=10, num_epochs=3, eval_chunk=8)
-  hp = learn.make_hparams(0.1, 0.5, 1e-3, 1e-2, aux_lr_scale=3.0)
-  key = jax.random.key(11)
-  single = jax.jit(learn.make_fit(config, A))(key, hp, TRAIN, VAL)
-  key_init, key_data = jax.random.split(key)
-  block = jax.jit(grid.make_block_fit(config, A))(
-      key_init[None], jax.tree.map(lambda x: x[None], hp), jnp.ones((1, 5)),
-      jnp.ones((1, 2)), key_data, TRAIN, VAL, TEST)
-  np.testing.assert_allclose(block.val_pl[0], single.history.val_pl, rtol=1e-6)
-  np.testing.assert_allclose(block.recon_error[0], single.history.recon_error, rtol=1e-5)
-  assert int(block.best_epoch[0]) == int(single.best_epoch)
-  for name in ("W", "b", "c", "W_aux"):
-    np.testing.assert_allclose(getattr(block.params, name)[0], getattr(single.params, name),
-                               rtol=1e-5, atol=1e-7)
-  assert np.abs(np.asarray(single.params.W_aux)).max() > 1e-3
 
 
 def test_padded_model_is_identical_to_unpadded():

@@ -72,28 +72,6 @@ def test_halving_keeps_the_best_fraction_of_the_race_and_never_restarts_stopped_
   assert keep.tolist() == [False, True, True, True, True, False]
 
 
-def test_a_models_result_does_not_depend_on_its_block_mates_or_on_compaction():
-  """Shared minibatches and Gibbs noise: freezing a neighbour (lr x 0) and training in a
-  smaller bucket leave a model's trajectory unchanged, to float rounding."""
-  a = GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0)
-  b = GridPoint(6, 2.0, 0.5, 1e-4, 0.0, 5.0)     # a high rate: stops early
-  c = GridPoint(3, 0.05, 0.5, 0.0, 1e-3, 1.0)
-  rule = search.StopRule(patience=1, tol=0.01, max_epochs=8)   # some stop early
-  block = _run([a, b, c, a._replace(learning_rate=0.3)], compact=True, rule=rule)
-  full = _run([a, b, c, a._replace(learning_rate=0.3)], compact=False, rule=rule)
-  alone = _run([a], rule=rule)
-  assert len(block.buckets) > 1 and full.buckets == (4,)
-  np.testing.assert_allclose(block.best_val_pl, full.best_val_pl, rtol=1e-5)
-  assert block.best_epoch.tolist() == full.best_epoch.tolist()
-  assert block.reason == full.reason
-  np.testing.assert_allclose(block.best_val_pl[0], alone.best_val_pl[0], rtol=1e-5)
-  assert block.best_epoch[0] == alone.best_epoch[0] and block.epochs[0] == alone.epochs[0]
-  # each stopped model's history ends where it stopped
-  for m in range(4):
-    evaluated = np.isfinite(block.val_history[m])
-    assert evaluated.sum() == block.epochs[m] and evaluated[: block.epochs[m]].all()
-
-
 def test_a_stopped_model_is_frozen_and_keeps_its_best_epoch():
   points = [GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0), GridPoint(6, 0.2, 0.5, 1e-4, 0.0, 5.0)]
   rule = search.StopRule(patience=1, tol=0.5, max_epochs=6)   # tol too high: stops at 2
@@ -162,7 +140,8 @@ def test_fit_and_compare_reports_paired_differences_that_sum_to_the_test_figures
   d = cmp.differences["crbm_minus_unconditional"]
   assert d["difference"] > 2 * d["stderr"]
   assert cmp.curve["epochs"] == len(cmp.curve["recon_error"]) > 0
-  png = select.learning_curve_png(cmp.curve, cmp.val["baseline"], "t")
+  from crbm_jax.fitting.report import learning_curve_png  # pylint: disable=import-outside-toplevel
+  png = learning_curve_png(cmp.curve, cmp.val["baseline"], "t")
   assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 
-from crbm_jax.learn import block as block_lib
 from crbm_jax.paper import table2
 from crbm_jax.util.atomic import write_json_atomic
 from crbm_jax.util.stats import mean_stderr
@@ -69,39 +68,28 @@ def test_selection_picks_the_best_mean_validation_configuration(smoke_run):
   assert tuple(res["selected"].values()) == max(means, key=means.get)
 
 
-@pytest.mark.parametrize("method", ["per_split", "auto"])
+@pytest.mark.parametrize("method", ["vmap", "auto"])
 def test_interrupted_run_resumes_to_the_same_table(smoke_run, tmp_path, monkeypatch, method):
-  # per_split: killed in its third block call; the default method (one call per stage on
-  # either backend choice): killed in the combination stage's call.
+  # Either method (one call per stage; 'auto' is 'map' on a CPU): killed in the
+  # combination stage's call, after the grid stage's results were stored.
   _, reference = smoke_run
   calls = []
   config = _smoke()
   config.method = method
-  if table2.resolve_method(config) in ("per_split", "loop"):
-    real = block_lib.run_block
+  real_stage = table2.Runner._stage_fn
 
-    def dying(*args, **kw):
-      if len(calls) == 2:
+  def dying_stage(self, *args):
+    fn = real_stage(self, *args)
+
+    def call(*a):
+      if len(calls) == 1:
         raise KeyboardInterrupt("simulated kill")
       calls.append(1)
-      return real(*args, **kw)
+      return fn(*a)
 
-    monkeypatch.setattr(table2.block_lib, "run_block", dying)
-  else:
-    real_stage = table2.Runner._stage_fn
+    return call
 
-    def dying_stage(self, *args):
-      fn = real_stage(self, *args)
-
-      def call(*a):
-        if len(calls) == 1:
-          raise KeyboardInterrupt("simulated kill")
-        calls.append(1)
-        return fn(*a)
-
-      return call
-
-    monkeypatch.setattr(table2.Runner, "_stage_fn", dying_stage)
+  monkeypatch.setattr(table2.Runner, "_stage_fn", dying_stage)
   with pytest.raises(KeyboardInterrupt):
     table2.run_table2(config, str(tmp_path))
   monkeypatch.undo()

@@ -1,8 +1,6 @@
-"""Table 2's computation methods give the same results: the block trainer over (split,
-model) in one call ('vmap'), lax.map over chunks of models ('map'), and the per-split
-blocks ('per_split', 'loop'); the protocol's stage layout (one call per stage, W_aux rows
-per stage); the method chosen per backend."""
-import functools
+"""Table 2's computation methods and stage layout (one call per stage, W_aux rows per
+stage); the method chosen per backend. The equivalences of the split axis and of
+successive halving with per-split blocks are engine tests (tests/test_engine.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +9,6 @@ import pytest
 
 from crbm_jax.configs import table2 as table2_config
 from crbm_jax.learn import block as block_lib
-from crbm_jax.learn import halving as halving_lib
 from crbm_jax.learn.base import Dataset, TrainConfig
 from crbm_jax.paper import table2
 
@@ -39,63 +36,6 @@ def _keys():
                                               len(POINTS)))(jnp.arange(S))
   data = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(1), s))(jnp.arange(S))
   return model, data
-
-
-@functools.lru_cache(maxsize=None)
-def _per_split():
-  fn = jax.jit(block_lib.make_block_fit(CONFIG, A))
-  model_keys, data_keys = _keys()
-  return [jax.device_get(block_lib.run_block(fn, model_keys[s], POINTS, GROUPS, 5,
-                                             data_keys[s], *SPLITS[s])) for s in range(S)]
-
-
-@pytest.mark.parametrize("method", ["vmap", pytest.param("map", marks=pytest.mark.slow)])
-def test_split_axis_block_equals_one_block_per_split(method):
-  fn = jax.jit(block_lib.make_split_block_fit(CONFIG, A, method, chunk_size=2))
-  model_keys, data_keys = _keys()
-  stacked = [jax.tree.map(lambda *x: jnp.stack(x), *[s[i] for s in SPLITS]) for i in range(3)]
-  out = jax.device_get(fn(model_keys, block_lib.stack_hparams(POINTS),
-                          jnp.asarray(block_lib.hidden_masks(POINTS, 5)), jnp.asarray(GROUPS),
-                          data_keys, *stacked))
-  assert out.val_pl.shape == (S, len(POINTS), CONFIG.num_epochs)
-  for s, want in enumerate(_per_split()):
-    for name in ("best_val_pl", "test_pl", "val_pl", "recon_error"):
-      np.testing.assert_allclose(getattr(out, name)[s], getattr(want, name), rtol=1e-5,
-                                 atol=1e-6, err_msg=f"{name}, split {s}")
-    np.testing.assert_array_equal(out.best_epoch[s], want.best_epoch)
-    for name in ("W", "W_aux", "b", "c"):
-      np.testing.assert_allclose(getattr(out.params, name)[s], getattr(want.params, name),
-                                 rtol=1e-5, atol=1e-6)
-  # the splits differ (the test would pass trivially if the split axis were ignored)
-  assert np.abs(out.val_pl[0] - out.val_pl[1]).max() > 1e-3
-
-
-def test_successive_halving_over_splits_follows_the_exhaustive_trajectories():
-  # Halving 4 -> 2 -> 1 configurations after epochs 1 and 2 (ranked by the mean over the
-  # splits), with the survivors compacted into smaller blocks: every configuration's
-  # validation PL on every split must be the exhaustive block's for as long as it
-  # trained (masks freeze, compaction moves models without changing them).
-  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
-  model_keys, data_keys = _keys()
-  stacked = [jax.tree.map(lambda *x: jnp.stack(x), *[s[i] for s in SPLITS]) for i in range(2)]
-  rule = search.StopRule(patience=1000, tol=0.0, max_epochs=3, eval_every=1,
-                         diverge_margin=1e9)
-  res = halving_lib.run_halving(CONFIG, A, model_keys, block_lib.stack_hparams(POINTS),
-                              block_lib.hidden_masks(POINTS, 5), GROUPS, data_keys,
-                              *stacked, search.Halving(2.0, 1, 1), rule, min_bucket=2)
-  exhaustive = np.stack([r.val_pl for r in _per_split()])                 # [S, M, E]
-  assert res.buckets == (2, 4)  # the last survivor trains in a bucket of 2
-  assert sorted(res.epochs.tolist()) == [1, 1, 2, 3]
-  assert res.model_epochs == S * (4 + 2 + 1) < S * 4 * 3
-  for m, e in enumerate(res.epochs):
-    np.testing.assert_allclose(res.best_val_pl[:, m], exhaustive[:, m, :e].max(-1),
-                               rtol=1e-5, atol=1e-6)
-  # who survived each rung: the best mean over splits of the best PL so far
-  first = exhaustive[:, :, 0].mean(0)
-  assert set(np.flatnonzero(res.epochs >= 2)) == set(np.argsort(-first)[:2])
-  winner = int(np.argmax(res.mean_val_pl))
-  assert res.epochs[winner] == 3 and res.reason[winner] == "max_epochs"
-  assert res.reason.count("halved") == 3
 
 
 def test_map_needs_whole_chunks():
@@ -149,7 +89,7 @@ def test_every_method_gives_the_same_table_and_stacked_ones_one_call_per_stage(
 
   monkeypatch.setattr(table2.Runner, "_stage_fn", counted)
   tables = {}
-  for method in ("vmap", "map", "per_split", "loop"):
+  for method in block_lib.METHODS:
     c = _smoke(method)
     c.group_by_hidden = True  # two hidden sizes: two blocks, still one call per stage
     tables[method] = table2.run_table2(c, str(tmp_path / method))["datasets"][0]

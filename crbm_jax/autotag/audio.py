@@ -42,6 +42,21 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
   return out.astype(np.float32)
 
 
+def check_readable(path: PathLike) -> None:
+  """AudioError saying plainly why a file cannot be opened (not found, permission
+  denied, a folder), before a decoder reports it as a decoding error."""
+  if not os.path.exists(path):
+    raise AudioError(path, "file not found")
+  if os.path.isdir(path):
+    raise AudioError(path, "is a folder, not an audio file")
+  try:
+    with open(path, "rb"):
+      pass
+  except OSError as e:
+    raise AudioError(path, f"cannot read the file: {(e.strerror or str(e)).lower()}"
+                     ) from None
+
+
 def load_audio(path: PathLike, sr: int = 22050) -> tuple[np.ndarray, int]:
   """Decodes an audio file to mono float32 at sample rate sr.
 
@@ -55,8 +70,7 @@ def load_audio(path: PathLike, sr: int = 22050) -> tuple[np.ndarray, int]:
     AudioError: missing/unreadable/corrupt file, no samples, non-finite
       samples, or digital silence (peak < 1e-6).
   """
-  if not os.path.exists(path):
-    raise AudioError(path, "file not found")
+  check_readable(path)
   try:
     data, file_sr = soundfile.read(os.fspath(path), dtype="float32",
                                    always_2d=True)
@@ -118,6 +132,7 @@ def cut_clips(y: np.ndarray, sr: int, num_clips: int = 5,
 
 def audio_duration(path: PathLike) -> float:
   """Duration in seconds from the file header (no decoding)."""
+  check_readable(path)
   try:
     info = soundfile.info(os.fspath(path))
   except Exception as e:

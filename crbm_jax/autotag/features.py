@@ -34,8 +34,9 @@ import math
 import multiprocessing
 import os
 import sys
+import tempfile
 import threading
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import scipy.fft
@@ -45,7 +46,10 @@ from crbm_jax.autotag import audio
 from crbm_jax.util.atomic import write_npz_atomic
 from crbm_jax.util.progress import Progress
 
-FEATURE_VERSION = 2  # 2: float32 signal path (values differ from 1 by ~1e-5)
+FEATURE_VERSION = 3  # 2: float32 signal path (values differ from 1 by ~1e-5); 3: MFCC
+# statistics from frames shifted by the first (a silent or steady clip's covariance is
+# exactly 0) and onset envelopes floored at ENVELOPE_FLOOR_DB (rounding noise is no onset)
+ENVELOPE_FLOOR_DB = 1e-4  # dB: ~50x the float32 rounding of a dB value, far below audible
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,21 +288,44 @@ def _cached_dct(n_out, n_in, dtype) -> np.ndarray:
 
 # ---------------------------------------------------------------- clip features
 
+def _mean_and_cov(mean: np.ndarray, deviations: np.ndarray) -> np.ndarray:
+  """[mean, upper-triangle covariance] from the mean and the frames minus their first
+  frame (any shift leaves the covariance unchanged; this one makes frames equal to the
+  first contribute exact zeros, so a silent or steady clip's covariance is exactly 0 on
+  every machine, whatever the BLAS's summation order)."""
+  n = deviations.shape[0]
+  cov = np.cov(deviations, ddof=1) if deviations.shape[1] > 1 else np.zeros((n, n))
+  return np.concatenate([mean, cov[np.triu_indices(n)]])
+
+
 def timbral_features(mfccs: np.ndarray) -> np.ndarray:
   """Mean and upper-triangle covariance of MFCCs [n_mfcc, frames] -> [n + n(n+1)/2]
   (float64 statistics)."""
   mfccs = np.asarray(mfccs, np.float64)
-  n = mfccs.shape[0]
-  cov = np.cov(mfccs, ddof=1) if mfccs.shape[1] > 1 else np.zeros((n, n))
-  return np.concatenate([mfccs.mean(axis=1), cov[np.triu_indices(n)]])
+  return _mean_and_cov(mfccs.mean(axis=1), mfccs - mfccs[:, :1])
+
+
+def timbral_features_from_mel(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
+  """``timbral_features(mfcc_from_mel(mel))`` computed so that frames with the same dB
+  spectrum as the first give exactly zero deviations: the DCT (linear) is applied to
+  the dB frames minus the first frame, and to their mean. A silent clip's (every frame
+  at the dB floor) covariance is then exactly 0 by construction, not by rounding luck
+  (a matrix product of equal columns need not give equal columns)."""
+  db = power_to_db(np.asarray(mel, np.float64), config.amin, config.top_db)
+  dct = _cached_dct(config.n_mfcc, db.shape[0], np.float64)
+  return _mean_and_cov(dct @ db.mean(axis=1), dct @ (db - db[:, :1]))
 
 
 def onset_envelopes(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-  """Half-wave-rectified dB differences in rhythm_bands groups: [bands, frames - 1]."""
+  """Half-wave-rectified dB differences in rhythm_bands groups: [bands, frames - 1]
+  (rises up to ENVELOPE_FLOOR_DB are 0)."""
   groups = np.array_split(np.arange(mel.shape[0]), config.rhythm_bands)
   band_power = np.stack([mel[g[0]:g[-1] + 1].sum(axis=0) for g in groups])
   db = power_to_db(band_power, config.amin, config.top_db)
-  return np.maximum(np.diff(db, axis=1), 0.0)
+  rise = np.diff(db, axis=1)
+  # Rises below ENVELOPE_FLOOR_DB are float rounding, not onsets: zero, so a steady
+  # tone's envelope (and its autocorrelation) is exactly 0 on every machine.
+  return np.where(rise > ENVELOPE_FLOOR_DB, rise, 0.0)
 
 
 def normalized_autocorrelation(env: np.ndarray, num_lags: int) -> np.ndarray:
@@ -333,7 +360,7 @@ def min_clip_samples(config: FeatureConfig) -> int:
 
 
 def _features_from_mel(mel: np.ndarray, config: FeatureConfig) -> np.ndarray:
-  feats = np.concatenate([timbral_features(mfcc_from_mel(mel, config)),
+  feats = np.concatenate([timbral_features_from_mel(mel, config),
                           rhythm_features(mel, config)])
   if not np.all(np.isfinite(feats)):  # cannot happen for finite input; guard
     raise ValueError("non-finite features (non-finite audio samples?)")
@@ -389,7 +416,8 @@ class Extracted(NamedTuple):
   (evenly spaced clip k, or the k-th of the given segments); starts, durations [C]:
   seconds; skipped_segments: (path, k, reason) for given segments that could not be
   used (past the end of the file, too short); cache: counts of cache hits, misses,
-  invalid entries (ignored and recomputed) and writes.
+  invalid entries (ignored and recomputed) and entries that could not be written
+  ("unwritten": the features stand, the cache just misses them).
   """
   features: np.ndarray
   clip_ids: list
@@ -533,7 +561,10 @@ def file_clips(path: str, config: FeatureConfig = FeatureConfig(),
             "starts": np.asarray(starts, np.float64),
             "durations": np.asarray(durations, np.float64), "num_samples": int(y.shape[0])}
   if cache_path is not None:
-    write_npz_atomic(cache_path, key=np.array(key), **result)
+    try:
+      write_npz_atomic(cache_path, key=np.array(key), **result)
+    except OSError:  # e.g. an entry that is a folder, a full disk: the result stands
+      return result, "unwritten"
   return result, status
 
 
@@ -558,6 +589,24 @@ def _worker(path: str, config: FeatureConfig, cache_dir: Optional[str],
     return path, None, e.reason, "off"
 
 
+def _worker_init() -> None:
+  """Workers leave Ctrl-C to the main process, which ends the run (util.interrupt); a
+  terminal's Ctrl-C reaches every process of the group, and a worker's own
+  KeyboardInterrupt would only print a traceback."""
+  import signal  # pylint: disable=import-outside-toplevel
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _quiet_resource_tracker() -> None:
+  """When a Ctrl-C ends the tool at once, multiprocessing's resource tracker removes the
+  pool's semaphores itself and would warn about "leaked semaphore objects"; it is
+  started with this process's -W options, so this one keeps it quiet (it still cleans
+  up)."""
+  option = "ignore:resource_tracker:UserWarning"
+  if option not in sys.warnoptions:
+    sys.warnoptions.append(option)
+
+
 def _can_spawn() -> bool:
   """Spawned workers re-import the main module: impossible when it is read from stdin
   or a notebook cell with a fake file name (then the work runs in this process)."""
@@ -565,10 +614,26 @@ def _can_spawn() -> bool:
   return main_file is None or os.path.exists(main_file)
 
 
+def cache_problem(cache_dir: str) -> Optional[str]:
+  """Why ``cache_dir`` cannot serve as the feature cache (None when it can): a file, not
+  creatable, or not writable. Nothing is left behind by the check."""
+  if os.path.lexists(cache_dir) and not os.path.isdir(cache_dir):
+    return "it is a file, not a folder"
+  try:
+    os.makedirs(cache_dir, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=cache_dir)
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    return f"cannot write there: {(e.strerror or str(e)).lower()}"
+  return None
+
+
 def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig(),
                      num_workers: int = 2, cache_dir: Optional[str] = None,
                      progress: bool = True, segments: Optional[Sequence[Segments]] = None,
-                     min_clip_seconds: float = 0.0) -> Extracted:
+                     min_clip_seconds: float = 0.0,
+                     log: Optional[Callable[[str], None]] = None) -> Extracted:
   """Features for every clip of every file, in file order.
 
   Unusable files (audio.AudioError: unreadable, corrupt, empty, silent,
@@ -588,15 +653,22 @@ def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig
   segments = [None] * len(paths) if segments is None else list(segments)
   if len(segments) != len(paths):
     raise ValueError(f"{len(segments)} segment lists for {len(paths)} files")
+  say = log if log is not None else (lambda m: print(m, file=sys.stderr))
   if cache_dir is not None:
-    os.makedirs(cache_dir, exist_ok=True)
+    problem = cache_problem(cache_dir)
+    if problem is not None:  # said once; the run goes on without a cache
+      say(f"crbm-features: the feature cache {cache_dir} cannot be used ({problem}); "
+          "computing the features without it")
+      cache_dir = None
   results = [None] * len(paths)
   bar = Progress(len(paths), "features", "files", stream=sys.stderr if progress else None)
   if num_workers > 1 and len(paths) > 1 and _can_spawn():
     ctx = multiprocessing.get_context("spawn")
+    _quiet_resource_tracker()
     try:
       with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(paths)),
-                                                  mp_context=ctx) as ex:
+                                                  mp_context=ctx,
+                                                  initializer=_worker_init) as ex:
         futures = {ex.submit(_worker, p, config, cache_dir, s, min_clip_seconds): i
                    for i, (p, s) in enumerate(zip(paths, segments))}
         for fut in concurrent.futures.as_completed(futures):
@@ -611,10 +683,12 @@ def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig
   bar.close()
   blocks, clip_ids, skipped, skipped_segments = [], [], [], []
   file_index, seg_index, starts, durations = [], [], [], []
-  cache = {"hit": 0, "miss": 0, "invalid": 0}
+  cache = {"hit": 0, "miss": 0, "invalid": 0}  # + "unwritten" when an entry could not be
   for i, (p, (_, result, reason, status)) in enumerate(zip(paths, results)):
     if status in cache:
       cache[status] += 1
+    elif status == "unwritten":  # computed (a miss or an invalid entry), not stored
+      cache["unwritten"] = cache.get("unwritten", 0) + 1
     if result is None:
       skipped.append((p, reason))
       continue

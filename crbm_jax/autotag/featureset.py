@@ -4,7 +4,6 @@ and the compact .npz that holds them (``save_features``, ``load_features``). See
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import math
 import os
@@ -83,19 +82,61 @@ def count_reasons(reasons) -> dict:
   return dict(sorted(out.items()))
 
 
-def find_audio(audio: Union[str, Sequence[str]]) -> tuple[list, Optional[str]]:
+def check_clip_seconds(config: features_lib.FeatureConfig) -> None:
+  """AutotagError (one line, before any work) when the evenly spaced clips are shorter
+  than the feature settings can use (n_fft + 2 hops)."""
+  need = features_lib.min_clip_samples(config)
+  if not config.clip_seconds * config.sr >= need:
+    raise AutotagError(f"--clip_seconds {config.clip_seconds:g} is too short: the "
+                       f"features need clips of at least {need / config.sr:.3f} s ({need} "
+                       f"samples at {config.sr} Hz: n_fft {config.n_fft} + 2 hops of "
+                       f"{config.hop_length})")
+
+
+def walk_audio(folder: str, log: Optional[Log] = None) -> list:
+  """The audio files under ``folder``, each real folder walked once: a link to a folder
+  is followed unless that folder was already walked (a link loop such as ``ln -s .
+  loop``, or two links to one folder); what was left out is said in one line. Hidden
+  files and folders (names starting with '.') are not searched."""
+  paths, seen, skipped = [], set(), []
+  for root, dirs, files in os.walk(folder, followlinks=True):
+    real = os.path.realpath(root)
+    if real in seen:  # reached again through a link
+      skipped.append(root)
+      dirs[:] = []
+      continue
+    seen.add(real)
+    dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # as glob: no hidden
+    keep = []
+    for d in dirs:
+      if os.path.realpath(os.path.join(root, d)) in seen:
+        skipped.append(os.path.join(root, d))
+      else:
+        keep.append(d)
+    dirs[:] = keep
+    paths.extend(os.path.join(root, f) for f in files
+                 if not f.startswith(".")
+                 and os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS
+                 and os.path.isfile(os.path.join(root, f)))
+  if skipped and log is not None:
+    log(f"crbm-features: skipped {len(skipped)} linked folder(s) already searched (a "
+        f"link loop or a second link to one folder), e.g. {skipped[0]}")
+  return paths
+
+
+def find_audio(audio: Union[str, Sequence[str]], log: Optional[Log] = None
+               ) -> tuple[list, Optional[str]]:
   """(sorted audio paths, base folder or None) from a folder, a list file or a file.
 
-  A folder is searched recursively for files with an audio extension; a ``.txt`` or
-  ``.lst`` file lists one path per line (relative to its folder; '#' starts a comment);
-  a sequence is taken as the paths themselves.
+  A folder is searched recursively for files with an audio extension, each real folder
+  once (``walk_audio``); a ``.txt`` or ``.lst`` file lists one path per line (relative
+  to its folder; '#' starts a comment); a sequence is taken as the paths themselves.
   """
   if not isinstance(audio, (str, os.PathLike)):
     return [os.fspath(p) for p in audio], None
   audio = os.fspath(audio)
   if os.path.isdir(audio):
-    paths = [p for p in glob.glob(os.path.join(audio, "**", "*"), recursive=True)
-             if os.path.isfile(p) and os.path.splitext(p)[1].lower() in AUDIO_EXTENSIONS]
+    paths = walk_audio(audio, log)
     if not paths:
       raise AutotagError(f"{audio}: no audio files (extensions "
                          f"{', '.join(AUDIO_EXTENSIONS)}) in this folder")
@@ -130,7 +171,8 @@ def extract_features(audio: Union[str, Sequence[str]], tags: Optional[str] = Non
                      min_clip_seconds: float = 1.0, progress: bool = True,
                      log: Log = stderr_log) -> FeatureSet:
   """Step 1 (module docstring): the features of every clip of the audio."""
-  paths, base = find_audio(audio)
+  check_clip_seconds(config)
+  paths, base = find_audio(audio, log)
   jobs = []  # (path, segments or None, [(item, clip id prefix or id)])
   skipped = []
   if tags is None:
@@ -172,7 +214,8 @@ def extract_features(audio: Union[str, Sequence[str]], tags: Optional[str] = Non
       jobs.append((p, [e[0] for e in entries], [e[1] for e in entries]))
   ext = features_lib.extract_features(
       [j[0] for j in jobs], config, num_workers=num_workers, cache_dir=cache_dir,
-      progress=progress, segments=[j[1] for j in jobs], min_clip_seconds=min_clip_seconds)
+      progress=progress, segments=[j[1] for j in jobs], min_clip_seconds=min_clip_seconds,
+      log=log)
   clip_ids, items = [], []
   for fi, si in zip(ext.file_index.tolist(), ext.segment_index.tolist()):
     _, segs_j, owner = jobs[fi]
@@ -187,6 +230,9 @@ def extract_features(audio: Union[str, Sequence[str]], tags: Optional[str] = Non
   for p, k, reason in ext.skipped_segments:
     owner = next(j[2] for j in jobs if j[0] == p and j[1] is not None)
     skipped.append((owner[k], reason))
+  if ext.cache.get("unwritten"):
+    log(f"crbm-features: {ext.cache['unwritten']} cache entries could not be written "
+        f"in {cache_dir} (e.g. an entry that is a folder); the features are complete")
   if ext.cache.get("invalid"):
     log(f"crbm-features: {ext.cache['invalid']} invalid cache entries were ignored and "
         "recomputed")

@@ -38,6 +38,12 @@ class Predictions:
 def load_autotagger(workdir_or_folder: str) -> store.Autotagger:
   """The autotagger of a crbm-autotag train workdir (or its autotagger/ folder)."""
   sub = os.path.join(workdir_or_folder, AUTOTAGGER_DIR)
+  if not os.path.isdir(sub) and os.path.isdir(workdir_or_folder):  # no links: current
+    from crbm_jax.util import model_io, runs  # pylint: disable=import-outside-toplevel
+    try:
+      sub = runs.current_output(workdir_or_folder, AUTOTAGGER_DIR) or sub
+    except model_io.ModelFormatError as e:
+      raise store.StoreError(str(e).replace("crbm-fit", "crbm-autotag train")) from None
   return store.load(sub if os.path.isdir(sub) else workdir_or_folder)
 
 
@@ -133,6 +139,9 @@ def write_predictions(pred: Predictions, out: str, *, top_k: int = 0,
   if threshold is not None and not 0.0 <= threshold <= 1.0:
     raise AutotagError(f"--threshold must lie in [0, 1], got {threshold}")
   check_output_file(out, "--out", "a file name (.tsv or .csv)")
+  if jams_dir and os.path.isdir(jams_dir) and os.listdir(jams_dir):  # before any output
+    raise AutotagError(f"--jams {jams_dir} is a folder that already holds files; give a "
+                       "new or empty folder (nothing in it is ever deleted)")
   rows = _rows(pred.clip_ids.tolist(), pred.proba, pred.tags, top_k, threshold,
                pred.display)
   write_bytes_atomic(out, tagtable.table_bytes(PREDICTION_COLUMNS, rows, out))
@@ -194,4 +203,4 @@ def _write_jams(pred: Predictions, jams_dir: str, top_k: int, threshold) -> list
   return jams_io.write_jams(table, jams_dir, confidence=pred.proba[idx, cols],
                             confidence_name="affinity",
                             values=np.array([r[1] for r in rows], dtype=str),
-                            corpus="crbm-autotag predict")
+                            corpus="crbm-autotag predict", force_hint=None)

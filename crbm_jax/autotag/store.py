@@ -17,9 +17,12 @@ the same numbers as the scikit-learn objects it was converted from (to ~1e-12; t
 
 A saved autotagger is a folder with ``autotagger.npz`` (the arrays, read with
 ``allow_pickle=False``) and ``autotagger.json`` (tags, feature names, the feature
-configuration, training settings, and the SHA-256 of the npz). A folder from elsewhere
-is safe to load: nothing is executed or unpickled, and every shape, value and the digest
-are checked, each failure reported in one line naming the file.
+configuration, training settings, the SHA-256 of the npz and (format 2) the SHA-256 of
+the description itself, ``meta_sha256``, as ``model.json`` has). A folder from elsewhere
+is safe to load: nothing is executed or unpickled, and every shape, value and both
+digests are checked, each failure reported in one line naming the file, so an edited
+description (tags and display swapped, another feature configuration) is refused.
+Format 1 (no description checksum) still loads, with every other check.
 """
 from __future__ import annotations
 
@@ -34,10 +37,12 @@ from typing import Optional
 
 import numpy as np
 
-from crbm_jax.util.atomic import npz_bytes, write_bytes_atomic, write_json_atomic
+from crbm_jax.util.atomic import (json_text, npz_bytes, write_bytes_atomic,
+                                  write_json_atomic)
 
 FORMAT = "crbm_jax.autotagger"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: no checksum of the description itself
 NPZ_NAME = "autotagger.npz"
 JSON_NAME = "autotagger.json"
 KINDS = ("nusvc", "logistic")
@@ -195,6 +200,14 @@ def _digest(data: bytes) -> str:
   return hashlib.sha256(data).hexdigest()
 
 
+def meta_digest(meta: dict) -> str:
+  """SHA-256 of the description without its own checksum, as canonical strict JSON."""
+  body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+  text = json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"),
+                    allow_nan=False)
+  return _digest(text.encode("ascii"))
+
+
 def save(at: Autotagger, folder: str) -> str:
   """Writes the folder (replacing an old one as a unit); returns its absolute path."""
   validate(at)
@@ -206,6 +219,8 @@ def save(at: Autotagger, folder: str) -> str:
           "display": at.display, "feature_names": at.feature_names,
           "feature_config": at.feature_config, "feature_digest": at.feature_digest,
           "settings": at.settings, "npz_sha256": _digest(data)}
+  meta = json.loads(json_text(meta, sort_keys=False))  # the form load() will see
+  meta["meta_sha256"] = meta_digest(meta)
   tmp = tempfile.mkdtemp(prefix=".tmp-autotagger-", dir=parent)
   old = None
   try:
@@ -248,9 +263,9 @@ def load(folder: str) -> Autotagger:
   if not isinstance(meta, dict) or meta.get("format") != FORMAT:
     raise StoreError(f"{jpath}: not an autotagger description (format "
                      f"{meta.get('format') if isinstance(meta, dict) else None!r})")
-  if meta.get("version") != FORMAT_VERSION:
+  if meta.get("version") not in READABLE_VERSIONS:
     raise StoreError(f"{jpath}: format version {meta.get('version')!r}; this crbm_jax "
-                     f"reads version {FORMAT_VERSION}")
+                     f"reads versions {', '.join(map(str, READABLE_VERSIONS))}")
   for key, typ in (("tags", list), ("display", list), ("feature_names", list),
                    ("kind", str), ("npz_sha256", str), ("settings", dict),
                    ("feature_digest", str)):
@@ -287,6 +302,10 @@ def load(folder: str) -> Autotagger:
                   feature_digest=meta["feature_digest"], settings=meta["settings"],
                   **arrays)
   validate(at, npath)
+  if meta["version"] >= 2 and meta.get("meta_sha256") != meta_digest(meta):
+    raise StoreError(f"{jpath}: checksum of the description does not match (it was "
+                     "edited or damaged); train the autotagger again with crbm-autotag "
+                     "train")
   at.sv_tag = at.sv_tag.astype(np.int64)
   for name in ARRAYS[:-1]:
     setattr(at, name, getattr(at, name).astype(np.float64))

@@ -31,6 +31,10 @@ from crbm_jax.autotag.labels import load_labels, load_smoothed
 LABEL_KINDS = ("raw", "smoothed")
 MODELS = ("nusvc", "linear")
 AUTOTAGGER_DIR = "autotagger"
+# Every output of a run (autotagger/ and the reports of report.write_reports): each run
+# is a folder runs/<n> and <workdir>/<name> links into current/ (util.runs).
+OUTPUT_NAMES = (AUTOTAGGER_DIR, "per_tag.csv", "per_tag.md", "accuracy.png", "cv.json",
+                "cv_predictions.npz")
 
 
 def fit_tag(x_pos: np.ndarray, x_neg: np.ndarray, model: str, nu: float, seed: int
@@ -112,6 +116,47 @@ def check_options(*, labels: str, model: str, evaluate: bool, num_folds: int,
     raise AutotagError(f"--workdir {workdir} is a file; give a folder")
 
 
+def _some(names, k: int = 3) -> str:
+  names = list(names)
+  return ", ".join(repr(n) for n in names[:k]) + (", ..." if len(names) > k else "")
+
+
+def report_left_out(lab, raw: np.ndarray, row_item: np.ndarray, cand: list,
+                    vocab_pos: dict, min_verified: int, min_train_per_class: int,
+                    log: Log) -> None:
+  """One console line per kind of clip or tag that training leaves out: tagged clips
+  without features (and the tags only they have), tags on every clip with features
+  (no negative example), tags with too few positives or negatives."""
+  n_items = lab.items.shape[0]
+  matched = np.unique(row_item)
+  if matched.shape[0] < n_items:
+    missing = np.setdiff1d(np.arange(n_items), matched)
+    only = [t for t in cand if raw[:, vocab_pos[t]].sum() == 0]
+    log(f"crbm-autotag: {missing.shape[0]} of {n_items} tagged clips have no features "
+        f"and are left out (e.g. {_some(lab.items[missing].tolist())})"
+        + (f"; {len(only)} tag(s) only they have are left out too: "
+           f"{_some(lab.display[vocab_pos[t]] for t in only)}" if only else ""))
+  else:
+    only = []
+  everywhere, few = [], []
+  for t in cand:
+    if t in only:
+      continue
+    col = raw[:, vocab_pos[t]]
+    if (col == 0).sum() == 0:
+      everywhere.append(lab.display[vocab_pos[t]])
+    elif ((col >= min_verified).sum() < min_train_per_class
+          or (col == 0).sum() < min_train_per_class):
+      few.append(lab.display[vocab_pos[t]])
+  if everywhere:
+    log(f"crbm-autotag: {len(everywhere)} tag(s) on every clip with features are left "
+        f"out (no clip without them to learn from): {_some(everywhere)}")
+  if few:
+    log(f"crbm-autotag: {len(few)} tag(s) with fewer than {min_train_per_class} clips "
+        f"verified by >= {min_verified} users, or as few without them, are left out "
+        f"(--min_train_per_class): {_some(few)}")
+
+
 def prepare_training_data(fs: FeatureSet, tags: str, workdir: str, *, labels: str,
                           smoothed: Optional[str], smoother, seed: int, min_verified: int,
                           min_train_per_class: int, top_tags: int, canonicalize: bool,
@@ -148,6 +193,8 @@ def prepare_training_data(fs: FeatureSet, tags: str, workdir: str, *, labels: st
   enough = [t for t in cand
             if (raw[:, vocab_pos[t]] >= min_verified).sum() >= min_train_per_class
             and (raw[:, vocab_pos[t]] == 0).sum() >= min_train_per_class]
+  report_left_out(lab, raw, row_item, cand, vocab_pos, min_verified, min_train_per_class,
+                  log)
   chosen = enough[:top_tags] if top_tags else enough
   if not chosen:
     raise AutotagError(f"{tags}: no tag has >= {min_train_per_class} clips with features "
@@ -269,7 +316,10 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
   """Step 2 (module docstring). Writes into workdir: autotagger/ (the classifiers),
   per_tag.csv, per_tag.md, accuracy.png (tags sorted by balanced accuracy, 1-s.e. bars
   over folds), cv.json (every number and setting) and cv_predictions.npz (out-of-fold
-  probabilities).
+  probabilities). Each run's outputs are one folder runs/<n>, made ``current`` as a unit
+  (``util.runs.publish_outputs``, as crbm-fit's runs), and <workdir>/<name> links to
+  current/<name>: a kill never mixes two runs' files, and a run without
+  cross-validation shows no earlier run's reports.
 
   Args:
     labels: 'raw' (number of users who gave the tag) or 'smoothed' (CRBM affinities
@@ -323,14 +373,25 @@ def train(features: Union[str, FeatureSet], tags: str, workdir: str, *,
                       else "logistic", mean, std, per_tag_arrays,
                       feature_config=fs.config or None, feature_digest=fs.digest,
                       settings=settings)
-  paths_out = {"autotagger": store.save(at, os.path.join(workdir, AUTOTAGGER_DIR))}
   per_tag, overall = report.summarise(data.tags, data.display, data.raw, data.min_verified,
                                       per_fold, oof, final_counts, data.usage, evaluate)
   overall["skipped_selections"] = skipped
   overall["seconds"] = round(time.time() - start_time, 2)
-  if evaluate:
-    paths_out.update(report.write_reports(workdir, per_tag, overall, settings, oof,
+  written = {}
+
+  def write(folder):  # one run folder, made current as a unit (util.runs)
+    written["autotagger"] = store.save(at, os.path.join(folder, AUTOTAGGER_DIR))
+    if evaluate:
+      written.update(report.write_reports(folder, per_tag, overall, settings, oof,
                                           data.clip_ids, fold_ids, data.tags))
+
+  from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
+  run = runs_lib.publish_outputs(workdir, write, OUTPUT_NAMES)
+  paths_out = {}
+  for key, path in written.items():  # <workdir>/<name>: the fixed link into current/
+    name = os.path.basename(path)
+    link = os.path.join(os.path.abspath(workdir), name)
+    paths_out[key] = link if os.path.exists(link) else os.path.join(run, name)
   log(f"crbm-autotag: {t_count} tags, {n} clips, {model} on {labels} labels; "
       + (f"cross-validated balanced accuracy {report.fmt(overall['balanced_accuracy'])}, "
          f"ROC-AUC tag-wise {report.fmt(overall['roc_auc_tagwise'])}, clip-wise "

@@ -16,8 +16,47 @@ nor numpy.
 
 Names of the former single module ``crbm_jax.cli`` (``run_fit``, ``run_smooth``, ...)
 still resolve here, lazily, to their new homes (``_MOVED``).
+
+A console script (``sys.argv[0]`` named ``crbm-*``) gets a minimal Ctrl-C handler the
+moment this package is imported, before anything else of the tool is: a Ctrl-C then
+ends it with one line and status 130 (the runner later installs the full handler).
 """
-import importlib
+import os as _os
+import signal as _signal
+import sys as _sys
+
+
+def _install_early_interrupt() -> None:
+  prog = _os.path.basename(_sys.argv[0]) if _sys.argv and _sys.argv[0] else ""
+  if (not prog.startswith("crbm-")
+      or _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler):
+    return
+  if "multiprocessing.spawn" in _sys.modules:
+    # A worker the tool spawned (it re-imports the script): Ctrl-C is the tool's to
+    # handle (a terminal sends it to every process of the group); a worker's own
+    # KeyboardInterrupt would print a traceback.
+    try:
+      _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    except ValueError:
+      pass
+    return
+
+  def handler(signum, frame):  # pylint: disable=unused-argument
+    try:
+      _os.write(2, f"{prog}: interrupted; nothing was written; run the same command "
+                "again\n".encode("utf-8", "replace"))
+    finally:
+      _os._exit(130)  # pylint: disable=protected-access
+
+  try:
+    _signal.signal(_signal.SIGINT, handler)
+  except ValueError:  # not the main thread
+    pass
+
+
+_install_early_interrupt()
+
+import importlib  # pylint: disable=wrong-import-position
 
 TOOLS = {"reproduce": "crbm_jax.cli.reproduce", "fit": "crbm_jax.cli.fit",
          "smooth": "crbm_jax.cli.smooth", "cooccurrence": "crbm_jax.cli.cooccurrence",

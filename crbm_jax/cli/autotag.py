@@ -4,9 +4,11 @@
   crbm-autotag train --features=features.npz --tags=tags.tsv --workdir=run [--labels=smoothed]
   crbm-autotag predict --workdir=run --features=new.npz --out=tags.tsv [--top=5]
   crbm-autotag predict --workdir=run --audio=DIR --out=tags.tsv
+  crbm-autotag train ... --model=crbm;  crbm-autotag predict ... [--given=known.tsv]
 
 The autotag package stays JAX-free; ``train --labels=smoothed`` without ``--smoothed``
-trains a CRBM (``smooth_with_crbm``: ``crbm_jax.fitting``) and so imports JAX then.
+trains a CRBM (``smooth_with_crbm``: ``crbm_jax.fitting``) and so imports JAX then, as
+``--model=crbm`` does (``crbm_jax.tagger.product``).
 """
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ CRBM is trained with crbm-fit's validation-selected settings and smoothed first,
 file) reports balanced accuracy, ROC-AUC and PR-AUC per tag and per clip on the raw tags
 of the held-out folds. Writes <workdir>/autotagger/ (npz + JSON), per_tag.csv,
 per_tag.md, accuracy.png, cv.json and cv_predictions.npz.
+
+--model=crbm trains one conditional RBM over all tags conditioned on the audio features
+(one observation per clip and user when the tags name users; docs/crbm-autotagger.md),
+cross-validated on the same folds with the same metrics; its autotagger also completes
+tags someone already gave (crbm-autotag predict --given).
 """
 
 PREDICT_DOC = """crbm-autotag predict: tag probabilities for clips nobody has tagged.
@@ -37,7 +44,9 @@ Reads <workdir>/autotagger and either --features (from crbm-features, same setti
 (clip, tag, affinity, tag_key: tag as the training tags spelled it, tag_key its canonical
 key) to --out, rows of a clip by decreasing affinity, filtered by --top and --threshold,
 and, when files give several clips, track summaries (mean over the file's clips) to
---tracks_out (default <out>.tracks.tsv).
+--tracks_out (default <out>.tracks.tsv). With a --model=crbm autotagger, --given FILE (a
+tag table: clip, tag) clamps the tags already known and predicts the rest from them and
+the audio.
 """
 
 
@@ -54,8 +63,16 @@ def define_train_flags(define) -> None:
          "on CRBM-smoothed affinities.")
   define(flags.DEFINE_string, "smoothed", None, "crbm-smooth output for --labels="
          "smoothed (default: train a CRBM and smooth first).")
-  define(flags.DEFINE_enum, "model", "nusvc", ["nusvc", "linear"], "nusvc: linear "
-         "nu-SVM with Platt probabilities (the paper); linear: logistic regression.")
+  define(flags.DEFINE_enum, "model", "nusvc", ["nusvc", "linear", "crbm"], "nusvc: "
+         "linear nu-SVM with Platt probabilities (the paper); linear: logistic "
+         "regression; crbm: one conditional RBM over all tags, conditioned on the audio "
+         "features (docs/crbm-autotagger.md; predict --given then completes known tags).")
+  define(flags.DEFINE_integer, "crbm_hidden", 8, "--model crbm: hidden units (<= 14 for "
+         "exact prediction).")
+  define(flags.DEFINE_integer, "crbm_epochs", 30, "--model crbm: training epochs.")
+  define(flags.DEFINE_enum, "crbm_objective", "cd", ["cd", "pcd", "discriminative"],
+         "--model crbm: learning rule (CD-1, PCD-1, or the exact gradient of "
+         "log p(tags | audio)).")
   define(flags.DEFINE_integer, "folds", 5, "Cross-validation folds (0 = no "
          "cross-validation: only the final classifiers).")
   define(flags.DEFINE_integer, "seed", 0, "Seed of folds, example ties and calibration.")
@@ -85,6 +102,18 @@ def smooth_with_crbm(tags: str, workdir: str, seed: int = 0, log=print) -> str:
 
 
 def run_train(f):
+  if f.model == "crbm":
+    from crbm_jax.tagger import core, product  # pylint: disable=import-outside-toplevel
+    if f.labels != "raw":
+      from crbm_jax.autotag.errors import AutotagError  # pylint: disable=import-outside-toplevel
+      raise AutotagError("--model crbm trains on the raw tags (one observation per clip "
+                         "and user); leave out --labels=smoothed")
+    return product.train(
+        f.features, f.tags, f.workdir, num_folds=f.folds, seed=f.seed,
+        min_verified=f.min_verified, min_train_per_class=f.min_train_per_class,
+        top_tags=f.top_tags, canonicalize=f.canonicalize, log=print,
+        config=core.TaggerConfig(num_hidden=f.crbm_hidden, num_epochs=f.crbm_epochs,
+                                 objective=f.crbm_objective))
   from crbm_jax.autotag import training  # pylint: disable=import-outside-toplevel
   return training.train(
       f.features, f.tags, f.workdir, labels=f.labels, smoothed=f.smoothed, model=f.model,
@@ -111,6 +140,9 @@ def define_predict_flags(define) -> None:
          "autotagger/ folder).", required=True)
   define(flags.DEFINE_string, "features", None, "Features .npz of the clips to tag.")
   define(flags.DEFINE_string, "audio", None, "Or: audio folder/list/file to tag.")
+  define(flags.DEFINE_string, "given", None, "Tag table (clip, tag) of tags already known "
+         "for some clips (a --model crbm autotagger only): the rest are predicted given "
+         "them and the audio; tags outside the vocabulary are reported and ignored.")
   define(flags.DEFINE_string, "out", None, "Output tag table (clip, tag, affinity, "
          "tag_key); .csv writes CSV, otherwise TSV (.gz compresses).", required=True)
   define(flags.DEFINE_integer, "top", 0, "Keep each clip's K most likely tags (0 = all).")
@@ -127,7 +159,7 @@ def define_predict_flags(define) -> None:
 
 def run_predict(workdir: str, out: str, *, features=None, audio=None, top=0,
                 threshold=None, tracks_out="", jams=None, cache_dir="auto", workers=2,
-                progress=True, log=print) -> dict:
+                progress=True, log=print, given=None) -> dict:
   """crbm-autotag predict as a function; returns write_predictions' summary."""
   from crbm_jax.autotag import prediction  # pylint: disable=import-outside-toplevel
   from crbm_jax.autotag.errors import AutotagError  # pylint: disable=import-outside-toplevel
@@ -136,6 +168,27 @@ def run_predict(workdir: str, out: str, *, features=None, audio=None, top=0,
   if jams and not prediction.jams_available():
     raise AutotagError("--jams needs crbm_jax.data.jams_io, which this version lacks; "
                        "leave out --jams")
+  from crbm_jax.tagger.product import is_crbm_autotagger  # pylint: disable=import-outside-toplevel
+  if is_crbm_autotagger(workdir):
+    from crbm_jax.tagger import product  # pylint: disable=import-outside-toplevel
+    at = product.load(workdir)
+    if features is None:
+      from crbm_jax.autotag.featureset import extract_features  # pylint: disable=import-outside-toplevel
+      from crbm_jax.autotag import features as features_lib  # pylint: disable=import-outside-toplevel
+      if not at.feature_config:
+        raise AutotagError("this autotagger was trained on features made elsewhere; give "
+                           "--features extracted the same way instead of --audio")
+      features = extract_features(audio, None, config=features_lib.FeatureConfig(
+          **at.feature_config), num_workers=workers,
+                                  cache_dir=cache_folder(cache_dir, out), progress=progress,
+                                  log=log)
+    pred = product.predict(at, features, given=given, log=log)
+    return prediction.write_predictions(
+        pred, out, top_k=top, threshold=threshold,
+        tracks_out=None if tracks_out == "none" else tracks_out, jams_dir=jams, log=log)
+  if given is not None:
+    raise AutotagError("--given needs an autotagger trained with --model crbm (per-tag "
+                       "classifiers cannot use known tags)")
   at = prediction.load_autotagger(workdir)
   if features is not None:
     pred = prediction.predict(at, features)
@@ -151,7 +204,8 @@ def run_predict(workdir: str, out: str, *, features=None, audio=None, top=0,
 def run_predict_flags(f) -> dict:
   return run_predict(f.workdir, f.out, features=f.features, audio=f.audio, top=f.top,
                      threshold=f.threshold, tracks_out=f.tracks_out, jams=f.jams,
-                     cache_dir=f.cache_dir, workers=f.workers, progress=f.progress)
+                     cache_dir=f.cache_dir, workers=f.workers, progress=f.progress,
+                     given=f.given)
 
 
 # -- the console script -----------------------------------------------------------------

@@ -50,7 +50,8 @@ def run_cooccurrence(tags: str, workdir: str, *, canonicalize: bool = True,
   runs_lib.check_folder(workdir, "--workdir")  # before any work
   parent = os.path.dirname(workdir)
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".tmp-cooccurrence-", dir=parent)
+  runs_lib.clean_stale_tmp(parent, "cooccurrence")  # of an interrupted earlier run
+  tmp = tempfile.mkdtemp(prefix=runs_lib.tmp_prefix("cooccurrence"), dir=parent)
   try:
     paths = table1.run_table1(table, tmp, name, paper=paper, num_bins=num_bins)
     os.makedirs(workdir, exist_ok=True)

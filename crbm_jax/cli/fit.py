@@ -17,7 +17,9 @@ entity in training, and chooses a model on validation:
   * by default (--search) a validation search over hidden units, learning rate, L1,
     aux_lr_scale and weight decay (--search_configs of the --search_* grid, trained as
     one vectorised block with per-model early stopping and successive halving);
-  * with --nosearch, exactly the given hyperparameters, with early stopping.
+  * with --nosearch, exactly the given hyperparameters, with early stopping;
+  * with --search and one of --hidden, --learning_rate, --l1_aux, --aux_lr_scale,
+    --weight_decay given, the search tries values around the given one (never ignores it).
 
 Every model stops when validation pseudo-likelihood has not improved by --tol for
 --patience evaluations (or at --epochs); the log says why. A model that diverges stops
@@ -28,13 +30,18 @@ search.csv, history.csv, learning_curve.png) under <workdir>/runs and points
 <workdir>/current at it.
 """
 
-# Flags the search chooses: given with --search, they are reported as unused.
-SEARCHED_FLAGS = ("hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay")
+# Flags the search chooses (flag -> hyperparameter): given with --search, the search tries
+# values around the one given (fitting.fit.around), and says so.
+SEARCHED_FLAGS = {"hidden": "num_hidden", "learning_rate": "learning_rate",
+                  "l1_aux": "l1_aux", "aux_lr_scale": "aux_lr_scale",
+                  "weight_decay": "weight_decay"}
 
 
 def define_flags(define) -> None:
   from absl import flags  # pylint: disable=import-outside-toplevel
+  from crbm_jax.configs import search as spec  # pylint: disable=import-outside-toplevel
   from crbm_jax.fitting.fit import SEARCH_DEFAULTS  # pylint: disable=import-outside-toplevel
+  stop = spec.STOP_DEFAULTS
   string, integer, real, boolean = (flags.DEFINE_string, flags.DEFINE_integer,
                                     flags.DEFINE_float, flags.DEFINE_bool)
   define(string, "tags", None, "Tag-table file (TSV/CSV; columns clip or item, tag; "
@@ -51,7 +58,9 @@ def define_flags(define) -> None:
          "per-model early stopping and successive halving). --nosearch trains exactly "
          "the values of --hidden, --learning_rate, --l1_aux, --aux_lr_scale and "
          "--weight_decay.")
-  define(integer, "search_configs", 96, "Configurations the search tries, drawn from the "
+  define(string, "learner", spec.DEFAULTS["learner"], "The learning algorithm: cd "
+         "(contrastive divergence, CD-k), pcd (persistent CD) or pt (parallel tempering).")
+  define(integer, "search_configs", spec.DEFAULTS["num_configs"], "Configurations the search tries, drawn from the "
          "grid of the --search_* lists (plus a third as many unconditional ones, for the "
          "comparison).")
   define(real, "search_seconds", 0.0, "Wall-clock budget of the search in seconds, "
@@ -63,18 +72,21 @@ def define_flags(define) -> None:
   for name, values in SEARCH_DEFAULTS.items():
     define(flags.DEFINE_list, f"search_{name}", [f"{v:g}" for v in values],
            f"Values of {name} the search tries (comma-separated).")
-  define(integer, "hidden", 64, "Number of hidden units (with --nosearch).")
-  define(integer, "epochs", 300, "The most epochs a model trains; early stopping on "
+  define(integer, "hidden", 64, "Number of hidden units (with --nosearch; with --search, "
+         "given: the search tries it and its neighbours in --search_num_hidden's defaults).")
+  define(integer, "epochs", stop["num_epochs"], "The most epochs a model trains; early stopping on "
          "validation pseudo-likelihood usually stops it sooner (see --patience).")
-  define(integer, "patience", 8, "Stop a model after this many evaluations without a "
+  define(integer, "patience", stop["patience"], "Stop a model after this many evaluations without a "
          "validation improvement larger than --tol.")
-  define(real, "tol", 1e-4, "The validation improvement (balanced log PL per bit) that "
+  define(real, "tol", stop["tol"], "The validation improvement (balanced log PL per bit) that "
          "counts for --patience.")
-  define(integer, "eval_every", 1, "Epochs between validation evaluations.")
+  define(integer, "eval_every", stop["eval_every"], "Epochs between validation evaluations.")
   define(boolean, "allow_divergence", False, "If the model diverges (validation PL "
          "non-finite or far below the untrained model's), keep its best epoch before "
          "that instead of stopping with an error.")
-  define(real, "learning_rate", 0.05, "SGD learning rate (with --nosearch).")
+  define(real, "learning_rate", 0.05, "SGD learning rate (with --nosearch; with --search, "
+         "given: the search tries it and its neighbours in --search_learning_rate's "
+         "defaults).")
   define(real, "momentum", 0.5, "SGD momentum on W, b, c.")
   define(real, "l1_aux", 0.0, "L1 penalty on the auxiliary biases W_aux (with "
          "--nosearch).")
@@ -90,14 +102,21 @@ def define_flags(define) -> None:
   define(integer, "seed", 0, "Seed of the split and of training.")
   define(boolean, "canonicalize", True, "Canonicalise tags (case, punctuation, stems); "
          "--nocanonicalize keeps them as given.")
+  define(string, "compile_cache", None, "Folder of JAX's persistent compilation cache "
+         "(a second run on data of the same shapes reuses the compiled programs); 'off' "
+         "disables it. Default: $CRBM_JAX_COMPILE_CACHE, else ~/.cache/crbm_jax/jax "
+         "(under $XDG_CACHE_HOME when set). Safe to share between processes.")
   runner.format_flags(define)
 
 
 def search_space(f) -> dict:
-  """The --search_* lists as numbers (one line naming the flag when one is not)."""
+  """The --search_* lists given, as numbers (one line naming the flag when one is not);
+  the others are the search spec's defaults."""
   from crbm_jax.fitting.fit import SEARCH_DEFAULTS  # pylint: disable=import-outside-toplevel
   space = {}
   for name in SEARCH_DEFAULTS:
+    if not f[f"search_{name}"].present:
+      continue
     values = []
     for text in getattr(f, f"search_{name}"):
       try:
@@ -123,7 +142,9 @@ def run(f) -> dict:
       search_seconds=f.search_seconds, search_space=search_space(f),
       patience=f.patience, tol=f.tol, eval_every=f.eval_every,
       allow_divergence=f.allow_divergence, memory_gb=f.memory_gb,
-      ignored_flags=[n for n in SEARCHED_FLAGS if f[n].present], **runner.format_kw(f))
+      learner=f.learner,
+      ignored_flags=[h for n, h in SEARCHED_FLAGS.items() if f[n].present],
+      **runner.format_kw(f))
 
 
 def errors() -> tuple:

@@ -25,13 +25,16 @@ def define_flags(define) -> None:
          "stage's tables, figures and results (created if missing).", required=True)
   define(flags.DEFINE_enum, "config", "default", list(reproduce_config.VARIANTS),
          "smoke: about a minute on small data (what the tests run); default: the "
-         "embedded run, about 4-5 minutes on a 2-core CPU; full: the paper's complete "
+         "embedded run, about 10 minutes on an idle 2-core CPU (less with a warm compilation cache); full: the paper's complete "
          "grid and settings (hours).")
   define(flags.DEFINE_list, "stages", None, "Run only these stages, comma-separated, "
          f"among {','.join(reproduce.STAGES)} (default: all).")
 
 
 def run(f) -> None:
+  import os  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import runs  # pylint: disable=import-outside-toplevel
+  runs.check_folder(os.path.abspath(f.workdir), "--workdir")  # before any work
   from crbm_jax.configs import reproduce as reproduce_config  # pylint: disable=import-outside-toplevel
   from crbm_jax.paper import reproduce  # pylint: disable=import-outside-toplevel
   config = reproduce_config.get_config(f.config)

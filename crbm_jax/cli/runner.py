@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 from typing import Callable, Optional, Sequence
 
-from crbm_jax.util import interrupt
+from crbm_jax.util import compile_cache, interrupt
 
 HELP_ARGS = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 GENERIC_KEPT = "outputs already written are complete; run the same command again"
@@ -83,8 +83,19 @@ def format_kw(f, format_flag: str = "format") -> dict:
   return {"fmt": fmt, "format_options": options}
 
 
+def describe(error: BaseException) -> str:
+  """The error as one line; an OSError as ``<file>: <reason>`` without the raw
+  ``[Errno N]`` text."""
+  if isinstance(error, OSError) and error.strerror:
+    names = [n for n in (error.filename, error.filename2) if n is not None]
+    text = (" -> ".join(str(n) for n in names) + ": " if names else "") + error.strerror
+  else:
+    text = str(error)
+  return " ".join(text.split())
+
+
 def one_line(prog: str, error: BaseException) -> None:
-  message = " ".join(str(error).split())
+  message = describe(error)
   print(f"{prog}: error: {message}", file=sys.stderr)
 
 
@@ -103,6 +114,10 @@ def run_tool(tool, argv: Optional[Sequence[str]] = None, *,
         state["flags"]) else GENERIC_KEPT)
     interrupt.quiet_broken_pipe()  # `crbm-fit ... | head -1`: finish the work quietly
   argv = list(sys.argv if argv is None else argv)
+  import warnings  # pylint: disable=import-outside-toplevel
+  # A title or tag with a character the plot font lacks (an emoji in a file name):
+  # matplotlib draws a box and must not print a warning with a source line.
+  warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
   import logging  # pylint: disable=import-outside-toplevel
   logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # backend probing
   from absl import flags  # pylint: disable=import-outside-toplevel
@@ -120,6 +135,8 @@ def run_tool(tool, argv: Optional[Sequence[str]] = None, *,
     one_line(prog, e)
     return 1
   state["flags"] = flag_values
+  compile_cache.enable(flag_values["compile_cache"].value
+                       if "compile_cache" in flag_values else None)
   errors = getattr(tool, "errors", tuple)
   try:
     if getattr(tool, "TAKES_ARGS", False):

@@ -12,9 +12,17 @@ def get_config(arg=None):
   c = variants.new_config("reproduce", arg)
   variant = c.variant
   c.seed = 0
-  c.stages = ("table1", "table2", "table3", "beyond")
+  c.stages = ("table1", "table2", "table3", "beyond") + (
+      () if variant == "smoke" else ("audio_tags",))
   c.table1 = table1.get_config(variant)
   c.table2 = table2.get_config(variant)
   c.table3 = table3.get_config(variant)
   c.beyond = beyond.get_config(variant)
+  # The CRBM autotagger on audio features (issue 26): MajorMiner's five folds against the
+  # independent per-tag classifiers; the full variant adds the simulated study and the MLP.
+  c.audio_tags = dict(
+      seed=0,
+      datasets=("majorminer", "simulated") if variant == "full" else ("majorminer",),
+      baselines=(("nusvc", "logistic", "logistic_all", "mlp") if variant == "full" else
+                 ("nusvc", "logistic", "logistic_all")))
   return c

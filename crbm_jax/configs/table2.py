@@ -13,7 +13,7 @@ momentum, weight decay, L1 and W_aux step scale point by point.
 """
 import ml_collections
 
-from crbm_jax.configs import training, variants
+from crbm_jax.configs import search, training, variants
 
 
 def get_config(arg=None):
@@ -34,29 +34,32 @@ def get_config(arg=None):
   #   'vmap': ONE jitted call per stage, every configuration x every split (one block per
   #           hidden size inside it), vmapped over (split, model);
   #   'map': one call per stage, lax.map over chunks of `chunk_size` models, each chunk
-  #          vmapped over the splits (bounds memory);
-  #   'per_split': a call per (split, hidden size, chunk of `chunk_size` models);
-  #   'loop': a call per model and split;
+  #          vmapped over the splits (bounds memory; 'vmap' is 'map' with one chunk);
   #   'auto': 'vmap' on an accelerator, on a CPU the one measured fastest there
   #           (paper.table2.CPU_METHOD).
+  # (Per-split calls and one-model loops are benchmarks: experiments/bench_grid.py.)
   c.method = "auto"
-  c.chunk_size = 64        # models per call ('per_split') or per lax.map step ('map')
+  c.chunk_size = 64        # models per lax.map step ('map')
   c.shard = True           # shard the model axis over jax.devices() when > 1
   c.group_by_hidden = True  # one block shape per hidden size (else pad to the largest)
   # How the grid point is chosen: 'exhaustive' (the paper's protocol: every point on every
   # split), 'adaptive' (successive halving over every point and split at once, masks
-  # freezing the halved configurations; learn.halving.run_halving) or 'both' (the combination
+  # freezing the halved configurations; learn.halving.run_halving, the engine's host
+  # driver) or 'both' (the combination
   # stage uses the exhaustive pick; table2.md reports both picks).
   c.search = "exhaustive"
-  c.adaptive = ml_collections.ConfigDict(dict(
-      eta=4.0,          # keep the best 1/eta at each rung
-      first_rung=1,     # rungs at epochs first_rung x eta^k
-      min_models=4,     # never halve below this many configurations
-      min_bucket=8,     # smallest compacted block
-      eval_every=1,     # epochs per round (validation after each)
-      patience=1000,    # early stopping of converged models (evaluations without
-      tol=0.0,          #   an improvement > tol); 1000: never, as the exhaustive grid
-      diverge_margin=1e9))  # a model this far below its best stops as diverged
+  # The adaptive stage is a search in the one search spec (configs/search.py): the
+  # grid above is its space; its epoch budget is train.num_epochs; no model stops on its
+  # own (patience 0, diverge_margin 0 = off), as in the exhaustive grid: only halving.
+  c.adaptive = search.get_config(
+      stop=dict(patience=0, tol=0.0, eval_every=1, diverge_margin=0.0),
+      halving=dict(eta=4.0,         # keep the best 1/eta at each rung
+                   first_rung=1,    # rungs at epochs first_rung x eta^k
+                   min_models=4,    # never halve below this many configurations
+                   min_bucket=8))   # smallest compacted block
+  # The learning algorithm of every fit (configs/search.py: 'cd', 'pcd', 'pt'); part of
+  # the result keys when not 'cd'.
+  c.learner = "cd"
   c.key_impl = "threefry2x32"
   c.progress = True
   # (index, count): this process computes the tasks whose key hash % count == index and

@@ -100,6 +100,11 @@ def _detect_file(path: str) -> str:
   if msd_lastfm.is_sqlite(path):
     return "msd-lastfm"
   head = _head(path)
+  if not head.strip():
+    raise DataError("the file is empty" if not head else "the file holds only blank "
+                    "lines", path)
+  if base.endswith((".db", ".sqlite", ".sqlite3")):
+    return "msd-lastfm"  # its reader says that it is not an SQLite database
   if base.endswith(".json"):
     try:
       doc = json.loads(head) if len(head) < 65536 else None

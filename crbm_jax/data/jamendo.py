@@ -14,12 +14,12 @@ track), count 1, no users. The tag keeps its category (``genre---punkrock``) unl
 ``keep_category=False``; ``categories=[...]`` keeps only tags of those categories
 (``mood`` and ``theme`` name ``mood/theme``). Tracks left with no tag are counted as
 skipped. Several files (train, validation, test) are read into one table; a track in
-two files is an error.
+two files is an error. The files are read as plain tab-separated lines, never CSV-quoted:
+a field that starts with ``"`` is read as written (a quote would otherwise swallow the
+rows up to the next quote into one tag).
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -77,58 +77,57 @@ def read_jamendo(paths: Union[PathLike, Sequence[PathLike]], *,
   skipped: Dict[str, int] = {}
   where: Dict[str, tuple] = {}
   for path in paths:
-    reader = csv.reader(io.StringIO(tt.read_text(path), newline=""), delimiter="\t")
-    header = next(reader, None)
-    if header is None or not is_jamendo_header(header):
+    rows = tt.split_rows(tt.read_text(path), True, path)  # tabs only, never quoted
+    header = rows[0][1] if rows else None
+    if header is None or rows[0][0] != 1 or not is_jamendo_header(header):
       raise DataError(f"expected the header {' '.join(HEADER)} TAGS (tab separated), "
-                      f"found {' '.join(header or [])!r}", path, 1)
-    line = reader.line_num + 1
-    try:
-      for fields in reader:
-        here, line = line, reader.line_num + 1
-        if not any(f.strip() for f in fields):
+                      f"found {' '.join(header or [])!r}"
+                      if rows else "the file is empty; expected the header "
+                      f"{' '.join(HEADER)} TAGS (tab separated)", path, 1)
+    for here, fields in rows[1:]:
+      if len(fields) < len(HEADER):
+        raise DataError(f"expected at least {len(HEADER)} tab-separated fields "
+                        f"({', '.join(HEADER)}), found {len(fields)}", path, here)
+      bad = next((f for f in fields if "\r" in f or "\n" in f), None)
+      if bad is not None:
+        raise DataError(f"field {bad.strip()!r} holds a line break (carriage return)",
+                        path, here)
+      track, artist, album, _, duration = (f.strip() for f in fields[:5])
+      if not track:
+        raise DataError("blank TRACK_ID", path, here)
+      if track in where:
+        raise DataError(f"track {track} is listed twice (first in {where[track][0]} "
+                        f"line {where[track][1]})", path, here)
+      where[track] = (path, here)
+      try:
+        seconds = float(duration)
+      except ValueError:
+        raise DataError(f"DURATION {duration!r} is not a number", path, here) from None
+      kept, seen = 0, set()
+      for field in fields[5:]:
+        field = field.strip()
+        if not field:
           continue
-        if len(fields) < len(HEADER):
-          raise DataError(f"expected at least {len(HEADER)} tab-separated fields "
-                          f"({', '.join(HEADER)}), found {len(fields)}", path, here)
-        track, artist, album, _, duration = (f.strip() for f in fields[:5])
-        if not track:
-          raise DataError("blank TRACK_ID", path, here)
-        if track in where:
-          raise DataError(f"track {track} is listed twice (first in {where[track][0]} "
-                          f"line {where[track][1]})", path, here)
-        where[track] = (path, here)
-        try:
-          seconds = float(duration)
-        except ValueError:
-          raise DataError(f"DURATION {duration!r} is not a number", path, here) from None
-        kept, seen = 0, set()
-        for field in fields[5:]:
-          field = field.strip()
-          if not field:
-            continue
-          category, sep, tag = field.partition(SEPARATOR)
-          if not sep or not category or not tag:
-            raise DataError(f"tag field {field!r} is not category{SEPARATOR}tag",
-                            path, here)
-          if wanted is not None and category not in wanted:
-            skipped["tags of other categories"] = skipped.get(
-                "tags of other categories", 0) + 1
-            continue
-          name = field if keep_category else tag
-          if name in seen:
-            skipped["repeated tags of a track"] = skipped.get(
-                "repeated tags of a track", 0) + 1
-            continue
-          seen.add(name)
-          kept += 1
-          for key, value in (("clip", track), ("tag", name), ("artist", artist),
-                             ("album", album), ("duration", seconds)):
-            cols[key].append(value)
-        if not kept:
-          skipped["tracks with no tag"] = skipped.get("tracks with no tag", 0) + 1
-    except csv.Error as e:
-      raise DataError(f"malformed quoted field: {e}", path, reader.line_num) from e
+        category, sep, tag = field.partition(SEPARATOR)
+        if not sep or not category or not tag:
+          raise DataError(f"tag field {field!r} is not category{SEPARATOR}tag",
+                          path, here)
+        if wanted is not None and category not in wanted:
+          skipped["tags of other categories"] = skipped.get(
+              "tags of other categories", 0) + 1
+          continue
+        name = field if keep_category else tag
+        if name in seen:
+          skipped["repeated tags of a track"] = skipped.get(
+              "repeated tags of a track", 0) + 1
+          continue
+        seen.add(name)
+        kept += 1
+        for key, value in (("clip", track), ("tag", name), ("artist", artist),
+                           ("album", album), ("duration", seconds)):
+          cols[key].append(value)
+      if not kept:
+        skipped["tracks with no tag"] = skipped.get("tracks with no tag", 0) + 1
   n = len(cols["clip"])
 
   def strings(values):

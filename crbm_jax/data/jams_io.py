@@ -17,7 +17,8 @@ observations whose numeric confidence is lower (e.g. smoothed affinities). Spars
 observation lists (JAMS >= 0.3) and the dense form (lists per field) are both read.
 
 Writing (``write_jams``): one file per track (per clip without tracks), named after
-the track; one ``tag_open`` annotation per (clip, user) with the annotator's name =
+the track, into a new or empty folder (a folder holding anything else is refused unless
+``force``, and then only the .jams files written are added or replaced); one ``tag_open`` annotation per (clip, user) with the annotator's name =
 user, observations at the clip's (start, duration) with confidence = count, or a given
 array such as crbm-smooth's affinities. The exact tag-table fields are also kept in
 each file's and annotation's ``sandbox["crbm_jax"]``, so reading our own files gives
@@ -57,13 +58,24 @@ def _bump(skipped: dict, reason: str, n: int = 1) -> None:
 
 
 def jams_files(paths: Sequence[str]) -> List[str]:
-  """The .jams files among ``paths`` (folders are walked, sorted)."""
+  """The .jams files among ``paths`` (folders are walked, sorted).
+
+  Raises:
+    DataError naming a file reached twice (the same path given twice, the same folder
+    twice, a file also inside a folder given, or two links to one file): its rows would
+    be read twice.
+  """
   out = []
+  first: Dict[str, str] = {}
   for path in paths:
-    if os.path.isdir(path):
-      out.extend(tt.files_under(path, ".jams"))
-    else:
-      out.append(path)
+    found = tt.files_under(path, ".jams") if os.path.isdir(path) else [path]
+    for name in found:
+      real = os.path.realpath(name)
+      if real in first:
+        raise DataError(f"this JAMS file is given twice (also as {first[real]}); give "
+                        "each file or folder once", name)
+      first[real] = name
+      out.append(name)
   return out
 
 
@@ -102,6 +114,9 @@ def _observations(data, path: str, key: str) -> list:
     value = obs.get("value")
     if not isinstance(value, str):
       raise DataError(f"{where}.value: a tag must be a string, found {value!r}", path)
+    if any(c in value.strip() for c in "\t\n\r"):
+      raise DataError(f"{where}.value: the tag {value!r} holds a tab or line break, which "
+                      "a tag table cannot hold", path)
     out.append((time, duration, value, obs.get("confidence")))
   return out
 
@@ -346,16 +361,23 @@ def jams_documents(table: TagTable, confidence: Optional[np.ndarray] = None,
 
 def write_jams(table: TagTable, out: PathLike, *, confidence: Optional[np.ndarray] = None,
                confidence_name: str = "count", values: Optional[np.ndarray] = None,
-               namespace: str = "tag_open", corpus: str = "") -> List[str]:
+               namespace: str = "tag_open", corpus: str = "", force: bool = False,
+               force_hint: Optional[str] = "--force") -> List[str]:
   """Writes ``table`` as JAMS: a ``.jams`` file (a table of one track) or a folder with
-  one ``<track>.jams`` per track. Nothing is half-written: the folder is built beside
-  ``out`` and renamed into place (an existing folder of that name is replaced).
+  one ``<track>.jams`` per track. Nothing is half-written and nothing else is touched:
+
+  * a new folder is built beside ``out`` and renamed into place;
+  * an existing empty folder receives the files (each written atomically);
+  * an existing folder that holds anything is refused (DataError naming ``force``)
+    unless ``force``: then only the ``.jams`` files written are added or replaced, each
+    atomically, and every other file in it is left as it was.
 
   Returns:
     the paths written.
   Raises:
-    DataError when ``out`` ends in .jams but the table has several tracks, or ``out``
-    is an existing file that is not a folder.
+    DataError when ``out`` ends in .jams but the table has several tracks, ``out`` is an
+    existing file that is not a folder, or a non-empty folder without ``force`` (the
+    message names ``force_hint``, the caller's way to give it, unless None).
   """
   out = os.fspath(out)
   docs = jams_documents(table, confidence, confidence_name, values, namespace, corpus)
@@ -365,36 +387,46 @@ def write_jams(table: TagTable, out: PathLike, *, confidence: Optional[np.ndarra
     if len(docs) != 1:
       raise DataError(f"the table has {len(docs)} tracks and a .jams file holds one; give "
                       "a folder as the output to write one file per track", out)
+    if os.path.isdir(out):
+      raise DataError("is a folder; give a .jams file name or a folder path without "
+                      "the .jams ending", out)
     write_bytes_atomic(out, _encode(docs[0][1]))
     return [out]
   if os.path.exists(out) and not os.path.isdir(out):
     raise DataError("exists and is not a folder; JAMS output is a folder of .jams files "
                     "(or a single .jams file)", out)
   target = os.path.abspath(out)
+  used: set = set()
+  named = [(_file_name(str(group), used), doc) for group, doc in docs]
+  if os.path.isdir(target):
+    existing = os.listdir(target)
+    if existing and not force:
+      raise DataError(f"is a folder that already holds {len(existing)} entr"
+                      f"{'y' if len(existing) == 1 else 'ies'}; give a new or empty "
+                      "folder" + (f", or {force_hint} to add or replace only the .jams "
+                                  "files written (nothing else in it is deleted)"
+                                  if force_hint else ""), out)
+    for name, doc in named:
+      path = os.path.join(target, name)
+      if os.path.isdir(path):
+        raise DataError(f"{name} there is a folder; move it away or give another "
+                        "folder", out)
+    for name, doc in named:
+      write_bytes_atomic(os.path.join(target, name), _encode(doc))
+    return [os.path.join(out, name) for name, _ in named]
   parent = os.path.dirname(target)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-jams-", dir=parent)
-  used: set = set()
   try:
-    names = []
-    for group, doc in docs:
-      name = _file_name(str(group), used)
+    for name, doc in named:
       with open(os.path.join(tmp, name), "wb") as f:
         f.write(_encode(doc))
-      names.append(name)
     os.chmod(tmp, 0o755)
-    old = None
-    if os.path.isdir(target):
-      old = tempfile.mkdtemp(prefix=".old-jams-", dir=parent)
-      os.rmdir(old)
-      os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-      shutil.rmtree(old, ignore_errors=True)
+    os.rename(tmp, target)  # never replaces: a folder made meanwhile makes this fail
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
-  return [os.path.join(out, n) for n in names]
+  return [os.path.join(out, name) for name, _ in named]
 
 
 def _encode(doc: dict) -> bytes:

@@ -250,6 +250,10 @@ def read_msd_lastfm(paths: Union[PathLike, Sequence[PathLike]], *,
   if isinstance(paths, (str, os.PathLike)):
     paths = [paths]
   paths = [os.fspath(p) for p in paths]
+  for p in paths:  # a database by name that is not one (a text file named .db)
+    if os.path.isfile(p) and p.lower().endswith((".db", ".sqlite", ".sqlite3")):
+      if not is_sqlite(p):
+        read_lastfm_db(p, min_weight=min_weight)  # raises: not an SQLite database
   dbs = [p for p in paths if os.path.isfile(p) and is_sqlite(p)]
   if dbs:
     if len(paths) != 1:

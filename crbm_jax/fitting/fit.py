@@ -19,46 +19,73 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from crbm_jax.configs import search as search_spec
 from crbm_jax.fitting import report
 from crbm_jax.fitting.inputs import (InputError, Log, check_hparams, prepare_fit_data,
                                      reduce_seed)
+from crbm_jax.util import compile_cache
 
 # The search space of ``crbm-fit --search`` (a 512-point grid; ``--search_configs`` of
-# them are tried, with per-model early stopping and successive halving). The ranges were
-# set before any benchmark; experiments/bench_fit.py compares the default search with an
+# them are tried, with per-model early stopping and successive halving): the searched
+# hyperparameters of the one search spec (``configs/search.py``). The ranges were set
+# before any benchmark; experiments/bench_fit.py compares the default search with an
 # exhaustive search of the whole grid.
-SEARCH_DEFAULTS = {
-    "num_hidden": (16, 32, 64, 128),
-    "learning_rate": (0.01, 0.03, 0.1, 0.3),
-    "l1_aux": (0.0, 1e-4, 1e-3, 1e-2),
-    "aux_lr_scale": (1.0, 10.0, 30.0, 100.0),
-    "weight_decay": (0.0, 1e-4),
-}
+SEARCHED = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay")
+SEARCH_DEFAULTS = {name: search_spec.SPACE_DEFAULTS[name] for name in SEARCHED}
+def flag_of(name: str) -> str:
+  """The crbm-fit flag of a searched hyperparameter."""
+  return "--hidden" if name == "num_hidden" else f"--{name}"
+
+
+def around(name: str, value) -> tuple:
+  """The values searched around a flag given with --search: the value and its neighbours
+  in the spec's default list (the nearest one below and the nearest one above; the two
+  nearest when it lies outside the list's range)."""
+  cast = int if name == "num_hidden" else float
+  grid = sorted(SEARCH_DEFAULTS[name])
+  below = [v for v in grid if v < value]
+  above = [v for v in grid if v > value]
+  near = below[-1:] + above[:1]
+  if not below:
+    near = above[:2]
+  elif not above:
+    near = below[-2:]
+  return tuple(sorted({cast(value), *near}))
 
 
 def check_fit_options(*, num_hidden: int, num_epochs: int, learning_rate: float,
                       momentum: float, weight_decay: float, l1_aux: float,
                       aux_lr_scale: float, batch_size: int, cd_k: int, min_users: int,
                       top_tags: int, search_configs: int, search_seconds: float,
-                      patience: int, tol: float, eval_every: int) -> None:
+                      patience: int, tol: float, eval_every: int,
+                      learner: str = "cd") -> None:
   """InputError (one line naming the flags) unless every setting is usable."""
+  from crbm_jax.learn import engine  # pylint: disable=import-outside-toplevel
+  if learner not in engine.LEARNERS:
+    raise InputError(f"--learner {learner!r}: use one of {', '.join(engine.LEARNERS)}")
   if min(num_hidden, num_epochs, batch_size, cd_k, min_users) < 1 or top_tags < 0:
     raise InputError("--hidden, --epochs, --batch_size, --cd_k and --min_users must be "
                      ">= 1 and --top_tags >= 0")
   check_hparams(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
                 l1_aux=l1_aux, aux_lr_scale=aux_lr_scale)
-  if patience < 1 or eval_every < 1 or search_configs < 1 or not search_seconds >= 0 or not (
+  if patience < 1 or eval_every < 1 or search_configs < 1 or not (
+      np.isfinite(search_seconds) and search_seconds >= 0) or not (
       np.isfinite(tol) and tol >= 0):
     raise InputError("--patience, --eval_every and --search_configs must be >= 1, --tol a "
-                     "finite number >= 0 and --search_seconds a number >= 0")
+                     "finite number >= 0 and --search_seconds a finite number >= 0 (0 = "
+                     f"no limit; got {search_seconds:g})")
 
 
 def search_plan(search: bool, search_space: Optional[dict], search_configs: int, *,
                 num_hidden: int, learning_rate: float, l1_aux: float, aux_lr_scale: float,
-                weight_decay: float, batch_size: int, momentum: float):
+                weight_decay: float, batch_size: int, momentum: float,
+                around_given: Sequence[str] = ()):
   """(SearchSpace, Halving or None, configurations to try or None, what it does in
   words): the ``search_space`` lists (default SEARCH_DEFAULTS, each value checked) with
-  successive halving, or exactly the given configuration."""
+  successive halving, or exactly the given configuration. ``around_given``: searched
+  hyperparameters given as single values (``--learning_rate`` with ``--search``): the
+  search tries values around them (``around``) instead of its default list; one also
+  given as a list (``--search_learning_rate``) is an InputError."""
   from crbm_jax.learn import search as search_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn.base import HPARAM_RANGES  # pylint: disable=import-outside-toplevel
   if not search:
@@ -68,6 +95,14 @@ def search_plan(search: bool, search_space: Optional[dict], search_configs: int,
         batch_size=(batch_size,), momentum=(momentum,))
     return space, None, None, "training the given configuration"
   given = dict(search_space or {})
+  values = dict(num_hidden=num_hidden, learning_rate=learning_rate, l1_aux=l1_aux,
+                aux_lr_scale=aux_lr_scale, weight_decay=weight_decay)
+  for name in around_given:
+    if name in given:
+      raise InputError(f"{flag_of(name)} and --search_{name} both given; with --search "
+                       f"give the list --search_{name} (or one value {flag_of(name)} to "
+                       "search around it)")
+    given[name] = around(name, values[name])
   space = search_lib.SearchSpace(
       **{name: tuple(given.get(name, default)) for name, default in SEARCH_DEFAULTS.items()},
       batch_size=(batch_size,), momentum=(momentum,))
@@ -115,8 +150,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                   tol: float = 1e-4, eval_every: int = 1, allow_divergence: bool = False,
                   show_progress: bool = True, ignored_flags: Sequence[str] = (),
                   fmt: str = "auto", format_options: Optional[dict] = None,
-                  make_evaluate: Optional[Callable] = None, log: Log = print,
-                  memory_gb: float = 0.0) -> dict:
+                  make_evaluate: Optional[Callable] = None, learner: str = "cd",
+                  log: Log = print, memory_gb: float = 0.0) -> dict:
   """Tag table -> vocabulary, aux indices, 60/20/20 split, a validation search (or the
   given configuration) with per-model early stopping, one test evaluation of the chosen
   model against the best unconditional model and the factored baseline; writes one run
@@ -128,7 +163,9 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
     search: search ``search_space`` (default ``SEARCH_DEFAULTS``) for ``search_configs``
       configurations (or until ``search_seconds``, if > 0); False trains exactly the given
       hyperparameters.
-    ignored_flags: flags the user gave that the search chooses (logged as unused).
+    ignored_flags: searched hyperparameters the user gave as one value: the search tries
+      values around each (``around``; logged).
+    learner: the learning algorithm by name ('cd', 'pcd', 'pt'; ``engine.LEARNERS``).
     make_evaluate: the validation criterion's factory (module docstring; hashable, since
       compiled searches are cached on it); None: balanced pseudo-likelihood.
     memory_gb: the memory budget (0: a share of RAM); ``learn.plan`` chunks the models
@@ -142,19 +179,21 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   import jax  # pylint: disable=import-outside-toplevel
   from crbm_jax import learn  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn import block as block_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn import engine  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn import search as search_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn import select as select_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn.search import DivergenceError  # pylint: disable=import-outside-toplevel
   from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
 
   start_time = time.time()
+  clock = compile_cache.CompileClock()
   check_fit_options(num_hidden=num_hidden, num_epochs=num_epochs,
                     learning_rate=learning_rate, momentum=momentum,
                     weight_decay=weight_decay, l1_aux=l1_aux, aux_lr_scale=aux_lr_scale,
                     batch_size=batch_size, cd_k=cd_k, min_users=min_users,
                     top_tags=top_tags, search_configs=search_configs,
                     search_seconds=search_seconds, patience=patience, tol=tol,
-                    eval_every=eval_every)
+                    eval_every=eval_every, learner=learner)
   seed = reduce_seed(seed)
   from crbm_jax.learn import plan as plan_lib  # pylint: disable=import-outside-toplevel
   try:
@@ -180,10 +219,13 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   space, halving, num_configs, what = search_plan(
       search, search_space, search_configs, num_hidden=num_hidden,
       learning_rate=learning_rate, l1_aux=l1_aux, aux_lr_scale=aux_lr_scale,
-      weight_decay=weight_decay, batch_size=batch_size, momentum=momentum)
+      weight_decay=weight_decay, batch_size=batch_size, momentum=momentum,
+      around_given=ignored_flags if search else ())
   if search and ignored_flags:
-    log(f"crbm-fit: --search chooses {', '.join('--' + f for f in ignored_flags)}; the "
-        "values given are not used (pass --nosearch to train exactly them)")
+    log(f"crbm-fit: --search chooses {', '.join(map(flag_of, ignored_flags))} around "
+        "the values given: " + "; ".join(
+            f"{f} {', '.join(f'{v:g}' for v in getattr(space, f))}" for f in ignored_flags)
+        + " (pass --nosearch to train exactly them)")
   log(f"crbm-fit: {obs.num_observations} observations x {obs.num_visible} tags, aux groups "
       f"{list(groups) or 'none'} ({obs.num_aux} entities); {what} with early stopping "
       f"(patience {patience} evaluations, tol {tol:g}, at most {num_epochs} epochs)")
@@ -198,13 +240,24 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
   if search_seconds:  # the budget covers the data preparation too
     search_seconds = max(search_seconds - (time.time() - start_time), 1e-3)
+  throttled = report.throttled("crbm-fit") if show_progress else None
+  first_round = []
+
+  def progress(message: str) -> None:
+    if not first_round:  # the first evaluation: everything before it was mostly compiling
+      first_round.append(time.time() - start_time)
+      log(f"crbm-fit: first round done after {first_round[0]:.1f} s ({clock.line()})")
+    if throttled is not None:
+      throttled(message)
+
   try:
     comparison = select_lib.fit_and_compare(
         jax.random.key(seed), train, val, test, obs.num_aux, space, rule=rule,
         num_configs=num_configs, seconds=search_seconds or None, halving=halving,
-        base=base, seed=seed, progress=report.throttled("crbm-fit") if show_progress
-        else None, make_evaluate=make_evaluate or plan_lib.make_evaluate_for(
+        base=base, seed=seed, progress=progress,
+        make_evaluate=make_evaluate or plan_lib.make_evaluate_for(
             memory, block_lib.make_block_evaluate),
+        learner=engine.learner_factory(learner),
         models_per_chunk=memory.models_per_chunk if memory.num_chunks > 1 else None)
   except DivergenceError:
     raise _divergence("in the first epoch", max(space.learning_rate),
@@ -220,6 +273,11 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       space=({k: list(getattr(space, k)) for k in SEARCH_DEFAULTS} if search else None),
       search_fields=search_lib.SPACE_FIELDS, train_pl=train_pl,
       zero_fraction=zero_fraction, seconds=time.time() - start_time)
+  timing = clock.split()
+  metrics.update(compile_seconds=round(timing["compile_seconds"], 2),
+                 compute_seconds=round(timing["compute_seconds"], 2),
+                 compiled_programs=timing["compiles"], cache_hits=timing["cache_hits"],
+                 first_round_seconds=round(first_round[0], 2) if first_round else None)
   run_config = {
       "tags": os.path.abspath(tags), "aux": list(groups),
       "num_hidden": int(chosen["num_hidden"]), "max_epochs": num_epochs,
@@ -228,7 +286,7 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       "aux_lr_scale": chosen["aux_lr_scale"], "batch_size": int(chosen["batch_size"]),
       "cd_k": cd_k, "min_users": min_users, "top_tags": top_tags, "seed": seed,
       "canonicalize": canonicalize, "split_fractions": [0.6, 0.2, 0.2],
-      "search": bool(search), "patience": patience, "tol": tol, "eval_every": eval_every,
+      "search": bool(search), "learner": learner, "patience": patience, "tol": tol, "eval_every": eval_every,
   }
   # One run folder (model, metrics.json and any extra outputs) made current atomically.
   run_dir = runs_lib.publish_run(
@@ -237,6 +295,7 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       metrics=metrics, files=report.run_files(comparison, tags))
   for line in report.fit_summary(metrics, comparison):
     log(f"crbm-fit: {line}")
+  log(f"crbm-fit: {clock.line()}")
   log(f"crbm-fit: wrote {run_dir} (model/, {report.METRICS_FILE}); "
       f"{os.path.join(workdir, runs_lib.CURRENT)} points to it")
   return metrics

@@ -81,10 +81,41 @@ def fit_metrics(comparison, data, *, search: bool, space, search_fields, train_p
   }
 
 
+def learning_curve_png(curve: dict, baseline_val_pl: float, title: str) -> bytes:
+  """A two-panel PNG: reconstruction error per epoch; validation PL per evaluation with
+  the factored baseline's level and the best epoch marked."""
+  import io  # pylint: disable=import-outside-toplevel
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+  recon = curve["recon_error"]
+  ax1.plot(np.arange(1, len(recon) + 1), recon, color="C0")
+  ax1.set_xlabel("epoch")
+  ax1.set_ylabel("reconstruction error (per bit)")
+  ax1.set_title("training")
+  ax2.plot(np.asarray(curve["eval_epoch"]) + 1, curve["val_pl"], "o-", ms=3, color="C1",
+           label="CRBM")
+  ax2.axhline(baseline_val_pl, color="0.4", ls="--", label="factored baseline")
+  if curve["best_epoch"] >= 0:
+    ax2.axvline(curve["best_epoch"] + 1, color="C2", ls=":",
+                label=f"best epoch {curve['best_epoch'] + 1}")
+  ax2.set_xlabel("epoch")
+  ax2.set_ylabel("balanced log pseudo-likelihood")
+  ax2.set_title(f"validation (stopped: {curve['stopped']})")
+  ax2.legend(fontsize=8, loc="lower right")
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+  plt.close(fig)
+  return buf.getvalue()
+
+
 def run_files(comparison, tags: str) -> dict:
   """{name: bytes} of the run folder's extra files: search.csv (every configuration
   tried), history.csv (the chosen model's curve), learning_curve.png."""
-  from crbm_jax.learn import select as select_lib  # pylint: disable=import-outside-toplevel
   chosen, curve = comparison.selected.config, comparison.curve
   val_by_epoch = dict(zip(curve["eval_epoch"], curve["val_pl"]))
   return {
@@ -94,7 +125,7 @@ def run_files(comparison, tags: str) -> dict:
           ["epoch", "recon_error", "val_pl"],
           [[e + 1, f"{r:.6g}", cell(val_by_epoch.get(e))]
            for e, r in enumerate(curve["recon_error"])], "history.csv"),
-      "learning_curve.png": select_lib.learning_curve_png(
+      "learning_curve.png": learning_curve_png(
           curve, comparison.val["baseline"],
           f"crbm-fit on {os.path.basename(tags)}: H={chosen['num_hidden']}, "
           f"lr={chosen['learning_rate']:g}, L1={chosen['l1_aux']:g}, "

@@ -24,8 +24,8 @@ MODEL_DIR = "model"
 def has_model(workdir: str) -> bool:
   """Whether ``workdir`` holds a fitted run (or the model/ folder of earlier versions)."""
   from crbm_jax.util.runs import CURRENT  # pylint: disable=import-outside-toplevel
-  return os.path.isdir(os.path.join(workdir, MODEL_DIR)) or os.path.exists(
-      os.path.join(workdir, CURRENT))
+  return os.path.isdir(os.path.join(workdir, MODEL_DIR)) or os.path.lexists(
+      os.path.join(workdir, CURRENT))  # a dangling `current`: load_run_model says so
 
 
 def measure_aux_effect(rng_key, params, aux: np.ndarray, groups: Sequence[str],

@@ -19,7 +19,8 @@ from crbm_jax.learn.base import (Batch, Dataset, FitResult, History, HParams, Le
 from crbm_jax.learn.contrastive import (Gradients, Sampler, ascend, cd_sampler,
                                         contrastive_grads)
 from crbm_jax.learn.clip_distance import ClipNeighbours, clip_neighbours, distance_aware
-from crbm_jax.learn.fit import epoch_minibatches, fit, make_fit, run_epoch, run_epochs
+from crbm_jax.learn.engine import StopRule, epoch_minibatches, run_epoch
+from crbm_jax.learn.fit import fit, make_fit
 from crbm_jax.learn.lazy_l1 import soft_threshold
 from crbm_jax.learn.learner import LearnerState, cd, make_learner
 from crbm_jax.learn.persistent import parallel_tempering, pcd

@@ -35,23 +35,25 @@ same block in rounds with ``learn.search``'s masked freezing.
 """
 from __future__ import annotations
 
+import functools
 import itertools
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.learn.base import Dataset, HParams, TrainConfig
-from crbm_jax.learn.fit import run_epochs
+from crbm_jax.learn.engine import AXIS, SPLIT_AXIS, make_scan
 from crbm_jax.learn.learner import cd
 from crbm_jax.model.crbm import CRBMParams, aux_bias
 from crbm_jax.model.pseudolikelihood import balanced_log_pl
 from crbm_jax.types import Array
 
-AXIS = "models"
-SPLIT_AXIS = "splits"
-METHODS = ("vmap", "map", "per_split", "loop")
+# How a stage of blocks over (split, model) is computed: 'vmap' (one vmap of the whole
+# block; ``lax.map`` with one chunk) or 'map' (``lax.map`` over chunks of models).
+# Per-split calls and one-model loops are benchmarks only (experiments/bench_grid.py).
+METHODS = ("vmap", "map")
 
 
 class GridPoint(NamedTuple):
@@ -137,8 +139,14 @@ def make_block_evaluate(config: TrainConfig, axis_name: str = AXIS,
   return evaluate
 
 
+# The criterion of a block vmapped over the split axis (the form is chosen over both axes);
+# one module-level object, so that compiled drivers cached on it are reused.
+split_evaluate = functools.partial(make_block_evaluate, axis_name=AXIS,
+                                   outer_axes=(SPLIT_AXIS,))
+
+
 def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS,
-                   outer_axes: Tuple[str, ...] = ()):
+                   outer_axes: Tuple[str, ...] = (), learner: Callable = cd):
   """Returns ``block_fn(model_keys, hparams, hidden_mask, group_mask, data_key, train,
   val, test) -> BlockResult``.
 
@@ -152,16 +160,17 @@ def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS,
   equals the block with ``model_keys = [split(k)[0]]`` and ``data_key = split(k)[1]``.
   ``outer_axes``: names of vmapped axes around the block (the split axis of
   ``make_split_block_fit``), over which the pseudo-likelihood's form is chosen as well,
-  so that it stays one real branch.
+  so that it stays one real branch. ``learner``: the learner factory (``learn.cd``,
+  ``learn.pcd``, ``learn.parallel_tempering``). A use of the engine's scan driver.
   """
-  learner = cd(config, num_aux, over_models=True)
   evaluate = make_block_evaluate(config, axis_name, outer_axes)
+  run = make_scan(learner(config, num_aux, over_models=True), config, evaluate)
 
   def block_fn(model_keys, hparams: HParams, hidden_mask, group_mask, data_key,
                train: Dataset, val: Dataset, test: Dataset) -> BlockResult:
-    state = learner.init(model_keys, train, hparams, hidden_mask, group_mask)
-    _, best, history = run_epochs(data_key, learner, state, train, hparams, config,
-                                  lambda params: evaluate(params, val))
+    carry, history = run(model_keys, data_key, train, val, hparams, hidden_mask,
+                         group_mask)
+    best = carry.best
     params = best.params._replace(W_aux=jnp.moveaxis(best.params.W_aux, 1, 0))
     return BlockResult(best.val_pl, evaluate(best.params, test), best.epoch,
                        history.val_pl.T, history.recon_error.T, params)
@@ -170,7 +179,7 @@ def make_block_fit(config: TrainConfig, num_aux: int, axis_name: str = AXIS,
 
 
 def make_split_block_fit(config: TrainConfig, num_aux: int, method: str = "vmap",
-                         chunk_size: int = 64):
+                         chunk_size: int = 64, learner: Callable = cd):
   """The block trainer over (split, model): every configuration on every split in one
   call.
 
@@ -190,8 +199,8 @@ def make_split_block_fit(config: TrainConfig, num_aux: int, method: str = "vmap"
   """
   if method not in ("vmap", "map"):
     raise ValueError(f"make_split_block_fit: unknown method {method!r}; use 'vmap' or "
-                     "'map' (the per-split and one-model loops call make_block_fit)")
-  block_fn = make_block_fit(config, num_aux, outer_axes=(SPLIT_AXIS,))
+                     "'map'")
+  block_fn = make_block_fit(config, num_aux, outer_axes=(SPLIT_AXIS,), learner=learner)
   over_splits = jax.vmap(block_fn, in_axes=(0, None, None, None, 0, 0, 0, 0),
                          axis_name=SPLIT_AXIS)
   if method == "vmap":

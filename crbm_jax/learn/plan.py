@@ -291,7 +291,7 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
                        group_mask, rule, *, models_per_chunk: int,
                        conditioned: Optional[np.ndarray] = None, halving=None,
                        seconds: Optional[float] = None, compact=None, progress=None,
-                       make_evaluate=None):
+                       make_evaluate=None, learner=None):
   """``search.run_search`` over chunks of ``models_per_chunk`` models, one after the
   other; the result lists every model (scores, epochs, reasons, histories), but keeps the
   parameters of only each chunk's best conditioned and best unconditional model
@@ -311,6 +311,8 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
   chunks = np.array_split(np.arange(m), math.ceil(m / max(int(models_per_chunk), 1)))
   hidden_mask, group_mask = np.asarray(hidden_mask), np.asarray(group_mask)
   extra = {} if make_evaluate is None else {"make_evaluate": make_evaluate}
+  if learner is not None:
+    extra["learner"] = learner
   parts, round_seconds = [], 0.0
   for i, idx in enumerate(chunks):
     remaining = None

@@ -1,39 +1,18 @@
-"""Early stopping and validation search over a block of models, by masked freezing.
+"""The validation search over a block of models: ``run_search`` and ``select_model``.
 
-One mechanism serves ``crbm-fit`` (early stopping of one model, and its ``--search``), the
-smoothing models of Section 4, and the adaptive (successive-halving) Table 2 search:
-
-* A block of M models (``learn.cd(..., over_models=True)``) trains in *rounds* of
-  ``StopRule.eval_every`` epochs; after each round every model's balanced validation
-  pseudo-likelihood is measured and a per-model ``Tracker`` decides whether it goes on.
-* A model that stops is *frozen*, not removed: its learning rate is multiplied by its
-  ``active`` flag (0), so SGD, momentum, weight decay and the W_aux step and L1 prox all
-  leave it exactly where it is (``W + 0 = W``), and the parameters of its best epoch are
-  kept aside (``fit.BestEpoch``). Shapes never change, so nothing recompiles.
-* Why a model stops (``REASONS``): no improvement larger than ``tol`` for ``patience``
-  evaluations (converged); the epoch budget (max_epochs); a non-finite validation PL or a
-  fall of more than ``diverge_margin`` below its best (diverged); the host's ``keep`` mask
-  (halved: successive halving, or a time budget).
-
-``make_round`` is a pure function of (key, carry, data, hparams, keep): jit it, or vmap
-it over a leading split axis (Table 2). ``run_search`` is the host driver for one split:
-it adds successive halving, a wall-clock budget and progress, and *compacts* the block:
-when the active models fit in a smaller power-of-two bucket, only those models (padded
-with frozen ones) are trained, gathered from and scattered back to the full block. The
-Gibbs noise and minibatches are shared by every model of a block and depend only on the
-data key and the epoch (``learn.block``), so a model's trajectory does not depend on which
-other models share its bucket: compaction changes the cost, not the result (to float
-rounding). At most log2(M) + 1 bucket sizes are ever compiled.
-
-``select_model`` runs the search over a ``SearchSpace`` (random configurations of a grid;
-batch size, being static, gets one block per value) and returns the best by validation PL.
+Uses of the engine's host driver (``learn.engine.run_host``): a block of M models
+(hyperparameter points, padded hidden sizes, auxiliary-group masks) trains in rounds of
+``StopRule.eval_every`` epochs with per-model early stopping by masked freezing, optional
+successive halving, a wall-clock budget and compaction (module docstring of
+``learn.engine``; REASONS says why each model stopped). ``select_model`` runs the search
+over a ``SearchSpace`` (random configurations of a grid; batch size, being static, gets
+one block per value) and returns the best by the validation criterion.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import itertools
-import math
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
@@ -44,12 +23,16 @@ import numpy as np
 from crbm_jax.learn.base import Dataset, HParams, TrainConfig, pad_dataset
 from crbm_jax.learn.block import (GridPoint, hidden_masks, make_block_evaluate,
                                   stack_hparams)
-from crbm_jax.learn.fit import BestEpoch, keep_best, run_epoch
-from crbm_jax.learn.learner import BLOCK_PARAM_AXES, BLOCK_STATE_AXES, cd
+from crbm_jax.learn.engine import (  # noqa: F401  (the engine's names, as before)
+    BUDGET, CARRY_AXES, CONVERGED, DIVERGED, HALVED, MAX_EPOCHS, REASONS, RUNNING, Carry,
+    DivergenceError, Halving, RoundInfo, StopRule, Tracker, bucket_size, halving_keep,
+    halving_rungs, init_carry, init_tracker, make_round, run_host, stop_models,
+    take_models, tree_axes_map, update_tracker)
+from crbm_jax.learn.learner import BLOCK_PARAM_AXES, cd
 from crbm_jax.model.crbm import CRBMParams
-from crbm_jax.types import Array, PRNGKey
+from crbm_jax.types import PRNGKey
 
-AXIS = "models"
+SearchCarry = Carry
 # run_search compacts by default when models x training rows x hidden units reach this.
 # On the 2-core CPU the bucket compilations cost more than the frozen models' training
 # they save at every size we measured: 16 models x 900 rows x 16 units 13.9 s vs 7.0 s;
@@ -57,231 +40,6 @@ AXIS = "models"
 # 128 models x 3,600 rows x 128 units 57.3 s vs 56.4 s. Compaction is for long runs
 # (many epochs, most models stopped early) and accelerators.
 COMPACT_MIN_WORK = 1_000_000_000
-REASONS = ("running", "converged", "max_epochs", "diverged", "halved", "budget")
-RUNNING, CONVERGED, MAX_EPOCHS, DIVERGED, HALVED, BUDGET = range(len(REASONS))
-
-
-class DivergenceError(ValueError):
-  """Training diverged: the validation pseudo-likelihood became non-finite or fell far
-  below its best. The message says which value to lower."""
-
-
-class StopRule(NamedTuple):
-  """When a model stops (static: part of the compiled round).
-
-  patience: evaluations without an improvement larger than ``tol`` before it stops.
-  tol: the improvement (balanced log PL, nats per bit) that counts.
-  max_epochs: the epoch budget.
-  eval_every: epochs per round (between validation evaluations).
-  diverge_margin: a validation PL this far below the model's best (or non-finite) means
-    it diverged.
-  """
-  patience: int = 8
-  tol: float = 1e-4
-  max_epochs: int = 300
-  eval_every: int = 1
-  diverge_margin: float = 0.5
-
-
-class Tracker(NamedTuple):
-  """Per-model stopping state ([*M] arrays)."""
-  stale: Array    # int: evaluations since the last improvement > tol
-  active: Array   # bool
-  reason: Array   # int index into REASONS
-  epochs: Array   # int: epochs trained
-  start: Array    # float: the validation PL of the initial model (divergence reference)
-
-
-def init_tracker(shape, start=None) -> Tracker:
-  start = jnp.full(shape, -jnp.inf) if start is None else jnp.asarray(start, jnp.float32)
-  return Tracker(jnp.zeros(shape, jnp.int32), jnp.ones(shape, bool),
-                 jnp.full(shape, RUNNING, jnp.int32), jnp.zeros(shape, jnp.int32), start)
-
-
-def update_tracker(tracker: Tracker, best_before: Array, val_pl: Array, epochs_done: Array,
-                   rule: StopRule, keep: Optional[Array] = None) -> Tracker:
-  """The tracker after an evaluation (pure).
-
-  Args:
-    best_before: [*M] each model's best validation PL before this evaluation.
-    val_pl: [*M] this evaluation's validation PL.
-    epochs_done: epochs trained so far (scalar).
-    keep: [*M] bool, the host's decision (False stops an active model as 'halved').
-  """
-  active = tracker.active
-  improved = val_pl > best_before + rule.tol
-  stale = jnp.where(active, jnp.where(improved, 0, tracker.stale + 1), tracker.stale)
-  reference = jnp.maximum(best_before, jnp.where(jnp.isfinite(tracker.start),
-                                                 tracker.start, -jnp.inf))
-  diverged = ~jnp.isfinite(val_pl) | (val_pl < reference - rule.diverge_margin)
-  stops = [(diverged, DIVERGED), (stale >= rule.patience, CONVERGED),
-           (jnp.broadcast_to(epochs_done >= rule.max_epochs, active.shape), MAX_EPOCHS)]
-  if keep is not None:
-    stops.append((~keep, HALVED))
-  reason, stopped = tracker.reason, jnp.zeros_like(active)
-  for cond, code in stops:
-    now = active & ~stopped & cond
-    reason = jnp.where(now, code, reason)
-    stopped = stopped | now
-  epochs = jnp.where(active, epochs_done, tracker.epochs)
-  return Tracker(stale, active & ~stopped, reason, epochs, tracker.start)
-
-
-def stop_models(tracker: Tracker, mask, code: int) -> Tracker:
-  """Host decision: the active models where ``mask`` stop, for reason ``code``."""
-  now = tracker.active & jnp.asarray(mask)
-  return tracker._replace(active=tracker.active & ~now,
-                          reason=jnp.where(now, code, tracker.reason))
-
-
-def tree_axes_map(fn, tree, axes):
-  """``fn(leaf, axis)`` over a pytree whose model axes are given by a prefix tree."""
-  return jax.tree.map(lambda ax, sub: jax.tree.map(lambda x: fn(x, ax), sub), axes, tree)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def take_models(tree, axes, index):
-  """The models ``index`` [K] of a block pytree (each leaf along its model axis; ``axes``
-  a hashable prefix tree of ints). Jitted: one compiled gather per bucket size."""
-  return tree_axes_map(lambda x, ax: jnp.take(x, index, axis=ax), tree, axes)
-
-
-@functools.partial(jax.jit, static_argnums=1)
-def put_models(tree, axes, index, part):
-  """``tree`` with models ``index`` replaced by ``part`` (``take_models``'s inverse)."""
-  def put(x, y, ax):
-    return x.at[(slice(None),) * ax + (index,)].set(y)
-  return jax.tree.map(lambda ax, sub, new: jax.tree.map(lambda a, b: put(a, b, ax), sub,
-                                                        new), axes, tree, part)
-
-
-class SearchCarry(NamedTuple):
-  """What a round carries (leading model axis M; ``epoch`` is shared)."""
-  state: object       # LearnerState of the block
-  best: BestEpoch     # best-epoch parameters / PL / epoch of each model
-  tracker: Tracker
-  epoch: Array        # int scalar: epochs trained so far
-
-
-CARRY_AXES = SearchCarry(BLOCK_STATE_AXES, BestEpoch(BLOCK_PARAM_AXES, 0, 0),
-                         Tracker(0, 0, 0, 0, 0), None)
-HPARAM_AXES = 0
-
-
-class RoundInfo(NamedTuple):
-  recon_error: Array  # [eval_every, M]
-  val_pl: Array       # [M]
-
-
-def _freeze_hparams(hparams: HParams, active: Array) -> HParams:
-  return hparams._replace(learning_rate=hparams.learning_rate * active.astype(
-      hparams.learning_rate.dtype))
-
-
-def make_round(learner, config: TrainConfig, evaluate_fn: Callable, rule: StopRule):
-  """Returns pure ``round_fn(data_key, carry, train, val, hparams, keep) -> (carry,
-  RoundInfo)``: ``rule.eval_every`` epochs of the block with stopped models frozen, then
-  one validation evaluation, best-epoch bookkeeping and the tracker update.
-
-  ``learner`` is a block learner (``cd(config, num_aux, over_models=True)``);
-  ``evaluate_fn(params, val) -> [M]``; ``keep`` [M] bool (host decisions). Epoch e draws
-  its minibatches and noise from ``fold_in(data_key, e)``, as ``fit.run_epochs`` does.
-  """
-  def round_fn(data_key: PRNGKey, carry: SearchCarry, train: Dataset, val: Dataset,
-               hparams: HParams, keep: Array):
-    frozen = _freeze_hparams(hparams, carry.tracker.active)
-
-    def body(state, epoch):
-      state, info = run_epoch(jax.random.fold_in(data_key, epoch), learner, state, train,
-                              frozen, config.batch_size)
-      return state, info.recon_error
-
-    epochs = carry.epoch + jnp.arange(rule.eval_every)
-    state, recon = jax.lax.scan(body, carry.state, epochs)
-    epoch = carry.epoch + rule.eval_every
-    params = learner.model(state, hparams)
-    val_pl = evaluate_fn(params, val)
-    active = carry.tracker.active
-    tracker = update_tracker(carry.tracker, carry.best.val_pl, val_pl, epoch, rule, keep)
-    sound = active & (tracker.reason != DIVERGED) & jnp.isfinite(val_pl)
-    best = keep_best(carry.best, params, jnp.where(sound, val_pl, -jnp.inf), epoch - 1,
-                     learner.model_axes)
-    # A stopped model's W is zeroed in the training state (its best parameters are kept
-    # in ``best``): a diverged model's non-finite W would otherwise reach the block-wide
-    # max |W| that picks the pseudo-likelihood's overflow-safe form.
-    W = jnp.where(tracker.active[:, None, None], state.params.W, 0.0)
-    state = state._replace(params=state.params._replace(W=W))
-    return (SearchCarry(state, best, tracker, epoch),
-            RoundInfo(recon, jnp.where(active, val_pl, jnp.nan)))
-
-  return round_fn
-
-
-def init_carry(learner, evaluate_fn, model_keys, train: Dataset, val: Dataset,
-               hparams: HParams, hidden_mask, group_mask) -> SearchCarry:
-  """The block's initial state; the initial models' validation PL is the reference a
-  diverging model falls below."""
-  state = learner.init(model_keys, train, hparams, hidden_mask, group_mask)
-  m = hidden_mask.shape[0]
-  initial = learner.model(state, hparams)
-  best = BestEpoch(initial, jnp.full((m,), -jnp.inf), jnp.full((m,), -1, jnp.int32))
-  return SearchCarry(state, best, init_tracker((m,), evaluate_fn(initial, val)),
-                     jnp.asarray(0, jnp.int32))
-
-
-# -- host side --------------------------------------------------------------------------
-
-class Halving(NamedTuple):
-  """Successive halving: at epochs ``first_rung x eta^k`` keep the best ``1/eta`` of the
-  models still in the race (ranked by best validation PL so far; converged models keep
-  their place and score). ``min_models``: never halve below this many."""
-  eta: float = 2.0
-  first_rung: int = 4
-  min_models: int = 1
-
-
-def halving_rungs(halving: Halving, max_epochs: int) -> list:
-  """The epochs at which successive halving cuts: first_rung x eta^k below max_epochs."""
-  rungs, r = [], float(halving.first_rung)
-  while r < max_epochs:
-    rungs.append(int(round(r)))
-    r *= halving.eta
-  return rungs
-
-
-def halving_keep(scores: np.ndarray, alive: np.ndarray, active: np.ndarray,
-                 fraction: float, min_models: int = 1) -> np.ndarray:
-  """Host-side: a [M] keep mask that stops the active models outside the best
-  ``fraction`` of the ``alive`` ones by ``scores`` (higher is better)."""
-  scores = np.where(alive & np.isfinite(scores), scores, -np.inf)
-  n_keep = max(int(math.ceil(alive.sum() * fraction)), min_models)
-  order = np.argsort(-scores, kind="stable")
-  keep = np.zeros(scores.shape, bool)
-  keep[order[:n_keep]] = True
-  return keep | ~active
-
-
-def bucket_size(count: int, total: int) -> int:
-  """The power-of-two bucket (at most ``total``) that holds ``count`` active models."""
-  size = 1
-  while size < count:
-    size *= 2
-  return min(size, total)
-
-
-@functools.lru_cache(maxsize=64)
-def compiled_search(config: TrainConfig, num_aux: int, rule: StopRule, num_models: int,
-                    make_evaluate: Callable = make_block_evaluate):
-  """(learner, jitted round_fn, jitted init) for a static setting, cached so that repeated
-  searches on data of the same shapes (the sparsity experiment's draws, the splits of a
-  fit) compile once. ``make_evaluate(config) -> evaluate_fn(params, val) -> [M]`` is the
-  validation criterion (higher is better; hashable)."""
-  learner = cd(config, num_aux, over_models=True)
-  evaluate = make_evaluate(config)
-  round_fn = jax.jit(make_round(learner, config, evaluate, rule))
-  init = jax.jit(lambda keys, tr, va, hp, hm, gm: init_carry(
-      learner, evaluate, keys, tr, va, hp, hm, gm))  # keys: [num_models] model keys
-  return learner, round_fn, init
 
 
 class SearchResult(NamedTuple):
@@ -307,8 +65,8 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                seconds: Optional[float] = None, compact: Optional[bool] = None,
                progress: Optional[Callable[[int, int, float], None]] = None,
                make_evaluate: Callable = make_block_evaluate,
-               model_keys=None) -> SearchResult:
-  """Trains a block of M models with early stopping (host loop over jitted rounds).
+               learner: Callable = cd, model_keys=None) -> SearchResult:
+  """Trains a block of M models on one split with early stopping (``engine.run_host``).
 
   Args:
     rng_key: split into the models' initial keys and the shared data key, as
@@ -317,86 +75,31 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     hparams: HParams of [M] arrays; hidden_mask [M, H]; group_mask [M, G].
     halving: successive halving (None: every model runs until its own rule stops it).
     seconds: wall-clock budget; when spent, the models still running stop ('budget').
-    compact: train only the active models' power-of-two bucket (module docstring); None
-      decides by size: compact when the block has at least ``COMPACT_MIN_WORK`` model x
-      training-row units, below which the extra compilations cost more than they save.
+    compact: train only the active models' power-of-two bucket; None decides by size:
+      compact when the block has at least ``COMPACT_MIN_WORK`` model x training-row x
+      hidden units, below which the extra compilations cost more than they save.
     progress: called as ``progress(epoch, active, best)`` after each round.
-    make_evaluate: the validation criterion's factory (``compiled_search``).
+    make_evaluate: the validation criterion's factory (``engine.compiled_host``).
+    learner: the learner factory (``learn.cd``, ``learn.pcd``, ...).
     model_keys: [M] the models' initial keys (default ``split(split(rng_key)[0], M)``;
       ``learn.plan`` passes a slice of a larger block's keys when it trains in chunks).
   """
-  start = time.perf_counter()
   train = pad_dataset(train, config.batch_size)
   m = hidden_mask.shape[0]
   if compact is None:
     compact = m * train.v.shape[0] * config.num_hidden >= COMPACT_MIN_WORK
-  _, round_fn, init = compiled_search(config, num_aux, rule, m, make_evaluate)
   key_models, key_data = jax.random.split(rng_key)
-  if model_keys is None:
-    model_keys = jax.random.split(key_models, m)
-  carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
-               jnp.asarray(group_mask))
-  rungs = [] if halving is None else halving_rungs(halving, rule.max_epochs)
-  val_hist, recon_hist, eval_epochs, buckets = [], [], [], set()
-  alive = np.ones(m, bool)        # not diverged and not halved: still in the race
-  keep_all = jnp.ones(m, bool)
-  rounds = 0
-  while True:
-    active = np.asarray(carry.tracker.active)
-    if not active.any():
-      break
-    if seconds is not None and rounds > 0 and time.perf_counter() - start > seconds:
-      carry = carry._replace(tracker=stop_models(carry.tracker, active, BUDGET))
-      break
-    idx = np.flatnonzero(active)
-    size = bucket_size(len(idx), m) if compact else m
-    buckets.add(size)
-    if size < m:
-      index = np.concatenate([idx, np.flatnonzero(~active)[: size - len(idx)]])
-      part = take_models(carry._replace(epoch=None), CARRY_AXES, jnp.asarray(index))
-      new, info = round_fn(key_data, part._replace(epoch=carry.epoch), train, val,
-                           take_models(hparams, HPARAM_AXES, jnp.asarray(index)),
-                           keep_all[: size])
-      carry = put_models(carry._replace(epoch=None), CARRY_AXES, jnp.asarray(index),
-                         new._replace(epoch=None))._replace(epoch=new.epoch)
-      val_pl = np.full(m, np.nan)
-      val_pl[idx] = np.asarray(info.val_pl)[: len(idx)]
-      recon = np.full((rule.eval_every, m), np.nan)
-      recon[:, idx] = np.asarray(info.recon_error)[:, : len(idx)]
-    else:
-      carry, info = round_fn(key_data, carry, train, val, hparams, keep_all)
-      val_pl, recon = np.asarray(info.val_pl), np.asarray(info.recon_error)
-    rounds += 1
-    epoch = int(carry.epoch)
-    val_hist.append(val_pl)
-    recon_hist.append(recon)
-    eval_epochs.append(epoch - 1)
-    reason = np.asarray(carry.tracker.reason)
-    alive &= reason != DIVERGED
-    if rungs and epoch >= rungs[0]:
-      while rungs and epoch >= rungs[0]:
-        rungs.pop(0)
-      active = np.asarray(carry.tracker.active)
-      keep = halving_keep(np.asarray(carry.best.val_pl), alive, active,
-                          1.0 / halving.eta, halving.min_models)
-      carry = carry._replace(tracker=stop_models(carry.tracker, ~keep, HALVED))
-      alive &= keep
-    if progress is not None:
-      scores = np.asarray(carry.best.val_pl)
-      progress(epoch, int(np.asarray(carry.tracker.active).sum()),
-               float(scores[np.isfinite(scores)].max()) if np.isfinite(scores).any()
-               else float("nan"))
-  best = jax.device_get(carry.best)
-  tracker = jax.device_get(carry.tracker)
+  res = run_host(jax.random.split(key_models, m) if model_keys is None else model_keys,
+                 key_data, train, val, num_aux, config,
+                 hparams, hidden_mask, group_mask, rule, halving=halving, seconds=seconds,
+                 compact=compact, learner=learner, make_evaluate=make_evaluate,
+                 progress=progress)
   return SearchResult(
-      best_val_pl=np.asarray(best.val_pl), best_epoch=np.asarray(best.epoch),
-      epochs=np.asarray(tracker.epochs), reason=[REASONS[int(r)] for r in tracker.reason],
-      params=best.params,
-      val_history=np.stack(val_hist, 1) if val_hist else np.zeros((m, 0)),
-      recon_history=(np.concatenate(recon_hist, 0).T if recon_hist
-                     else np.zeros((m, 0))),
-      eval_epochs=np.asarray(eval_epochs), seconds=time.perf_counter() - start,
-      rounds=rounds, buckets=tuple(sorted(buckets)))
+      best_val_pl=res.best_val_pl[0], best_epoch=res.best_epoch[0], epochs=res.epochs[0],
+      reason=[REASONS[int(r)] for r in res.reason[0]], params=res.params,
+      val_history=res.val_history[0], recon_history=res.recon_history[0],
+      eval_epochs=res.eval_epochs, seconds=res.seconds, rounds=res.rounds,
+      buckets=res.buckets)
 
 
 def model_params(params: CRBMParams, index: int) -> CRBMParams:
@@ -464,6 +167,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  configs: Optional[List[dict]] = None,
                  compact: Optional[bool] = None,
                  make_evaluate: Callable = make_block_evaluate,
+                 learner: Callable = cd,
                  models_per_chunk: Optional[int] = None) -> Selection:
   """Validation search: the configuration with the best validation PL.
 
@@ -479,7 +183,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
       ones, if the space has them, are for comparison).
     configs: the configurations to try (dicts of SPACE_FIELDS), instead of sampling
       ``space``.
-    compact, make_evaluate: passed to ``run_search``.
+    compact, make_evaluate, learner: passed to ``run_search``.
     models_per_chunk: train at most this many models at once (``learn.plan``'s memory
       plan; only the best parameters of each chunk are kept).
   Raises:
@@ -519,7 +223,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     result = run(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
                  stack_hparams(points), hidden_masks(points, num_hidden), groups,
                  rule, halving=halving, seconds=remaining, progress=report,
-                 compact=compact, make_evaluate=make_evaluate)
+                 compact=compact, make_evaluate=make_evaluate, learner=learner)
     results[batch] = (cs, result)
     for j, c in enumerate(cs):
       table.append(dict(c, best_val_pl=float(result.best_val_pl[j]),

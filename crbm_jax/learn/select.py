@@ -25,6 +25,7 @@ import numpy as np
 from crbm_jax.learn import search
 from crbm_jax.learn.base import Dataset, TrainConfig
 from crbm_jax.learn.block import make_block_evaluate
+from crbm_jax.learn.learner import cd
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.model.pseudolikelihood import factored_baseline, pseudo_log_likelihood
 from crbm_jax.types import PRNGKey
@@ -91,13 +92,14 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
                     seed: int = 0, progress=None,
                     compact: Optional[bool] = None,
                     make_evaluate: Callable = make_block_evaluate,
+                    learner: Callable = cd,
                     models_per_chunk: Optional[int] = None) -> Comparison:
   """Search, select on validation, then evaluate once on test (module docstring).
 
   With ``compare_unconditional`` and auxiliary groups present, unconditional models
   (``_unconditional_space``; a third as many configurations) join the same search.
   ``make_evaluate``: the validation criterion (``search.compiled_search``); the test
-  comparison stays pseudo-likelihood.
+  comparison stays pseudo-likelihood. ``learner``: the learner factory of every model.
   """
   has_aux = train.aux.shape[-1] > 0
   spaces = [space._replace(conditioned=(True,))]
@@ -111,7 +113,7 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
   selection = search.select_model(rng_key, train, val, num_aux, space, rule=rule,
                                   configs=configs, seconds=seconds, halving=halving,
                                   base=base, progress=progress, compact=compact,
-                                  make_evaluate=make_evaluate,
+                                  make_evaluate=make_evaluate, learner=learner,
                                   models_per_chunk=models_per_chunk)
   table = selection.table
   uncond = [r for r in table if not r["conditioned"] and np.isfinite(r["best_val_pl"])
@@ -140,35 +142,3 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
   row = dict(selection.config, best_val_pl=selection.val_pl)
   return Comparison(selection, best_uncond, uparams, test_pl, val_pl, diffs, table,
                     learning_curve(selection, row))
-
-
-def learning_curve_png(curve: dict, baseline_val_pl: float, title: str) -> bytes:
-  """A two-panel PNG: reconstruction error per epoch; validation PL per evaluation with
-  the factored baseline's level and the best epoch marked."""
-  import io  # pylint: disable=import-outside-toplevel
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-  fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
-  recon = curve["recon_error"]
-  ax1.plot(np.arange(1, len(recon) + 1), recon, color="C0")
-  ax1.set_xlabel("epoch")
-  ax1.set_ylabel("reconstruction error (per bit)")
-  ax1.set_title("training")
-  ax2.plot(np.asarray(curve["eval_epoch"]) + 1, curve["val_pl"], "o-", ms=3, color="C1",
-           label="CRBM")
-  ax2.axhline(baseline_val_pl, color="0.4", ls="--", label="factored baseline")
-  if curve["best_epoch"] >= 0:
-    ax2.axvline(curve["best_epoch"] + 1, color="C2", ls=":",
-                label=f"best epoch {curve['best_epoch'] + 1}")
-  ax2.set_xlabel("epoch")
-  ax2.set_ylabel("balanced log pseudo-likelihood")
-  ax2.set_title(f"validation (stopped: {curve['stopped']})")
-  ax2.legend(fontsize=8, loc="lower right")
-  fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-  plt.close(fig)
-  return buf.getvalue()

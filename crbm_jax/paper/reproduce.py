@@ -16,6 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from crbm_jax.paper import report as report_lib
+from crbm_jax.util import compile_cache
 from crbm_jax.util.atomic import write_json_atomic, write_text_atomic
 
 
@@ -121,6 +122,25 @@ def stage_beyond(config, workdir: str) -> Dict:
   return _stage_with_markdown(beyond.run_beyond, config, workdir, "beyond")
 
 
+def stage_audio_tags(config, workdir: str) -> Dict:
+  from crbm_jax.paper import audio_tags
+  return audio_tags.stage(config, workdir)
+
+
+def _extra_claims(results: Dict) -> List[dict]:
+  """Scorecard rows that stages beyond the paper report themselves (audio_tags: A1), in
+  the scorecard's row form."""
+  rows = []
+  row = (results.get("audio_tags") or {}).get("scorecard")
+  if row:
+    head, _, text = row["claim"].partition(": ")  # 'A1 (2011 follow-up)', the claim
+    claim = head.split()[0]
+    text = f"{text} {head[len(claim):].strip()}".strip()
+    rows.append({"claim": claim, "text": text, "cells": [
+        {k: row[k] for k in ("dataset", "paper", "ours", "verdict", "reason")}]})
+  return rows
+
+
 STAGES: Dict[str, tuple] = {
     "table1": ("Table 1 and Figure 1: tag agreement between tagging tasks", stage_table1),
     "table2": ("Table 2: pseudo-likelihood of conditional RBMs", stage_table2),
@@ -128,13 +148,34 @@ STAGES: Dict[str, tuple] = {
                stage_table3),
     "beyond": ("Beyond the paper: AIS log-likelihood, PCD / tempering, distance-aware clips",
                stage_beyond),
+    "audio_tags": ("Beyond the paper: tags from audio and context", stage_audio_tags),
 }
 
 
 # --------------------------------------------------------------------------- report
 
 
-def _header(config, env: Dict, timings: Dict[str, float], started: str) -> str:
+def _compile_line(compile_split: Dict[str, dict]) -> str:
+  """'- Compilation: ...' from the stages' CompileClock splits ('' when none were kept)."""
+  if not compile_split:
+    return ""
+  parts = [f"{k} {v['compile_seconds']:.1f} s compile + {v['compute_seconds']:.1f} s compute "
+           f"({v['cache_hits']}/{v['compiles']} programs from the cache)"
+           for k, v in compile_split.items()]
+  compile_s = sum(v["compile_seconds"] for v in compile_split.values())
+  hits = sum(v["cache_hits"] for v in compile_split.values())
+  programs = sum(v["compiles"] for v in compile_split.values())
+  folder = compile_cache.active_dir()
+  where = (f"JAX's persistent compilation cache in `{folder}`" if folder else
+           "no persistent compilation cache (disabled)")
+  return (f"- Compile vs compute: " + "; ".join(parts) + f". In all {compile_s:.0f} s of "
+          f"compilation; {hits} of {programs} programs were loaded from {where}. A second "
+          "run with a warm cache skips the compiling that the cache holds "
+          "(docs/benchmarks.md gives cold and warm runs measured side by side).")
+
+
+def _header(config, env: Dict, timings: Dict[str, float], started: str,
+            compile_split: Optional[Dict[str, dict]] = None) -> str:
   total = sum(timings.values())
   lines = [
       "# Learning tags that vary within a song — reproduction report", "",
@@ -145,6 +186,7 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str) -> str:
       f"- Configuration: `{config.variant}` (seed {config.seed}); started {started}; "
       f"total {total:.0f} s.",
       "- Stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ".",
+      *([_compile_line(compile_split)] if compile_split else []),
       f"- Python {env['python']} on {env['platform']}, {env['cpu_count']} CPUs, JAX devices "
       f"{', '.join(env['jax_devices'])}.",
       "- Packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()) + ".", ""]
@@ -153,9 +195,10 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str) -> str:
 
 def write_report(workdir: str, config, sections: List[tuple], timings: Dict[str, float],
                  reading: List[str], started: str,
-                 scorecard_md: str = "") -> Dict[str, str]:
+                 scorecard_md: str = "",
+                 compile_split: Optional[Dict[str, dict]] = None) -> Dict[str, str]:
   env = report_lib.environment_info()
-  parts = [_header(config, env, timings, started)]
+  parts = [_header(config, env, timings, started, compile_split)]
   if scorecard_md:
     parts.append(scorecard_md)
   if reading:
@@ -182,25 +225,27 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
   from crbm_jax.paper import scorecard as scorecard_lib
   os.makedirs(workdir, exist_ok=True)
   started = datetime.datetime.now().isoformat(timespec="seconds")
-  sections, timings, results = [], {}, {}
+  sections, timings, results, compile_split = [], {}, {}, {}
   stages = tuple(stages) if stages else tuple(config.stages)
   for i, stage in enumerate(stages):
     if stage not in STAGES:
       raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
     title, fn = STAGES[stage]
     _log(f"stage {i + 1}/{len(stages)}: {title}")
-    t0 = time.perf_counter()
+    clock = compile_cache.CompileClock()
     out = fn(config[stage], workdir)
-    timings[stage] = time.perf_counter() - t0
-    _log(f"stage {stage} done in {timings[stage]:.1f} s")
+    compile_split[stage] = clock.split()
+    timings[stage] = compile_split[stage]["seconds"]
+    _log(f"stage {stage} done in {timings[stage]:.1f} s ({clock.line()})")
     sections.append((title, out["markdown"]))
     results[stage] = out["data"]
   reading = (reading_fn or reading_lib.reading)(results)
-  rows = scorecard_lib.scorecard(scorecard_lib.collect(results))
+  rows = scorecard_lib.scorecard(scorecard_lib.collect(results)) + _extra_claims(results)
   write_json_atomic(os.path.join(workdir, "scorecard.json"), rows, sort_keys=False)
   paths = write_report(workdir, config, sections, timings, reading, started,
-                       scorecard_lib.scorecard_markdown(rows))
+                       scorecard_lib.scorecard_markdown(rows), compile_split)
+  write_json_atomic(os.path.join(workdir, "timings.json"), compile_split, sort_keys=False)
   paths["scorecard_json"] = os.path.join(workdir, "scorecard.json")
   _log(f"report: {paths['markdown']} and {paths['html']} "
        f"({sum(timings.values()):.0f} s in all)")
-  return {"paths": paths, "timings": timings, "results": results}
+  return {"paths": paths, "timings": timings, "compile": compile_split, "results": results}

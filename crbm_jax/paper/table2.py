@@ -34,7 +34,8 @@ import numpy as np
 from crbm_jax.data import splits as splits_lib
 from crbm_jax.learn import block as block_lib
 from crbm_jax.learn import halving as halving_lib
-from crbm_jax.learn import search as search_lib
+from crbm_jax.configs import search as search_spec
+from crbm_jax.learn import engine
 from crbm_jax.learn.base import Dataset, TrainConfig, from_config
 from crbm_jax.model.pseudolikelihood import factored_baseline_pl
 from crbm_jax.paper import published
@@ -141,7 +142,6 @@ def train_config(config, num_hidden: int) -> TrainConfig:
   return dataclasses.replace(from_config(config.train)[0], num_hidden=num_hidden)
 
 
-_BLOCK_FNS = {}
 _STAGE_FNS = {}
 # The method 'auto' resolves to: on a CPU, the one measured fastest on the 2-core machine
 # (docs/benchmarks.md: `experiments/bench_grid.py --split_methods` and `--methods`);
@@ -159,6 +159,11 @@ def resolve_method(config) -> str:
     raise ValueError(f"table2 config: unknown method {method!r}; use 'auto' or one of "
                      f"{', '.join(block_lib.METHODS)}")
   return method
+
+
+def learner_of(config):
+  """The learner factory of ``config.learner`` ('cd', 'pcd', 'pt')."""
+  return engine.learner_factory(config.get("learner", "cd"))
 
 
 def task_shard(config) -> Tuple[int, int]:
@@ -181,15 +186,17 @@ class Runner:
     devices = jax.local_devices()  # several processes: each shards over its own devices
     self.method = resolve_method(config)
     self.mesh = None
-    if config.shard and self.method in ("vmap", "per_split") and len(devices) > 1:
+    if config.shard and self.method == "vmap" and len(devices) > 1:
       self.mesh = jax.sharding.Mesh(np.array(devices), (block_lib.AXIS,))
     self.num_computed = 0
 
   def key_of(self, stage, point, groups, split) -> str:
+    learner = self.config.get("learner", "cd")
     return stable_hash(dict(
         version=VERSION, data=self.prep.fingerprint, stage=stage, point=list(point),
         groups=list(groups), split=split, seed=self.config.seed,
-        key_impl=self.config.key_impl, train=self.config.train.to_dict()))
+        key_impl=self.config.key_impl, train=self.config.train.to_dict(),
+        **({} if learner == "cd" else {"learner": learner})))
 
   def _path(self, key):
     return os.path.join(self.result_dir, key[:2], key + ".json")
@@ -200,12 +207,6 @@ class Runner:
       return None
     with open(path) as f:
       return json.load(f)
-
-  def _block_fn(self, num_hidden, num_aux):
-    cfg = train_config(self.config, num_hidden)
-    if (cfg, num_aux) not in _BLOCK_FNS:  # kept per process: later runs reuse compiles
-      _BLOCK_FNS[cfg, num_aux] = jax.jit(block_lib.make_block_fit(cfg, num_aux))
-    return _BLOCK_FNS[cfg, num_aux]
 
   def run(self, stage: str, tasks: list, columns: list, progress=None) -> dict:
     """tasks: (point, groups tuple, split). Returns {task: result dict}."""
@@ -224,7 +225,7 @@ class Runner:
     for p, _, split in tasks:
       h = p.num_hidden if self.config.group_by_hidden else max_h
       sizes[split, h] = sizes.get((split, h), 0) + 1
-    chunk = 1 if self.method == "loop" else max(1, self.config.chunk_size)
+    chunk = max(1, self.config.chunk_size)
     chunk = min(chunk, max(sizes.values()))
     ndev = self.mesh.devices.size if self.mesh is not None else 1
     chunk += (-chunk) % ndev
@@ -267,10 +268,8 @@ class Runner:
     num_splits = len(data)
     max_h = max(p.num_hidden for p in points)
     cfg = train_config(self.config, max_h)
-    rule = search_lib.StopRule(patience=int(a.patience), tol=float(a.tol),
-                               max_epochs=cfg.num_epochs, eval_every=int(a.eval_every),
-                               diverge_margin=float(a.diverge_margin))
-    halving = search_lib.Halving(float(a.eta), int(a.first_rung), int(a.min_models))
+    rule = search_spec.stop_rule(a, cfg.num_epochs)
+    halving = search_spec.halving(a)
     keys = jnp.stack([jnp.stack([self._model_keys(s, p, groups) for p in points])
                       for s in range(num_splits)])
     gmask = np.ones((len(points), len(columns)), np.float32)
@@ -281,13 +280,14 @@ class Runner:
                     stream=stream)
     last = [0]
 
-    def report(epoch, training):
+    def report(epoch, training, best):
       prog.update(epoch - last[0])
       last[0] = epoch
 
     res = halving_lib.run_halving(cfg, num_aux, keys, block_lib.stack_hparams(points),
                                 block_lib.hidden_masks(points, max_h), gmask, data_keys,
-                                train, val, halving, rule, int(a.min_bucket), report)
+                                train, val, halving, rule, int(a.halving.min_bucket),
+                                report, learner=learner_of(self.config))
     prog.close()
     order = sorted(range(len(points)), key=lambda i: (-res.mean_val_pl[i], i))
     pick = order[0]
@@ -325,8 +325,9 @@ class Runner:
     return r
 
   def _compute(self, stage, pending, columns, chunk, max_h, progress) -> dict:
-    """Fits the pending tasks, saving each result: in one computation over (split,
-    model) per stage ('vmap', 'map'), or per split in blocks of ``chunk`` models."""
+    """Fits the pending tasks in one computation over (split, model) per stage ('vmap':
+    the whole block at once; 'map': ``lax.map`` over chunks of ``chunk`` models), saving
+    each result."""
     if not pending:
       return {}
     data = _split_datasets(self.prep, columns, self.config.train.batch_size)
@@ -335,30 +336,8 @@ class Runner:
     gmask_of = lambda groups_list: np.array(
         [[g in groups for g in group_names] for groups in groups_list],
         np.float32).reshape(len(groups_list), len(group_names))
-    if self.method in ("vmap", "map"):
-      return self._compute_stacked(stage, pending, data, num_aux, gmask_of, chunk, max_h,
-                                   progress)
-    out, blocks = {}, {}
-    for task in pending:
-      h = task[0].num_hidden if self.config.group_by_hidden else max_h
-      blocks.setdefault((task[2], h), []).append(task)
-    for (split, h), block_tasks in sorted(blocks.items()):
-      train, val, test = data[split]
-      fn = self._block_fn(h, num_aux)
-      for start in range(0, len(block_tasks), chunk):
-        part = block_tasks[start:start + chunk]
-        padded = part + [part[0]] * (chunk - len(part)) if len(part) < chunk else part
-        keys = jnp.stack([self._model_keys(split, p, g) for p, g, _ in padded])
-        res = block_lib.run_block(fn, keys, [p for p, _, _ in padded],
-                                  gmask_of([g for _, g, _ in padded]), h,
-                                  self._data_key(split), train, val, test, mesh=self.mesh)
-        res = jax.device_get(res)
-        for i, task in enumerate(part):
-          out[task] = self._store(stage, task, res, i)
-        self.num_computed += len(part)
-        if progress is not None:
-          progress.update(len(part))
-    return out
+    return self._compute_stacked(stage, pending, data, num_aux, gmask_of, chunk, max_h,
+                                 progress)
 
   def _compute_stacked(self, stage, pending, data, num_aux, gmask_of, chunk, max_h,
                        progress) -> dict:
@@ -408,9 +387,11 @@ class Runner:
   def _stage_fn(self, hs, num_aux, chunk):
     """The jitted stage: a tuple of blocks (one per hidden size) over (split, model)."""
     cfgs = tuple(train_config(self.config, h) for h in hs)
-    cache_key = (cfgs, num_aux, self.method, chunk)
+    learner = learner_of(self.config)
+    cache_key = (cfgs, num_aux, self.method, chunk, learner)
     if cache_key not in _STAGE_FNS:
-      fns = [block_lib.make_split_block_fit(c, num_aux, self.method, chunk) for c in cfgs]
+      fns = [block_lib.make_split_block_fit(c, num_aux, self.method, chunk, learner)
+             for c in cfgs]
 
       def stage(blocks, data_keys, train, val, test):
         return tuple(fn(*b, data_keys, train, val, test) for fn, b in zip(fns, blocks))

@@ -108,5 +108,8 @@ def save_figure_atomic(fig, path: str, **savefig_kw) -> None:
   """``fig.savefig`` into memory (format from the extension), then one atomic write."""
   buf = io.BytesIO()
   fmt = os.path.splitext(path)[1].lstrip(".") or "png"
-  fig.savefig(buf, format=fmt, **savefig_kw)
+  import warnings  # pylint: disable=import-outside-toplevel
+  with warnings.catch_warnings():  # e.g. "Glyph ... missing from font" for an emoji in a
+    warnings.simplefilter("ignore")  # title (from a file name): never on the console
+    fig.savefig(buf, format=fmt, **savefig_kw)
   write_bytes_atomic(path, buf.getvalue())

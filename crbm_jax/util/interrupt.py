@@ -38,6 +38,7 @@ def _say_and_exit(prog: str, kept: Union[str, Callable[[], str]]) -> None:
     what = kept() if callable(kept) else kept
   except Exception:  # pylint: disable=broad-except
     what = "outputs already written are complete; run the same command again"
+  _kill_workers()
   flusher = threading.Thread(target=_flush_stdout, daemon=True)
   flusher.start()
   flusher.join(0.5)  # never wait long on a stdout nobody reads
@@ -45,6 +46,20 @@ def _say_and_exit(prog: str, kept: Union[str, Callable[[], str]]) -> None:
     os.write(2, f"{prog}: interrupted; {what}\n".encode("utf-8", "replace"))
   finally:
     os._exit(INTERRUPTED_STATUS)  # pylint: disable=protected-access
+
+
+def _kill_workers() -> None:
+  """Ends this process's multiprocessing workers (crbm-features --workers N) at once:
+  they ignore Ctrl-C themselves (a terminal sends it to the whole process group, and a
+  worker's traceback is noise) and would otherwise go on, orphaned, after we exit."""
+  mp = sys.modules.get("multiprocessing")
+  if mp is None:
+    return
+  try:
+    for child in mp.active_children():
+      child.kill()
+  except Exception:  # pylint: disable=broad-except
+    pass
 
 
 def _flush_stdout() -> None:

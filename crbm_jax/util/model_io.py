@@ -15,7 +15,8 @@ shape relation between them and the metadata (vocabulary and display length = V,
 known and distinct group names, one sorted entity list per group, offsets = the
 cumulative entity counts, their total = W_aux rows). Each failure is one
 ModelFormatError line naming the file. Format 1 (no metadata checksum) still loads,
-with every other check.
+with every other check. Importing this module imports no JAX (only ``load_model`` does),
+so the tools that only look at a work directory stay light.
 """
 from __future__ import annotations
 
@@ -25,16 +26,18 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.util.aux_groups import AUX_GROUPS
-from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.util.atomic import npz_bytes, to_jsonable, write_json_atomic
 
+if TYPE_CHECKING:
+  from crbm_jax.model.crbm import CRBMParams
+
 FORMAT_VERSION = 2
+PARAM_FIELDS = ("W", "W_aux", "b", "c")  # PARAM_FIELDS (checked in the tests)
 READABLE_VERSIONS = (1, 2)  # 1: the checksum covers params.npz only
 FORMAT_NAME = "crbm_jax-model"
 PARAMS_FILE = "params.npz"
@@ -236,15 +239,15 @@ def _read_arrays(params_path: str) -> dict:
       raise _damaged(params_path, f"cannot be read (bad CRC-32 of {bad})")
     with np.load(params_path, allow_pickle=False) as data:
       names = sorted(data.files)
-      missing = [k for k in CRBMParams._fields if k not in names]
+      missing = [k for k in PARAM_FIELDS if k not in names]
       if missing:
         raise _damaged(params_path, f"array(s) {', '.join(missing)} missing (it holds "
                        f"{', '.join(names) or 'none'})")
-      extra = [k for k in names if k not in CRBMParams._fields]
+      extra = [k for k in names if k not in PARAM_FIELDS]
       if extra:
         raise _damaged(params_path, f"unexpected array(s) {', '.join(extra)}")
       arrays = {}
-      for k in CRBMParams._fields:
+      for k in PARAM_FIELDS:
         try:
           a = data[k]
         except ValueError as e:
@@ -268,7 +271,7 @@ def _read_arrays(params_path: str) -> dict:
 def check_model(arrays: dict, meta: dict, where: str) -> None:
   """Every relation between the arrays and the metadata; ModelFormatError naming
   ``where`` on the first that fails."""
-  W, W_aux, b, c = (arrays[k] for k in CRBMParams._fields)
+  W, W_aux, b, c = (arrays[k] for k in PARAM_FIELDS)
   if W.ndim != 2:
     raise _damaged(where, f"W has shape {W.shape}, not [tags, hidden]")
   num_visible, num_hidden = W.shape
@@ -370,7 +373,9 @@ def load_model(path_dir) -> SavedModel:
                            "model is damaged, train it again with crbm-fit")
   arrays = _read_arrays(params_path)
   check_model(arrays, meta, meta_path)
-  params = CRBMParams(*(jnp.asarray(arrays[k]) for k in CRBMParams._fields))
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from crbm_jax.model.crbm import CRBMParams  # pylint: disable=import-outside-toplevel
+  params = CRBMParams(*(jnp.asarray(arrays[k]) for k in PARAM_FIELDS))
   return SavedModel(
       params=params, vocab=np.asarray(meta["vocab"], dtype=str),
       display=np.asarray(meta["display"], dtype=str), groups=tuple(meta["groups"]),

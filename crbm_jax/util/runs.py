@@ -75,6 +75,40 @@ def _is_stale(name: str, path: str) -> bool:
     return False
 
 
+def tmp_prefix(kind: str) -> str:
+  """``.tmp-<kind>-<host>-<pid>-``: a temporary folder's name prefix that
+  ``clean_stale_tmp`` can tell stale (its process gone) from in use."""
+  return f".tmp-{kind}-{_HOST}-{os.getpid()}-"
+
+
+def clean_stale_tmp(folder: str, kind: str) -> list:
+  """Removes ``folder``'s ``tmp_prefix(kind)`` folders whose process is gone (on this
+  host; another host's after a day): what a killed or interrupted run left behind."""
+  done = []
+  start = f".tmp-{kind}-"
+  try:
+    names = os.listdir(folder)
+  except OSError:
+    return done
+  for name in sorted(names):
+    path = os.path.join(folder, name)
+    if not name.startswith(start) or not os.path.isdir(path):
+      continue
+    rest = name[len(start):]
+    m = re.match(r"^(.+)-(\d+)-[^-]+$", rest)
+    if m and m.group(1) == _HOST:
+      stale = not _pid_alive(int(m.group(2)))
+    else:
+      try:
+        stale = time.time() - os.path.getmtime(path) > STALE_TMP_SECONDS
+      except OSError:
+        stale = False
+    if stale:
+      shutil.rmtree(path, ignore_errors=True)
+      done.append(path)
+  return done
+
+
 def clean_stale(workdir: str) -> list:
   """Removes what an interrupted run left behind; returns the paths removed or restored.
 
@@ -181,8 +215,12 @@ def current_run(workdir: str) -> Optional[str]:
                                     "run crbm-fit again")
   path = os.path.join(_runs(workdir), name)
   if not os.path.isdir(path):
-    raise model_io.ModelFormatError(f"{current}: points to {path}, which is missing; run "
-                                    "crbm-fit again")
+    runs = _runs(workdir)
+    others = _run_numbers(runs) if os.path.isdir(runs) else []
+    hint = (f"; {RUNS_DIR}/{others[-1]:04d} exists: point {CURRENT} at it (ln -sfn "
+            f"{RUNS_DIR}/{others[-1]:04d} {current}) or" if others else ";")
+    raise model_io.ModelFormatError(f"{current}: points to {path}, which is missing"
+                                    f"{hint} run crbm-fit again")
   return path
 
 
@@ -301,6 +339,74 @@ def publish_run(workdir: str, params, *, vocab: Sequence[str],
   _adopt_legacy(workdir)
   _prune(runs, max(1, keep), final)
   return final
+
+
+def publish_outputs(workdir: str, write, names: Sequence[str],
+                    keep: int = KEEP_RUNS) -> str:
+  """``publish_run`` for any tool's outputs: ``write(folder)`` writes the run's files into
+  a new folder runs/.tmp-*, which becomes runs/<next number> and then ``current`` with
+  one atomic switch. ``names`` are the outputs the tool may write; each gets a fixed link
+  ``<workdir>/<name> -> current/<name>`` while the current run has it, and loses it when
+  the current run does not (so no output of an earlier run is ever shown beside a newer
+  one). Real files or folders of those names, from the single-folder layout of earlier
+  versions, move into runs/legacy-<n>/ first. A kill at any point leaves ``current`` on
+  the old run or the new one.
+
+  Returns:
+    the absolute path of the new run folder.
+  """
+  workdir = os.path.abspath(os.fspath(workdir))
+  runs = _runs(workdir)
+  os.makedirs(runs, exist_ok=True)
+  clean_stale(workdir)
+  tmp = tempfile.mkdtemp(prefix=f".tmp-{_HOST}-{os.getpid()}-", dir=runs)
+  try:
+    write(tmp)
+    os.chmod(tmp, 0o755)
+    while True:
+      numbers = _run_numbers(runs)
+      final = os.path.join(runs, f"{(numbers[-1] if numbers else 0) + 1:04d}")
+      try:
+        os.rename(tmp, final)
+        break
+      except OSError:
+        if not os.path.lexists(final):
+          raise
+    tmp = None
+  finally:
+    if tmp is not None:
+      shutil.rmtree(tmp, ignore_errors=True)
+  legacy = [os.path.join(workdir, n) for n in names
+            if os.path.lexists(os.path.join(workdir, n))
+            and not os.path.islink(os.path.join(workdir, n))]
+  if legacy:  # before the switch: a reader sees the old files or the links
+    existing = [n for n in os.listdir(runs) if n.startswith("legacy-")]
+    dest = os.path.join(runs, f"legacy-{len(existing) + 1}")
+    os.makedirs(dest, exist_ok=True)
+    for p in legacy:
+      os.replace(p, os.path.join(dest, os.path.basename(p)))
+  name = os.path.basename(final)
+  _replace_link(os.path.join(workdir, CURRENT), os.path.join(RUNS_DIR, name), name)
+  for n in names:
+    link = os.path.join(workdir, n)
+    if os.path.lexists(os.path.join(final, n)):
+      if not os.path.islink(link):
+        _replace_link(link, os.path.join(CURRENT, n), None)
+    elif os.path.islink(link):
+      os.remove(link)
+  _prune(runs, max(1, keep), final)
+  return final
+
+
+def current_output(workdir: str, name: str) -> Optional[str]:
+  """The path of output ``name`` of the current run (``publish_outputs``), or of the
+  single-folder layout of earlier versions; None when there is none."""
+  run = current_run(workdir)
+  if run is not None:
+    path = os.path.join(run, name)
+    return path if os.path.lexists(path) else None
+  path = os.path.join(workdir, name)
+  return path if os.path.lexists(path) else None
 
 
 def run_model_dir(workdir: str) -> str:

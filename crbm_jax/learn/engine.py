@@ -1,0 +1,570 @@
+"""The training engine: one round, two drivers.
+
+Every way this package trains a model is a use of this module:
+
+* **The round** (``make_round``): a pure function of ``(data_key, carry, train, val,
+  hparams, keep)`` that trains a block of models for a few epochs, with stopped models
+  *frozen* (their learning rate times their ``active`` flag, 0: SGD, momentum, weight
+  decay, the W_aux step and the L1 prox all leave them where they are), then evaluates
+  the validation criterion once, keeps each model's best-epoch parameters and updates the
+  per-model stopping ``Tracker``. Shapes never change, so nothing recompiles; it is
+  vmappable over models (the block learner) and over a leading split axis.
+* **The scan driver** (``make_scan``): no host decisions; the whole run is one
+  ``lax.scan`` of rounds inside one jitted call. Fixed-epoch training (``learn.fit``,
+  the block fits of ``learn.block`` and Table 2's exhaustive stages), optionally with a
+  ``StopRule`` applied in-graph (frozen models cost compute, not correctness).
+* **The host driver** (``run_host``): one Python loop over jitted rounds for everything
+  decided between rounds: early stopping, successive halving (``Halving``), a wall-clock
+  budget and *compaction* (the models still training, padded with frozen ones to a
+  power-of-two bucket, gathered into a smaller block; at most log2(M) + 1 shapes
+  compile). It serves ``crbm-fit``'s search (``learn.search.run_search``), Table 2's
+  adaptive search (``learn.halving.run_halving``), the smoothing selection and the
+  estimator.
+
+A driver takes a ``Learner`` factory (``learn.cd``, ``learn.pcd``,
+``learn.parallel_tempering``: ``factory(config, num_aux, over_models=True)``), a stop
+rule, an optional split axis and the validation criterion as a factory
+``make_evaluate(config) -> evaluate_fn(params_block, val) -> [M]`` (higher is better,
+pure, vmappable over a split axis, hashable: compiled drivers are cached on it).
+
+Common random numbers: epoch e of every model draws its minibatches and Gibbs noise from
+``fold_in(data_key, e)`` (``run_epoch``), shared by a block, so a model's trajectory does
+not depend on its block mates, on freezing or on compaction (to float rounding).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Callable, List, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crbm_jax.learn.base import Batch, Dataset, History, HParams, Learner, TrainConfig
+from crbm_jax.learn.learner import BLOCK_PARAM_AXES, BLOCK_STATE_AXES, cd
+from crbm_jax.model.crbm import CRBMParams
+from crbm_jax.types import Array, PRNGKey
+
+AXIS = "models"
+SPLIT_AXIS = "splits"
+REASONS = ("running", "converged", "max_epochs", "diverged", "halved", "budget")
+RUNNING, CONVERGED, MAX_EPOCHS, DIVERGED, HALVED, BUDGET = range(len(REASONS))
+
+
+class DivergenceError(ValueError):
+  """Training diverged: the validation pseudo-likelihood became non-finite or fell far
+  below its best. The message says which value to lower."""
+
+
+# -- one epoch ----------------------------------------------------------------------------
+
+def epoch_minibatches(rng_key: PRNGKey, n: int, batch_size: int):
+  """Per-step keys [S] and a shuffled order [S, batch_size] of rows (S = n // batch_size)."""
+  num_batches = n // batch_size
+  key_perm, key_steps = jax.random.split(rng_key)
+  order = jax.random.permutation(key_perm, n)[: num_batches * batch_size]
+  return jax.random.split(key_steps, num_batches), order.reshape(num_batches, batch_size)
+
+
+def run_epoch(rng_key: PRNGKey, learner: Learner, state, data: Dataset, hparams: HParams,
+              batch_size: int):
+  """One shuffled pass over ``data`` (N a multiple of batch_size; pad with weight 0).
+
+  Returns (state, StepInfo averaged over the epoch's steps).
+  """
+  def body(state, xs):
+    key, idx = xs
+    batch = Batch(data.v[idx], data.aux[idx], data.weight[idx], idx)
+    return learner.step(key, state, batch, hparams)
+
+  state, info = jax.lax.scan(body, state,
+                             epoch_minibatches(rng_key, data.v.shape[0], batch_size))
+  return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), info)
+
+
+# -- the best epoch and the stopping rule -------------------------------------------------
+
+class BestEpoch(NamedTuple):
+  """The parameters of the best epoch so far by the validation criterion."""
+  params: CRBMParams
+  val_pl: Array
+  epoch: Array
+
+
+def _per_model(flag: Array, axis: Optional[int], ndim: int) -> Array:
+  """A [*M] flag shaped to broadcast against a leaf whose model axis is ``axis``."""
+  if axis is None or flag.ndim == 0:
+    return flag
+  return flag.reshape((1,) * axis + flag.shape + (1,) * (ndim - axis - 1))
+
+
+def keep_best(best: BestEpoch, params: CRBMParams, val_pl: Array, epoch: Array,
+              model_axes: Optional[CRBMParams] = None) -> BestEpoch:
+  """``best`` updated where ``val_pl`` improves (per model of a block)."""
+  better = val_pl > best.val_pl
+  axes = model_axes if model_axes is not None else jax.tree.map(lambda _: None, params)
+  kept = jax.tree.map(lambda new, old, ax: jnp.where(_per_model(better, ax, new.ndim), new,
+                                                     old), params, best.params, axes)
+  return BestEpoch(kept, jnp.where(better, val_pl, best.val_pl),
+                   jnp.where(better, epoch, best.epoch))
+
+
+class StopRule(NamedTuple):
+  """When a model stops (static: part of the compiled round).
+
+  patience: evaluations without an improvement larger than ``tol`` before it stops.
+  tol: the improvement (of the validation criterion) that counts.
+  max_epochs: the epoch budget.
+  eval_every: epochs per round (between validation evaluations).
+  diverge_margin: a validation score this far below the model's best (or non-finite)
+    means it diverged.
+  """
+  patience: int = 8
+  tol: float = 1e-4
+  max_epochs: int = 300
+  eval_every: int = 1
+  diverge_margin: float = 0.5
+
+
+class Tracker(NamedTuple):
+  """Per-model stopping state ([*M] arrays)."""
+  stale: Array    # int: evaluations since the last improvement > tol
+  active: Array   # bool
+  reason: Array   # int index into REASONS
+  epochs: Array   # int: epochs trained
+  start: Array    # float: the validation score of the initial model (divergence reference)
+
+
+def init_tracker(shape, start=None) -> Tracker:
+  start = jnp.full(shape, -jnp.inf) if start is None else jnp.asarray(start, jnp.float32)
+  return Tracker(jnp.zeros(shape, jnp.int32), jnp.ones(shape, bool),
+                 jnp.full(shape, RUNNING, jnp.int32), jnp.zeros(shape, jnp.int32), start)
+
+
+def update_tracker(tracker: Tracker, best_before: Array, val_pl: Array, epochs_done: Array,
+                   rule: StopRule, keep: Optional[Array] = None) -> Tracker:
+  """The tracker after an evaluation (pure).
+
+  Args:
+    best_before: [*M] each model's best validation score before this evaluation.
+    val_pl: [*M] this evaluation's validation score.
+    epochs_done: epochs trained so far (scalar).
+    keep: [*M] bool, the host's decision (False stops an active model as 'halved').
+  """
+  active = tracker.active
+  improved = val_pl > best_before + rule.tol
+  stale = jnp.where(active, jnp.where(improved, 0, tracker.stale + 1), tracker.stale)
+  reference = jnp.maximum(best_before, jnp.where(jnp.isfinite(tracker.start),
+                                                 tracker.start, -jnp.inf))
+  diverged = ~jnp.isfinite(val_pl) | (val_pl < reference - rule.diverge_margin)
+  stops = [(diverged, DIVERGED), (stale >= rule.patience, CONVERGED),
+           (jnp.broadcast_to(epochs_done >= rule.max_epochs, active.shape), MAX_EPOCHS)]
+  if keep is not None:
+    stops.append((~keep, HALVED))
+  reason, stopped = tracker.reason, jnp.zeros_like(active)
+  for cond, code in stops:
+    now = active & ~stopped & cond
+    reason = jnp.where(now, code, reason)
+    stopped = stopped | now
+  epochs = jnp.where(active, epochs_done, tracker.epochs)
+  return Tracker(stale, active & ~stopped, reason, epochs, tracker.start)
+
+
+def stop_models(tracker: Tracker, mask, code: int) -> Tracker:
+  """Host decision: the active models where ``mask`` stop, for reason ``code``."""
+  now = tracker.active & jnp.asarray(mask)
+  return tracker._replace(active=tracker.active & ~now,
+                          reason=jnp.where(now, code, tracker.reason))
+
+
+# -- the round ----------------------------------------------------------------------------
+
+class Carry(NamedTuple):
+  """What a round carries (leading model axis M; ``epoch`` is shared)."""
+  state: object       # LearnerState of the block
+  best: BestEpoch     # best-epoch parameters / score / epoch of each model
+  tracker: Tracker
+  epoch: Array        # int scalar: epochs trained so far
+
+
+CARRY_AXES = Carry(BLOCK_STATE_AXES, BestEpoch(BLOCK_PARAM_AXES, 0, 0),
+                   Tracker(0, 0, 0, 0, 0), None)
+HPARAM_AXES = 0
+
+
+class RoundInfo(NamedTuple):
+  recon_error: Array  # [epochs, *M]
+  val_pl: Array       # [*M] (NaN for models that were not training)
+
+
+def make_round(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Callable],
+               rule: Optional[StopRule], epochs: Optional[int] = None):
+  """Returns pure ``round_fn(data_key, carry, train, val, hparams, keep) -> (carry,
+  RoundInfo)``: ``epochs`` (default ``rule.eval_every``) epochs of the block with
+  stopped models frozen, then one validation evaluation, best-epoch bookkeeping and the
+  tracker update.
+
+  ``learner``: a block learner (``cd(config, num_aux, over_models=True)``) or a
+  one-model learner; ``evaluate_fn(params, val) -> [*M]`` (None: no validation, the
+  score is NaN); ``rule`` None: no model ever stops (fixed-epoch training; the best epoch
+  is the best score, NaN never counting); ``keep`` [*M] bool (host decisions). Epoch e
+  draws its minibatches and noise from ``fold_in(data_key, e)``.
+  """
+  epochs = rule.eval_every if epochs is None else epochs
+  axes = learner.model_axes
+  w_axis = None if axes is None else axes.W
+
+  def round_fn(data_key: PRNGKey, carry: Carry, train: Dataset, val: Dataset,
+               hparams: HParams, keep: Array):
+    active = carry.tracker.active
+    frozen = hparams._replace(learning_rate=hparams.learning_rate * active.astype(
+        hparams.learning_rate.dtype)) if rule is not None else hparams
+
+    def body(state, epoch):
+      state, info = run_epoch(jax.random.fold_in(data_key, epoch), learner, state, train,
+                              frozen, config.batch_size)
+      return state, info.recon_error
+
+    state, recon = jax.lax.scan(body, carry.state, carry.epoch + jnp.arange(epochs))
+    epoch = carry.epoch + epochs
+    params = learner.model(state, hparams)
+    shape = carry.best.val_pl.shape
+    val_pl = (jnp.full(shape, jnp.nan) if evaluate_fn is None
+              else evaluate_fn(params, val))
+    if rule is None:
+      tracker = carry.tracker._replace(epochs=jnp.full(shape, epoch, jnp.int32))
+      best = keep_best(carry.best, params, val_pl, epoch - 1, axes)
+      return Carry(state, best, tracker, epoch), RoundInfo(recon, val_pl)
+    tracker = update_tracker(carry.tracker, carry.best.val_pl, val_pl, epoch, rule, keep)
+    sound = active & (tracker.reason != DIVERGED) & jnp.isfinite(val_pl)
+    best = keep_best(carry.best, params, jnp.where(sound, val_pl, -jnp.inf), epoch - 1,
+                     axes)
+    # A stopped model's W is zeroed in the training state (its best parameters are kept
+    # in ``best``): a diverged model's non-finite W would otherwise reach the block-wide
+    # max |W| that picks the pseudo-likelihood's overflow-safe form.
+    W = state.params.W
+    W = jnp.where(_per_model(tracker.active, w_axis, W.ndim), W, 0.0)
+    state = state._replace(params=state.params._replace(W=W))
+    return (Carry(state, best, tracker, epoch),
+            RoundInfo(recon, jnp.where(active, val_pl, jnp.nan)))
+
+  return round_fn
+
+
+def init_carry(learner: Learner, evaluate_fn: Optional[Callable], model_keys,
+               train: Dataset, val: Optional[Dataset], hparams: HParams, hidden_mask=None,
+               group_mask=None, reference: bool = True) -> Carry:
+  """The block's initial state; with ``reference``, the initial models' validation score
+  is the level a diverging model falls below."""
+  state = learner.init(model_keys, train, hparams, hidden_mask, group_mask)
+  initial = learner.model(state, hparams)
+  shape = initial.b.shape[:-1]                                             # () or (M,)
+  best = BestEpoch(initial, jnp.full(shape, -jnp.inf), jnp.full(shape, -1, jnp.int32))
+  start = evaluate_fn(initial, val) if reference and evaluate_fn is not None else None
+  return Carry(state, best, init_tracker(shape, start), jnp.asarray(0, jnp.int32))
+
+
+# -- the scan driver: the whole run in one call -------------------------------------------
+
+def make_scan(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Callable],
+              rule: Optional[StopRule] = None):
+  """Returns pure ``run_fn(model_keys, data_key, train, val, hparams, hidden_mask=None,
+  group_mask=None) -> (Carry, History)``: ``config.num_epochs`` epochs in rounds of
+  ``config.eval_every`` (validation after each round and after the last epoch), no host
+  decision; jit it, vmap it over splits.
+
+  ``rule`` None trains every model for every epoch (the paper's fixed-epoch protocol,
+  best epoch by validation); a ``StopRule`` (its max_epochs / eval_every replaced by the
+  config's) stops models in-graph by freezing them. Without ``evaluate_fn`` the last
+  epoch is kept. History: recon_error and val_pl [E, *M], val_pl NaN at the epochs not
+  evaluated.
+  """
+  num_epochs = config.num_epochs
+  every = max(1, int(config.eval_every))
+  rounds, rest = divmod(num_epochs, every)
+  if rule is not None:
+    rule = rule._replace(max_epochs=num_epochs, eval_every=every)
+  full_round = make_round(learner, config, evaluate_fn, rule, every)
+  last_round = make_round(learner, config, evaluate_fn, rule, rest) if rest else None
+
+  def history(infos: RoundInfo, n: int) -> History:
+    """[R, n, *M] recon and [R, *M] scores -> per-epoch [R * n, *M] arrays."""
+    r = infos.val_pl.shape[0]
+    val = jnp.full((r, n) + infos.val_pl.shape[1:], jnp.nan)
+    val = val.at[:, n - 1].set(infos.val_pl)
+    flat = lambda x: x.reshape((r * n,) + x.shape[2:])
+    return History(flat(infos.recon_error), flat(val))
+
+  def run_fn(model_keys, data_key, train: Dataset, val: Optional[Dataset],
+             hparams: HParams, hidden_mask=None, group_mask=None):
+    carry = init_carry(learner, evaluate_fn, model_keys, train, val, hparams, hidden_mask,
+                       group_mask, reference=rule is not None)
+    keep = jnp.ones(carry.best.val_pl.shape, bool)
+    parts = []
+    if rounds:
+      carry, infos = jax.lax.scan(
+          lambda c, _: full_round(data_key, c, train, val, hparams, keep), carry, None,
+          length=rounds)
+      parts.append(history(infos, every))
+    if last_round is not None:
+      carry, info = last_round(data_key, carry, train, val, hparams, keep)
+      parts.append(history(jax.tree.map(lambda x: x[None], info), rest))
+    hist = History(*(jnp.concatenate(x, 0) for x in zip(*parts))) if parts else History(
+        jnp.zeros((0,) + keep.shape), jnp.zeros((0,) + keep.shape))
+    if evaluate_fn is None and num_epochs > 0:  # no validation: the last epoch is kept
+      shape = keep.shape
+      carry = carry._replace(best=BestEpoch(learner.model(carry.state, hparams),
+                                            jnp.full(shape, jnp.nan),
+                                            jnp.full(shape, num_epochs - 1, jnp.int32)))
+    return carry, hist
+
+  return run_fn
+
+
+# -- the host driver: decisions between rounds --------------------------------------------
+
+class Halving(NamedTuple):
+  """Successive halving: at epochs ``first_rung x eta^k`` keep the best ``1/eta`` of the
+  models still in the race (ranked by best validation score so far, averaged over the
+  splits; converged models keep their place and score). ``min_models``: never halve
+  below this many."""
+  eta: float = 2.0
+  first_rung: int = 4
+  min_models: int = 1
+
+
+def halving_rungs(halving: Halving, max_epochs: int) -> list:
+  """The epochs at which successive halving cuts: first_rung x eta^k below max_epochs."""
+  rungs, r = [], float(halving.first_rung)
+  while r < max_epochs:
+    rungs.append(int(round(r)))
+    r *= halving.eta
+  return rungs
+
+
+def halving_keep(scores: np.ndarray, alive: np.ndarray, active: np.ndarray,
+                 fraction: float, min_models: int = 1) -> np.ndarray:
+  """Host-side: a [M] keep mask that stops the active models outside the best
+  ``fraction`` of the ``alive`` ones by ``scores`` (higher is better)."""
+  scores = np.where(alive & np.isfinite(scores), scores, -np.inf)
+  n_keep = max(int(math.ceil(alive.sum() * fraction)), min_models)
+  order = np.argsort(-scores, kind="stable")
+  keep = np.zeros(scores.shape, bool)
+  keep[order[:n_keep]] = True
+  return keep | ~active
+
+
+def bucket_size(count: int, total: int) -> int:
+  """The power-of-two bucket (at most ``total``) that holds ``count`` active models."""
+  size = 1
+  while size < count:
+    size *= 2
+  return min(size, total)
+
+
+def tree_axes_map(fn, tree, axes):
+  """``fn(leaf, axis)`` over a pytree whose model axes are given by a prefix tree."""
+  return jax.tree.map(lambda ax, sub: jax.tree.map(lambda x: fn(x, ax), sub), axes, tree)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def take_models(tree, axes, index):
+  """The models ``index`` [K] of a block pytree (each leaf along its model axis; ``axes``
+  a hashable prefix tree of ints). Jitted: one compiled gather per bucket size."""
+  return tree_axes_map(lambda x, ax: jnp.take(x, index, axis=ax), tree, axes)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_host(learner_factory: Callable, config: TrainConfig, num_aux: int,
+                  rule: StopRule, make_evaluate: Callable, split_axis: bool):
+  """(init, round, take) jitted for a static setting, cached so that repeated searches on
+  data of the same shapes (a fit's splits, the sparsity draws, cross-validation) compile
+  once. With ``split_axis`` every function is vmapped over a leading split axis
+  (``SPLIT_AXIS``; ``make_evaluate`` should then reduce over it too)."""
+  learner = learner_factory(config, num_aux, over_models=True)
+  evaluate = make_evaluate(config)
+  round_fn = make_round(learner, config, evaluate, rule)
+  init = lambda k, tr, va, hp, hm, gm: init_carry(learner, evaluate, k, tr, va, hp, hm, gm)
+  take = lambda c, i: take_models(c, CARRY_AXES, i)
+  if split_axis:
+    init = jax.vmap(init, in_axes=(0, 0, 0, None, None, None), axis_name=SPLIT_AXIS)
+    round_fn = jax.vmap(round_fn, in_axes=(0, 0, 0, 0, None, None), axis_name=SPLIT_AXIS)
+    take = jax.vmap(take, in_axes=(0, None))
+  return jax.jit(init), jax.jit(round_fn), jax.jit(take)
+
+
+class HostResult(NamedTuple):
+  """What ``run_host`` returns: per (split, model) arrays [S, M] (S = 1 without a split
+  axis), the models' histories and what the run cost."""
+  best_val_pl: np.ndarray       # [S, M]
+  best_epoch: np.ndarray        # [S, M] 0-based epoch of the best evaluation, -1 if none
+  epochs: np.ndarray            # [S, M] epochs trained
+  reason: np.ndarray            # [S, M] int codes into REASONS
+  params: Optional[CRBMParams]  # best-epoch parameters (host arrays) or None
+  val_history: np.ndarray       # [S, M, R] validation score per round (NaN once stopped)
+  recon_history: np.ndarray     # [S, M, R * eval_every] reconstruction error per epoch
+  eval_epochs: np.ndarray       # [R] epoch (0-based) of each evaluation
+  model_epochs: int             # epochs trained, summed over splits and models
+  rounds: int
+  buckets: tuple                # the block sizes used
+  seconds: float
+
+
+def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
+             config: TrainConfig, hparams: HParams, hidden_mask, group_mask,
+             rule: StopRule = StopRule(), *, halving: Optional[Halving] = None,
+             seconds: Optional[float] = None, compact: bool = False, min_bucket: int = 1,
+             split_axis: bool = False, learner: Callable = cd,
+             make_evaluate: Optional[Callable] = None, keep_params: bool = True,
+             progress: Optional[Callable[[int, int, float], None]] = None) -> HostResult:
+  """Trains a block of M models (on S splits with ``split_axis``) in jitted rounds, with
+  the host deciding between them (module docstring).
+
+  Args:
+    model_keys: [M] keys ([S, M] with split_axis); data_keys: one key ([S]).
+    train, val: Datasets (stacked [S, N, ...] with split_axis); N of train a multiple of
+      config.batch_size.
+    hparams: HParams of [M]; hidden_mask [M, H]; group_mask [M, G].
+    rule: the stopping rule of every model.
+    halving: successive halving rungs, ranking by the mean over splits of the best score.
+    seconds: wall-clock budget; when spent, the models still training stop ('budget').
+    compact: train only the models still training, padded with frozen ones to a
+      power-of-two bucket of at least ``min_bucket`` (results unchanged).
+    learner: the learner factory, ``factory(config, num_aux, over_models=True)``.
+    make_evaluate: the validation criterion's factory (module docstring; default the
+      balanced pseudo-likelihood of ``learn.block.make_block_evaluate``, over the split
+      axis too when there is one).
+    keep_params: return the best-epoch parameters of every model (host copy).
+    progress: called as ``progress(epoch, models training, best score)`` per round.
+  """
+  start = time.perf_counter()
+  if make_evaluate is None:
+    from crbm_jax.learn import block  # pylint: disable=import-outside-toplevel
+    make_evaluate = block.split_evaluate if split_axis else block.make_block_evaluate
+  init, round_fn, take = compiled_host(learner, config, num_aux, rule, make_evaluate,
+                                       split_axis)
+  m = hidden_mask.shape[0]
+  carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
+               jnp.asarray(group_mask))
+  lead = 1 if split_axis else 0
+  splits = int(model_keys.shape[0]) if split_axis else 1
+  host = lambda x: np.asarray(x).reshape(splits, -1)                      # [S, block]
+  best_val = np.full((splits, m), -np.inf)
+  best_epoch = np.full((splits, m), -1)
+  reason = np.zeros((splits, m), int)
+  epochs = np.zeros((splits, m), int)
+  params = None
+  if keep_params:
+    params = jax.tree.map(np.array, jax.device_get(carry.best.params))
+  param_axes = jax.tree.map(lambda ax: ax + lead, BLOCK_PARAM_AXES)
+  members = np.arange(m)
+
+  def record(carry, members):
+    best_val[:, members] = host(carry.best.val_pl)
+    best_epoch[:, members] = host(carry.best.epoch)
+    reason[:, members] = host(carry.tracker.reason)
+    epochs[:, members] = host(carry.tracker.epochs)
+    if keep_params:
+      def put(whole, part, ax):
+        whole[(slice(None),) * ax + (members,)] = np.asarray(part)
+      jax.tree.map(lambda ax, w, p: put(w, p, ax), param_axes, params,
+                   jax.device_get(carry.best.params))
+
+  rungs = [] if halving is None else halving_rungs(halving, rule.max_epochs)
+  val_hist, recon_hist, eval_epochs, buckets = [], [], [], set()
+  alive = np.ones(m, bool)        # not diverged and not halved: still in the race
+  rounds = model_epochs = 0
+  while True:
+    active = host(carry.tracker.active)
+    training = active.any(0)
+    if not training.any():
+      break
+    if seconds is not None and rounds > 0 and time.perf_counter() - start > seconds:
+      carry = carry._replace(tracker=stop_models(carry.tracker, carry.tracker.active,
+                                                 BUDGET))
+      break
+    if compact:
+      size = min(max(bucket_size(int(training.sum()), m), min_bucket), len(members))
+      if size < len(members):  # shrink: the training models, padded with frozen ones
+        record(carry, members)
+        index = np.concatenate([np.flatnonzero(training),
+                                np.flatnonzero(~training)[: size - int(training.sum())]])
+        carry = take(carry._replace(epoch=None), jnp.asarray(index))._replace(
+            epoch=carry.epoch)
+        hparams = jax.tree.map(lambda x: x[jnp.asarray(index)], hparams)
+        members = members[index]
+    buckets.add(len(members))
+    model_epochs += int(active.sum()) * rule.eval_every
+    carry, info = round_fn(data_keys, carry, train, val, hparams,
+                           jnp.ones(len(members), bool))
+    rounds += 1
+    epoch = int(np.asarray(carry.epoch).max())
+    val_pl = np.full((splits, m), np.nan)
+    val_pl[:, members] = host(info.val_pl)
+    recon = np.full((rule.eval_every, splits, m), np.nan)
+    block_recon = np.asarray(info.recon_error)            # [E, M] or [S, E, M]
+    recon[:, :, members] = (np.moveaxis(block_recon, 0, 1) if split_axis
+                            else block_recon[:, None])
+    val_hist.append(val_pl)
+    recon_hist.append(recon)
+    eval_epochs.append(epoch - 1)
+    best_val[:, members] = host(carry.best.val_pl)
+    alive[members] &= ~(host(carry.tracker.reason) == DIVERGED).any(0)
+    if rungs and epoch >= rungs[0]:
+      while rungs and epoch >= rungs[0]:
+        rungs.pop(0)
+      training = np.zeros(m, bool)
+      training[members] = host(carry.tracker.active).any(0)
+      keep = halving_keep(best_val.mean(0), alive, training, 1.0 / halving.eta,
+                          halving.min_models)
+      carry = carry._replace(tracker=stop_models(carry.tracker, ~keep[members], HALVED))
+      alive &= keep
+    if progress is not None:
+      scores = best_val.mean(0)
+      finite = scores[np.isfinite(scores)]
+      progress(epoch, int(host(carry.tracker.active).any(0).sum()),
+               float(finite.max()) if finite.size else float("nan"))
+  record(carry, members)
+  return HostResult(
+      best_val, best_epoch, epochs, reason, params,
+      np.stack(val_hist, -1) if val_hist else np.zeros((splits, m, 0)),
+      (np.moveaxis(np.concatenate(recon_hist, 0), 0, -1) if recon_hist
+       else np.zeros((splits, m, 0))),
+      np.asarray(eval_epochs), model_epochs, rounds, tuple(sorted(buckets)),
+      time.perf_counter() - start)
+
+
+# -- learners by name ---------------------------------------------------------------------
+
+def _parallel_tempering(config: TrainConfig, num_aux: int, over_models: bool = False):
+  from crbm_jax.learn.persistent import parallel_tempering  # pylint: disable=import-outside-toplevel
+  return parallel_tempering(config, num_aux, over_models=over_models)
+
+
+def _pcd(config: TrainConfig, num_aux: int, over_models: bool = False):
+  from crbm_jax.learn.persistent import pcd  # pylint: disable=import-outside-toplevel
+  return pcd(config, num_aux, over_models=over_models)
+
+
+# The learner factories a driver can be given by name (``--learner``, configs, the
+# estimator): factory(config, num_aux, over_models=False) -> Learner. The clip-distance
+# learner needs the clips' neighbours (``learn.distance_aware``), so it is built by its
+# callers, not by name.
+LEARNERS = {"cd": cd, "pcd": _pcd, "pt": _parallel_tempering}
+
+
+def learner_factory(name: str) -> Callable:
+  """The learner factory called ``name`` (ValueError, one line, naming the choices)."""
+  if name not in LEARNERS:
+    extra = (" (the clip-distance learner needs the clips' neighbours: "
+             "learn.distance_aware)" if name == "distance" else "")
+    raise ValueError(f"unknown learner {name!r}; use one of {', '.join(LEARNERS)}{extra}")
+  return LEARNERS[name]
+
+
+def reasons_of(result: HostResult) -> List[str]:
+  """Why each model stopped: the reason of the split that trained it longest."""
+  longest = np.argmax(result.epochs, axis=0)
+  return [REASONS[int(result.reason[s, j])] for j, s in enumerate(longest)]

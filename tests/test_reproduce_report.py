@@ -1,0 +1,52 @@
+"""The reproduction report gives compile time and compute time per stage (issue 25 item 3)."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crbm_jax.configs import reproduce as reproduce_config
+from crbm_jax.paper import reproduce
+
+
+def _stage(config, workdir):
+  del config, workdir
+  # A fresh closure each call: a program jit has not seen in this process.
+  scale = np.float32(np.random.default_rng(0).random())
+  out = jax.jit(lambda x: jnp.tanh(x @ x.T * scale).sum())(jnp.ones((64, 64)))
+  return {"markdown": f"value {float(out):.3f}", "data": {}}
+
+
+def test_report_splits_each_stage_into_compile_and_compute(tmp_path, monkeypatch):
+  monkeypatch.setattr(reproduce, "STAGES", {"tiny": ("A tiny stage", _stage)})
+  config = reproduce_config.get_config("smoke")
+  config["tiny"] = {}
+  out = reproduce.run_reproduction(config, str(tmp_path), stages=["tiny"],
+                                   reading_fn=lambda results: [])
+  split = out["compile"]["tiny"]
+  assert split["compiles"] >= 1 and split["compile_seconds"] > 0
+  assert abs(split["compile_seconds"] + split["compute_seconds"] - split["seconds"]) < 1e-6
+  assert out["timings"]["tiny"] == split["seconds"]
+  report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+  line = next(l for l in report.splitlines() if l.startswith("- Compile vs compute:"))
+  assert "tiny" in line and "s compile +" in line and "programs from the cache" in line
+  saved = json.loads((tmp_path / "timings.json").read_text(encoding="utf-8"))
+  assert saved["tiny"]["compiles"] == split["compiles"]
+  assert os.path.exists(tmp_path / "REPORT.html")
+
+
+def test_a_stage_claim_joins_the_scorecard(tmp_path, monkeypatch):
+  row = {"claim": "A1 (2011 follow-up): the CRBM autotagger beats independent classifiers",
+         "dataset": "majorminer", "paper": "better", "ours": "+0.03 ± 0.01",
+         "verdict": "reproduced", "reason": "gain exceeds 2 s.e."}
+  fake = lambda config, workdir: {"markdown": "body", "data": {"scorecard": row}}
+  monkeypatch.setattr(reproduce, "STAGES", {"audio_tags": ("Audio", fake)})
+  reproduce.run_reproduction(reproduce_config.get_config("smoke"), str(tmp_path),
+                             stages=["audio_tags"], reading_fn=lambda results: [])
+  report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+  line = next(l for l in report.splitlines() if l.startswith("| A1: "))
+  assert "the CRBM autotagger beats independent classifiers (2011 follow-up)" in line
+  assert "**reproduced**" in line and "+0.03 ± 0.01" in line
+  saved = json.loads((tmp_path / "scorecard.json").read_text(encoding="utf-8"))
+  assert saved[-1]["claim"] == "A1" and saved[-1]["cells"][0]["dataset"] == "majorminer"
