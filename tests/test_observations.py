@@ -105,3 +105,35 @@ def test_item_level_observations_without_users():
   np.testing.assert_array_equal(obs.X.sum(1), [2, 1, 2, 1])
   assert obs.display[list(obs.vocab).index("rock")] == "Rock"
   assert isinstance(obs, Observations)
+
+
+def test_sparse_counts_read_like_the_dense_sums_they_replace():
+  from crbm_jax.data.observations import SparseCounts  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  n, v = 40, 7
+  rows, cols = rng.integers(0, n, 300), rng.integers(0, v, 300)
+  rows[:5] = 3  # repeated (row, col) entries are summed
+  cols[:5] = 2
+  values = rng.integers(1, 5, 300)
+  dense = np.zeros((n, v), np.int64)
+  np.add.at(dense, (rows, cols), values)
+  sparse = SparseCounts.from_coo(rows, cols, values, (n, v))
+  np.testing.assert_array_equal(np.asarray(sparse), dense)
+  assert sparse.values.size == (dense > 0).sum() < n * v
+  mask = rng.random(n) < 0.4
+  np.testing.assert_array_equal(sparse[mask], dense[mask])
+  idx = np.array([5, 0, 39, 5])
+  np.testing.assert_array_equal(sparse[idx], dense[idx])
+  np.testing.assert_array_equal(sparse[7], dense[7])
+  np.testing.assert_array_equal(np.asarray(sparse.subset(idx)), dense[idx])
+  np.testing.assert_array_equal(np.asarray(sparse.subset(mask)), dense[mask])
+  empty = SparseCounts.from_coo(np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), (3, 2))
+  np.testing.assert_array_equal(np.asarray(empty), np.zeros((3, 2)))
+
+
+def test_observation_subsets_keep_their_counts():
+  obs = build_observations(make_table(), vocab=np.array(["rock", "pop", "jazz"]))
+  keep = np.array([True, False, True, True, False])
+  sub = obs.subset(keep)
+  np.testing.assert_array_equal(np.asarray(sub.counts), np.asarray(obs.counts)[keep])
+  np.testing.assert_array_equal(sub.X, obs.X[keep])

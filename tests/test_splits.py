@@ -99,3 +99,69 @@ def test_random_split_deterministic_and_paper_splits_differ():
 def test_bad_fractions_raise():
   with pytest.raises(SplitError, match="fractions"):
     random_split(np.zeros((5, 1), int), 0, fractions=(0.5, 0.2, 0.2))
+
+
+def _reference_split(aux, seed, fractions=(0.6, 0.2, 0.2)):
+  """The loop-over-entities implementation random_split replaced (kept as the reference:
+  the vectorised one must give the same split for the same seed)."""
+  from crbm_jax.data.splits import Split, _train_counts  # pylint: disable=import-outside-toplevel
+  aux = np.asarray(aux)
+  n = aux.shape[0]
+  targets = np.array(split_sizes(n, fractions))
+  rng = np.random.default_rng(seed)
+  perm = rng.permutation(n)
+  label = np.empty(n, np.int8)
+  label[perm] = np.repeat(np.arange(3, dtype=np.int8), targets)
+  size = int(aux.max()) + 1 if aux.size and aux.max() >= 0 else 0
+  count = _train_counts(aux, label == 0, size)
+  present = np.zeros(size, bool)
+  present[aux[aux >= 0]] = True
+  rank = np.empty(n, np.int64)
+  rank[perm] = np.arange(n)
+  for e in np.flatnonzero(present & (count == 0)):
+    if count[e] > 0:
+      continue
+    cand = np.flatnonzero((aux == e).any(1) & (label != 0))
+    i = cand[np.argmin(rank[cand])]
+    label[i] = 0
+    ents = aux[i][aux[i] >= 0]
+    np.add.at(count, ents, 1)
+  while True:
+    sizes = np.bincount(label, minlength=3)
+    if sizes[0] <= targets[0]:
+      break
+    safe = np.where(aux >= 0, count[np.maximum(aux, 0)] >= 2, True).all(1)
+    cand = np.flatnonzero(safe & (label == 0))
+    if len(cand) == 0:
+      break
+    j = cand[rng.integers(len(cand))]
+    deficit = targets[1:] - sizes[1:]
+    label[j] = 1 + int(np.argmax(deficit))
+    ents = aux[j][aux[j] >= 0]
+    np.subtract.at(count, ents, 1)
+  return Split(*(np.flatnonzero(label == k).astype(np.int64) for k in range(3)))
+
+
+@given(aux_arrays())
+def test_vectorised_split_equals_the_reference_loop(case):
+  aux, seed = case
+  new, old = random_split(aux, seed), _reference_split(aux, seed)
+  for a, b in zip(new, old):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_vectorised_split_equals_the_reference_on_a_user_track_clip_table(seed):
+  """Zipf-like users, tracks with a few clips each, many single-observation entities:
+  step 1 moves many rows and step 2 moves them back out."""
+  rng = np.random.default_rng(seed)
+  n = 3000
+  clip = rng.integers(0, 900, n)
+  track = clip // 3 + 900
+  user = 900 + 300 + np.minimum(rng.zipf(1.5, n), 700) - 1
+  aux = np.stack([user, track, clip], 1).astype(np.int32)
+  aux[rng.random(n) < 0.05, 0] = -1
+  new, old = random_split(aux, seed), _reference_split(aux, seed)
+  for a, b in zip(new, old):
+    np.testing.assert_array_equal(a, b)
+  check_invariants(aux, new)

@@ -63,8 +63,12 @@ def define_flags(define) -> None:
   define(integer, "search_configs", spec.DEFAULTS["num_configs"], "Configurations the search tries, drawn from the "
          "grid of the --search_* lists (plus a third as many unconditional ones, for the "
          "comparison).")
-  define(real, "search_seconds", 0.0, "Wall-clock budget of the search in seconds; "
-         "models still training when it runs out stop (0 = no limit).")
+  define(real, "search_seconds", 0.0, "Wall-clock budget of the search in seconds, "
+         "counted from the start (data preparation included); models still training when "
+         "it runs out stop (0 = no limit).")
+  define(real, "memory_gb", 0.0, "Memory budget in GB (0 = 60% of the machine's RAM): "
+         "the search trains its models in chunks and validates in chunks of rows to stay "
+         "within it, and refuses before training when even one model does not fit.")
   for name, values in SEARCH_DEFAULTS.items():
     define(flags.DEFINE_list, f"search_{name}", [f"{v:g}" for v in values],
            f"Values of {name} the search tries (comma-separated).")
@@ -137,7 +141,7 @@ def run(f) -> dict:
       canonicalize=f.canonicalize, search=f.search, search_configs=f.search_configs,
       search_seconds=f.search_seconds, search_space=search_space(f),
       patience=f.patience, tol=f.tol, eval_every=f.eval_every,
-      allow_divergence=f.allow_divergence,
+      allow_divergence=f.allow_divergence, memory_gb=f.memory_gb,
       learner=f.learner,
       ignored_flags=[h for n, h in SEARCHED_FLAGS.items() if f[n].present],
       **runner.format_kw(f))

@@ -48,6 +48,8 @@ def define_flags(define) -> None:
   define(integer, "search_configs", 96, "With --train: configurations the search tries.")
   define(real, "search_seconds", 0.0, "With --train: the search's time budget in "
          "seconds (0 = none).")
+  define(real, "memory_gb", 0.0, "With --train: the memory budget in GB (as crbm-fit "
+         "--memory_gb; 0 = 60% of RAM).")
   define(boolean, "aux_effect", True, "Report how much each auxiliary group (track, clip, "
          "...) moves the affinities: mean |affinity - affinity without that group's "
          "row|, by mean field.")
@@ -62,7 +64,7 @@ def run(f) -> dict:
       factor_out=parse_factor_out(f.factor_out), burn_in=f.burn_in, thin=f.thin,
       seed=f.seed, batch=f.batch, train=f.train, aux_effect=f.aux_effect,
       fit_options={"aux": f.aux, "search_configs": f.search_configs,
-                   "search_seconds": f.search_seconds}, **runner.format_kw(f))
+                   "search_seconds": f.search_seconds, "memory_gb": f.memory_gb}, **runner.format_kw(f))
 
 
 def errors() -> tuple:

@@ -24,6 +24,82 @@ class ObservationError(ValueError):
   """Bad input to the observation builder (names the table and the reason)."""
 
 
+@dataclasses.dataclass(frozen=True)
+class SparseCounts:
+  """[N, V] int32 label counts held as CSR (rows: observations); indexing with rows
+  gives them dense, so ``counts[rows]`` and iteration read like the dense array they
+  replace at a fraction of its memory (a count per (observation, tag) pair present).
+
+  Attributes: indptr [N + 1] int64, indices [nnz] int32 columns (sorted within a row),
+  values [nnz] int32, shape (N, V).
+  """
+  indptr: np.ndarray
+  indices: np.ndarray
+  values: np.ndarray
+  shape: tuple
+
+  dtype = np.dtype(np.int32)
+  ndim = 2
+
+  @classmethod
+  def from_coo(cls, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
+               shape: tuple) -> "SparseCounts":
+    """Sums repeated (row, col) entries."""
+    n, v = shape
+    key = rows.astype(np.int64) * max(v, 1) + cols
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) \
+        else np.zeros(0, np.int64)
+    uniq = key[first]
+    summed = (np.add.reduceat(np.asarray(values, np.int64)[order], first) if len(key)
+              else np.zeros(0, np.int64))
+    r = (uniq // max(v, 1)).astype(np.int64)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))]).astype(np.int64)
+    return cls(indptr, (uniq % max(v, 1)).astype(np.int32), summed.astype(np.int32),
+               (int(n), int(v)))
+
+  def __len__(self) -> int:
+    return self.shape[0]
+
+  def _rows(self, rows: np.ndarray) -> np.ndarray:
+    starts, stops = self.indptr[rows], self.indptr[rows + 1]
+    lengths = stops - starts
+    out = np.zeros((len(rows), self.shape[1]), np.int32)
+    if lengths.sum():
+      at = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+      flat = np.arange(int(lengths.sum())) + at
+      out[np.repeat(np.arange(len(rows)), lengths), self.indices[flat]] = self.values[flat]
+    return out
+
+  def __getitem__(self, index):
+    if isinstance(index, (int, np.integer)):
+      return self._rows(np.arange(self.shape[0])[[index]])[0]
+    return self._rows(np.arange(self.shape[0])[index])
+
+  def subset(self, index) -> "SparseCounts":
+    """The rows ``index`` (array or mask), still sparse."""
+    rows = np.arange(self.shape[0])[index]
+    starts, stops = self.indptr[rows], self.indptr[rows + 1]
+    lengths = stops - starts
+    at = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    flat = np.arange(int(lengths.sum())) + at
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return SparseCounts(indptr, self.indices[flat], self.values[flat],
+                        (len(rows), self.shape[1]))
+
+  def __iter__(self):
+    for i in range(self.shape[0]):
+      yield self[i]
+
+  def toarray(self) -> np.ndarray:
+    return self._rows(np.arange(self.shape[0]))
+
+  def __array__(self, dtype=None, copy=None):
+    out = self.toarray()
+    return out if dtype is None else out.astype(dtype)
+
+
 def _distinct_holders(table: TagTable) -> tuple[np.ndarray, np.ndarray]:
   """Returns (tag names [T], number of distinct users (or clips) per tag [T])."""
   holder = table.user if table.has("user") else table.clip
@@ -57,7 +133,8 @@ class Observations:
 
   Attributes:
     X: [N, V] uint8 binary tag vectors.
-    counts: [N, V] int32 summed `count` column (raw label counts).
+    counts: [N, V] summed `count` column (raw label counts), a ``SparseCounts``: rows
+      index to dense int32 (``np.asarray`` gives the whole array).
     aux: [N, G] int32 global row indices into W_aux, -1 = absent.
     groups: names of the G auxiliary groups, e.g. ("user", "track", "clip").
     entity_names: one [E_g] str array per group.
@@ -69,7 +146,7 @@ class Observations:
     num_dropped: observations dropped because no tag was left in the vocabulary.
   """
   X: np.ndarray
-  counts: np.ndarray
+  counts: SparseCounts
   aux: np.ndarray
   groups: tuple
   entity_names: tuple
@@ -125,8 +202,8 @@ class Observations:
 
   def subset(self, index) -> "Observations":
     """Rows selected by an index array or boolean mask; entity indexing kept."""
-    kw = {}
-    for name in ("X", "counts", "aux", "clip", "user", "track", "start",
+    kw = {"counts": self.counts.subset(index)}
+    for name in ("X", "aux", "clip", "user", "track", "start",
                  "track_duration"):
       value = getattr(self, name)
       kw[name] = None if value is None else value[index]
@@ -214,11 +291,11 @@ def build_observations(
   n = int(has_tag.sum())
 
   X = np.zeros((n, len(vocab)), np.uint8)
-  counts = np.zeros((n, len(vocab)), np.int32)
   r = new_index[obs_code[in_vocab]]
   c = tag_code[in_vocab]
   X[r, c] = 1
-  np.add.at(counts, (r, c), table.count[in_vocab].astype(np.int32))
+  counts = SparseCounts.from_coo(r, c, table.count[in_vocab],
+                                 (n, len(vocab)))
 
   # Per-observation columns from the first table row of each kept observation.
   keep_rows = has_tag[obs_code]

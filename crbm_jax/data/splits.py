@@ -76,31 +76,143 @@ def random_split(aux: np.ndarray, seed: int,
   rank = np.empty(n, np.int64)
   rank[perm] = np.arange(n)
 
-  # 1. Cover every entity: move in its earliest (in shuffled order) held-out row.
-  for e in np.flatnonzero(present & (count == 0)):
-    if count[e] > 0:  # covered meanwhile by an earlier move
-      continue
-    cand = np.flatnonzero((aux == e).any(1) & (label != 0))
-    i = cand[np.argmin(rank[cand])]
-    label[i] = 0
-    ents = aux[i][aux[i] >= 0]
-    np.add.at(count, ents, 1)
-
-  # 2. Rebalance: move removable training rows out while training is too big.
-  while True:
-    sizes = np.bincount(label, minlength=3)
-    if sizes[0] <= targets[0]:
-      break
-    safe = np.where(aux >= 0, count[np.maximum(aux, 0)] >= 2, True).all(1)
-    cand = np.flatnonzero(safe & (label == 0))
-    if len(cand) == 0:
-      break
-    j = cand[rng.integers(len(cand))]
-    deficit = targets[1:] - sizes[1:]
-    label[j] = 1 + int(np.argmax(deficit))
-    ents = aux[j][aux[j] >= 0]
-    np.subtract.at(count, ents, 1)
+  label, count = _cover_entities(aux, label, count, present, rank)
+  label = _rebalance(aux, label, count, targets, rng)
   return Split(*(np.flatnonzero(label == k).astype(np.int64) for k in range(3)))
+
+
+def _cover_entities(aux, label, count, present, rank):
+  """Step 1, vectorised. In entity order, an uncovered entity moves its earliest held-out
+  row (in shuffled order) into training, unless an earlier move already covered it. An
+  entity's candidate row does not depend on the earlier moves (a moved row that holds it
+  covers it), so the candidates are found at once; the order only decides which entities
+  are skipped: e is skipped when an earlier *moving* entity's row holds it. That is a
+  DAG on the entities (edges from smaller to larger), resolved in rounds."""
+  n, g = aux.shape
+  uncovered = present & (count == 0)
+  if not uncovered.any():
+    return label, count
+  rows = np.repeat(np.arange(n), g)
+  ents = aux.ravel()
+  ok = ents >= 0
+  ok[ok] = uncovered[ents[ok]]
+  ok &= label[rows] != 0
+  r, e = rows[ok], ents[ok]
+  order = np.lexsort((rank[r], e))
+  ue, first = np.unique(e[order], return_index=True)
+  cand = np.full(len(uncovered), -1, np.int64)
+  cand[ue] = r[order][first]
+  src = np.repeat(ue, g)
+  dst = aux[cand[ue]].ravel().astype(np.int64)
+  keep = dst > src                      # aux -1 never passes; entities are distinct per row
+  keep[keep] = uncovered[dst[keep]]
+  src, dst = src[keep], dst[keep]
+  state = np.zeros(len(uncovered), np.int8)  # 0 unresolved, 1 moves, 2 skipped
+  while True:
+    pending = uncovered & (state == 0)
+    if not pending.any():
+      break
+    live = state[src] != 2              # edges from entities not (yet) skipped
+    blocked = np.zeros(len(uncovered), bool)
+    blocked[dst[live & (state[src] == 0)]] = True
+    killed = np.zeros(len(uncovered), bool)
+    killed[dst[state[src] == 1]] = True
+    state[pending & killed] = 2
+    state[pending & ~killed & ~blocked] = 1
+  moved = cand[np.flatnonzero(state == 1)]
+  label = label.copy()
+  label[moved] = 0
+  ents = aux[moved].ravel()
+  np.add.at(count, ents[ents >= 0], 1)
+  return label, count
+
+
+def _rebalance(aux, label, count, targets, rng):
+  """Step 2: while training is too big, move a random removable training row (one whose
+  entities all have another training row; drawn as ``rng.integers(#candidates)`` among
+  them in row order) to whichever of val/test is most below its target. Candidates only
+  leave (counts only fall), so they are kept in a Fenwick tree for the k-th lookup, and an
+  entity whose count falls to 1 removes its one remaining training row."""
+  sizes = np.bincount(label, minlength=3)
+  if sizes[0] <= targets[0]:
+    return label
+  n, g = aux.shape
+  label = label.copy()
+  in_train = label == 0
+  safe = np.where(aux >= 0, count[np.maximum(aux, 0)] >= 2, True).all(1)
+  is_cand = safe & in_train
+  # entity -> its training rows (CSR)
+  rows = np.repeat(np.arange(n), g)
+  ents = aux.ravel()
+  ok = (ents >= 0) & in_train[rows]
+  order = np.argsort(ents[ok], kind="stable")
+  ent_rows = rows[ok][order]
+  starts = np.searchsorted(ents[ok][order], np.arange(len(count) + 1))
+  tree = _Fenwick(is_cand)
+  count = count.copy()
+  aux_list = aux.tolist()
+  sizes = [int(x) for x in sizes]
+  targets = [int(x) for x in targets]
+  is_cand = is_cand.tolist()
+  in_train = in_train.tolist()
+  while sizes[0] > targets[0]:
+    total = tree.total
+    if total == 0:
+      break
+    j = tree.kth(int(rng.integers(total)))
+    dest = 1 if targets[1] - sizes[1] >= targets[2] - sizes[2] else 2  # argmax: first
+    label[j] = dest
+    sizes[0] -= 1
+    sizes[dest] += 1
+    in_train[j] = False
+    is_cand[j] = False
+    tree.remove(j)
+    for e in aux_list[j]:
+      if e < 0:
+        continue
+      count[e] -= 1
+      if count[e] == 1:
+        for i in ent_rows[starts[e]:starts[e + 1]].tolist():
+          if in_train[i] and is_cand[i]:
+            is_cand[i] = False
+            tree.remove(i)
+  return label
+
+
+class _Fenwick:
+  """Indicator set over range(n): remove and k-th smallest (0-based) in O(log n)."""
+
+  def __init__(self, mask: np.ndarray):
+    n = len(mask)
+    tree = np.zeros(n + 1, np.int64)
+    # tree[i] = the count over rows (i - lowbit(i), i]
+    prefix = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    idx = np.arange(1, n + 1)
+    low = idx & -idx
+    tree[1:] = prefix[idx] - prefix[idx - low]
+    self.tree = tree.tolist()
+    self.n = n
+    self.total = int(prefix[-1])
+    self.top = 1 << max(n.bit_length() - 1, 0) if n else 0
+
+  def remove(self, i: int) -> None:
+    i += 1
+    tree, n = self.tree, self.n
+    while i <= n:
+      tree[i] -= 1
+      i += i & -i
+    self.total -= 1
+
+  def kth(self, k: int) -> int:
+    pos, tree, n = 0, self.tree, self.n
+    step = self.top
+    while step:
+      nxt = pos + step
+      if nxt <= n and tree[nxt] <= k:
+        pos = nxt
+        k -= tree[nxt]
+      step >>= 1
+    return pos
 
 
 def paper_splits(aux: np.ndarray, num_splits: int = 5, seed: int = 0,

@@ -151,7 +151,7 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                   show_progress: bool = True, ignored_flags: Sequence[str] = (),
                   fmt: str = "auto", format_options: Optional[dict] = None,
                   make_evaluate: Optional[Callable] = None, learner: str = "cd",
-                  log: Log = print) -> dict:
+                  log: Log = print, memory_gb: float = 0.0) -> dict:
   """Tag table -> vocabulary, aux indices, 60/20/20 split, a validation search (or the
   given configuration) with per-model early stopping, one test evaluation of the chosen
   model against the best unconditional model and the factored baseline; writes one run
@@ -168,6 +168,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
     learner: the learning algorithm by name ('cd', 'pcd', 'pt'; ``engine.LEARNERS``).
     make_evaluate: the validation criterion's factory (module docstring; hashable, since
       compiled searches are cached on it); None: balanced pseudo-likelihood.
+    memory_gb: the memory budget (0: a share of RAM); ``learn.plan`` chunks the models
+      and validation rows to fit it, or refuses in one line before training.
   Returns:
     the metrics dict written to metrics.json.
   Raises:
@@ -193,6 +195,11 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                     search_seconds=search_seconds, patience=patience, tol=tol,
                     eval_every=eval_every, learner=learner)
   seed = reduce_seed(seed)
+  from crbm_jax.learn import plan as plan_lib  # pylint: disable=import-outside-toplevel
+  try:
+    budget = plan_lib.budget_from_gb(memory_gb)
+  except plan_lib.PlanError as e:
+    raise InputError(str(e)) from None
   workdir = runs_lib.check_workdir(workdir)  # every destination, before any work
   data = prepare_fit_data(tags, aux, min_users=min_users, top_tags=top_tags, seed=seed,
                           canonicalize=canonicalize, fmt=fmt,
@@ -206,7 +213,6 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   def dataset(idx):
     return learn.make_dataset(obs.X[idx], obs.aux[idx])
 
-  train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
   rule = search_lib.StopRule(patience=patience, tol=tol, max_epochs=num_epochs,
                              eval_every=eval_every)
   base = learn.TrainConfig(num_hidden=num_hidden, cd_k=cd_k, batch_size=batch_size)
@@ -223,6 +229,17 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   log(f"crbm-fit: {obs.num_observations} observations x {obs.num_visible} tags, aux groups "
       f"{list(groups) or 'none'} ({obs.num_aux} entities); {what} with early stopping "
       f"(patience {patience} evaluations, tol {tol:g}, at most {num_epochs} epochs)")
+  memory = plan_lib.plan_search(
+      plan_lib.search_models(space, num_configs, bool(groups), seed), obs.num_observations,
+      obs.num_visible, max(space.num_hidden), obs.num_aux, batch_size, budget,
+      num_val_rows=len(split.val), num_train_rows=len(split.train),
+      num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None)
+  if not memory.fits:
+    raise InputError(f"{memory.message}; nothing was trained")
+  log(f"crbm-fit: {memory.describe()}")
+  train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
+  if search_seconds:  # the budget covers the data preparation too
+    search_seconds = max(search_seconds - (time.time() - start_time), 1e-3)
   throttled = report.throttled("crbm-fit") if show_progress else None
   first_round = []
 
@@ -237,8 +254,11 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
     comparison = select_lib.fit_and_compare(
         jax.random.key(seed), train, val, test, obs.num_aux, space, rule=rule,
         num_configs=num_configs, seconds=search_seconds or None, halving=halving,
-        base=base, seed=seed, progress=progress, make_evaluate=make_evaluate or block_lib.make_block_evaluate,
-        learner=engine.learner_factory(learner))
+        base=base, seed=seed, progress=progress,
+        make_evaluate=make_evaluate or plan_lib.make_evaluate_for(
+            memory, block_lib.make_block_evaluate),
+        learner=engine.learner_factory(learner),
+        models_per_chunk=memory.models_per_chunk if memory.num_chunks > 1 else None)
   except DivergenceError:
     raise _divergence("in the first epoch", max(space.learning_rate),
                       max(space.aux_lr_scale), search, bool(groups)) from None

@@ -11,6 +11,7 @@ one block per value) and returns the best by the validation criterion.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
@@ -54,6 +55,8 @@ class SearchResult(NamedTuple):
   seconds: float
   rounds: int
   buckets: tuple                # the bucket sizes used
+  param_index: Optional[np.ndarray] = None  # [M] model -> index in params, -1 = not kept
+                                            # (learn.plan's chunked search); None: identity
 
 
 def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
@@ -62,7 +65,7 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                seconds: Optional[float] = None, compact: Optional[bool] = None,
                progress: Optional[Callable[[int, int, float], None]] = None,
                make_evaluate: Callable = make_block_evaluate,
-               learner: Callable = cd) -> SearchResult:
+               learner: Callable = cd, model_keys=None) -> SearchResult:
   """Trains a block of M models on one split with early stopping (``engine.run_host``).
 
   Args:
@@ -78,13 +81,16 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     progress: called as ``progress(epoch, active, best)`` after each round.
     make_evaluate: the validation criterion's factory (``engine.compiled_host``).
     learner: the learner factory (``learn.cd``, ``learn.pcd``, ...).
+    model_keys: [M] the models' initial keys (default ``split(split(rng_key)[0], M)``;
+      ``learn.plan`` passes a slice of a larger block's keys when it trains in chunks).
   """
   train = pad_dataset(train, config.batch_size)
   m = hidden_mask.shape[0]
   if compact is None:
     compact = m * train.v.shape[0] * config.num_hidden >= COMPACT_MIN_WORK
   key_models, key_data = jax.random.split(rng_key)
-  res = run_host(jax.random.split(key_models, m), key_data, train, val, num_aux, config,
+  res = run_host(jax.random.split(key_models, m) if model_keys is None else model_keys,
+                 key_data, train, val, num_aux, config,
                  hparams, hidden_mask, group_mask, rule, halving=halving, seconds=seconds,
                  compact=compact, learner=learner, make_evaluate=make_evaluate,
                  progress=progress)
@@ -161,7 +167,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  configs: Optional[List[dict]] = None,
                  compact: Optional[bool] = None,
                  make_evaluate: Callable = make_block_evaluate,
-                 learner: Callable = cd) -> Selection:
+                 learner: Callable = cd,
+                 models_per_chunk: Optional[int] = None) -> Selection:
   """Validation search: the configuration with the best validation PL.
 
   Args:
@@ -177,6 +184,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     configs: the configurations to try (dicts of SPACE_FIELDS), instead of sampling
       ``space``.
     compact, make_evaluate, learner: passed to ``run_search``.
+    models_per_chunk: train at most this many models at once (``learn.plan``'s memory
+      plan; only the best parameters of each chunk are kept).
   Raises:
     DivergenceError: every configuration diverged.
   """
@@ -206,10 +215,15 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     if progress is not None:
       report = lambda e, a, b, batch=batch, n=len(cs): progress(
           f"batch {batch}: epoch {e}, {a}/{n} models training, best val PL {b:.4f}")
-    result = run_search(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
-                        stack_hparams(points), hidden_masks(points, num_hidden), groups,
-                        rule, halving=halving, seconds=remaining, progress=report,
-                        compact=compact, make_evaluate=make_evaluate, learner=learner)
+    run = run_search
+    if models_per_chunk is not None and models_per_chunk < len(cs):
+      from crbm_jax.learn import plan  # pylint: disable=import-outside-toplevel
+      run = functools.partial(plan.run_search_chunked, models_per_chunk=models_per_chunk,
+                              conditioned=np.array([bool(c["conditioned"]) for c in cs]))
+    result = run(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
+                 stack_hparams(points), hidden_masks(points, num_hidden), groups,
+                 rule, halving=halving, seconds=remaining, progress=report,
+                 compact=compact, make_evaluate=make_evaluate, learner=learner)
     results[batch] = (cs, result)
     for j, c in enumerate(cs):
       table.append(dict(c, best_val_pl=float(result.best_val_pl[j]),
@@ -239,6 +253,10 @@ def row_index(results: Dict[int, tuple], row: dict):
 def row_params(results: Dict[int, tuple], row: dict) -> CRBMParams:
   """The best-epoch parameters of a search-table row, hidden padding removed."""
   result, j = row_index(results, row)
+  if result.param_index is not None:
+    j = int(result.param_index[j])
+    if j < 0:
+      raise ValueError("row_params: this row's parameters were not kept (chunked search)")
   params = jax.device_get(model_params(result.params, j))
   h = int(row["num_hidden"])
   return params._replace(W=params.W[:, :h], c=params.c[:h])

@@ -92,7 +92,8 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
                     seed: int = 0, progress=None,
                     compact: Optional[bool] = None,
                     make_evaluate: Callable = make_block_evaluate,
-                    learner: Callable = cd) -> Comparison:
+                    learner: Callable = cd,
+                    models_per_chunk: Optional[int] = None) -> Comparison:
   """Search, select on validation, then evaluate once on test (module docstring).
 
   With ``compare_unconditional`` and auxiliary groups present, unconditional models
@@ -112,7 +113,8 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
   selection = search.select_model(rng_key, train, val, num_aux, space, rule=rule,
                                   configs=configs, seconds=seconds, halving=halving,
                                   base=base, progress=progress, compact=compact,
-                                  make_evaluate=make_evaluate, learner=learner)
+                                  make_evaluate=make_evaluate, learner=learner,
+                                  models_per_chunk=models_per_chunk)
   table = selection.table
   uncond = [r for r in table if not r["conditioned"] and np.isfinite(r["best_val_pl"])
             and r["best_epoch"] >= 0]

@@ -153,10 +153,11 @@ def balanced_pseudo_likelihood(per_bit: Array, v: Array,
   return 0.5 * (mean_ones + mean_zeros)
 
 
-def balanced_log_pl(params: CRBMParams, data, chunk_size: int,
-                    axis_name: Optional[str] = None,
-                    vis_aux_bias: Optional[Array] = None) -> Array:
-  """``balanced_pseudo_likelihood(pseudo_log_likelihood(...))`` of a Dataset, fused: scalar.
+def balanced_log_pl_sums(params: CRBMParams, data, chunk_size: int,
+                         axis_name: Optional[str] = None,
+                         vis_aux_bias: Optional[Array] = None) -> Array:
+  """[4]: weighted sums of log PL over the 1 bits, the 1 bits' weight, the same over the
+  0 bits (they add over disjoint row sets; ``balanced_from_sums`` gives the figure).
 
   Each chunk of ``chunk_size`` observations returns its weighted sums over the 1 bits and
   over the 0 bits, so the [N, V] per-bit values are never stored (the evaluation of every
@@ -193,8 +194,22 @@ def balanced_log_pl(params: CRBMParams, data, chunk_size: int,
       return jnp.sum(jax.lax.map(chunk, (v, aux, weight, bias)), axis=0)
     return run
 
-  sums = jax.lax.switch(form_index(max_w), [sums_with(f) for f in flip_delta_forms(params.W)])
-  return 0.5 * (sums[0] / jnp.maximum(sums[1], 1.0) + sums[2] / jnp.maximum(sums[3], 1.0))
+  return jax.lax.switch(form_index(max_w), [sums_with(f) for f in flip_delta_forms(params.W)])
+
+
+def balanced_from_sums(sums: Array) -> Array:
+  """The balanced log PL from ``balanced_log_pl_sums``'s [..., 4] (sums add over rows)."""
+  return 0.5 * (sums[..., 0] / jnp.maximum(sums[..., 1], 1.0)
+                + sums[..., 2] / jnp.maximum(sums[..., 3], 1.0))
+
+
+def balanced_log_pl(params: CRBMParams, data, chunk_size: int,
+                    axis_name: Optional[str] = None,
+                    vis_aux_bias: Optional[Array] = None) -> Array:
+  """``balanced_pseudo_likelihood(pseudo_log_likelihood(...))`` of a Dataset, fused: scalar
+  (``balanced_from_sums`` of ``balanced_log_pl_sums``, whose docstring says more)."""
+  return balanced_from_sums(balanced_log_pl_sums(params, data, chunk_size, axis_name,
+                                                 vis_aux_bias))
 
 
 class FactoredModel(NamedTuple):

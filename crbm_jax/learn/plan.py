@@ -1,0 +1,398 @@
+"""Memory planned before training: how many models train at once, and how many validation
+rows are evaluated at once, so that a search or a fit stays within a byte budget.
+
+The default ``crbm-fit`` search trains 96 + 32 models in one block, each with a dense
+``W_aux`` [A, V] (entities x tags) that is held several times over during a round (the
+training state, the best-epoch copy, the round's output while its input is alive, the
+L1 catch-up for evaluation), and validates on all validation rows at once
+(``aux_bias`` [N_val, M, V]). At a million rows that is far past any machine's memory.
+``plan_search`` estimates the peak bytes of a search from its shapes alone, before
+anything is allocated, and picks
+
+* ``models_per_chunk``: the block is trained in chunks of at most this many models, one
+  after the other (``run_search_chunked``), and only the best parameters of each chunk
+  (its best conditioned and best unconditional model) are kept, on the host;
+* ``eval_rows_per_chunk``: validation rows per evaluation chunk
+  (``chunked_block_evaluate``, a ``make_evaluate`` factory of the S1 hook whose result
+  equals ``block.make_block_evaluate``'s to float rounding);
+
+preferring fewer model chunks (fewer compilations) and then more rows. When one model
+with the smallest evaluation chunk does not fit, or an array would pass int32 indexing,
+the plan says so in one line with the figure and what to change.
+
+What chunking changes: the models of a block share minibatches and Gibbs noise
+(``learn.block``) and keep the initial keys they have in the whole block, so without
+successive halving a chunked search trains exactly the models of the unchunked one (to
+float rounding) and selects the same one. Successive halving ranks the models *within*
+a chunk (the chunks run one after the other), so with halving the set of models that
+survive each rung can differ; the time budget is shared among the chunks.
+
+The estimate (``estimate_bytes``) is a sum of named terms (``Plan.terms``); its
+accuracy against measured peak RSS is a benchmark (``experiments/bench_scale.py``,
+``docs/scaling.md``), not a unit test.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from typing import Callable, Dict, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+F32 = 4
+INT32_MAX = 2 ** 31 - 1
+# Copies of a model's W_aux alive at a round's peak: the state and the best-epoch copy,
+# each in the round's input and output (no donation), plus the caught-up W_aux that the
+# evaluation and the best-epoch update read.
+W_AUX_COPIES = 5
+# Copies of W (the state, its momentum, the best copy; input and output; one temporary).
+W_COPIES = 7
+# The Python interpreter, NumPy, JAX and XLA's compiled code, measured at ~0.45 GB RSS.
+BASE_BYTES = 600 * 2 ** 20
+# Fraction of the machine's memory a plan may use by default (deterministic: the total,
+# not what happens to be free, so that the same command chunks the same way).
+DEFAULT_SHARE = 0.6
+MIN_EVAL_ROWS = 256
+FORM_GROUP = 16  # block.FORM_GROUP (models that share the pseudo-likelihood's form)
+
+
+class PlanError(ValueError):
+  """Even one model does not fit the budget, or an array passes int32 indexing."""
+
+
+class Plan(NamedTuple):
+  """A memory plan (bytes). ``fits`` False: ``message`` says why in one line."""
+  num_models: int
+  models_per_chunk: int
+  num_chunks: int
+  eval_rows: int               # validation rows
+  eval_rows_per_chunk: int
+  peak_bytes: int              # estimated peak of the chosen plan
+  unchunked_bytes: int         # estimated peak with every model and row at once
+  budget_bytes: int
+  fits: bool
+  message: str
+  terms: Dict[str, int]        # the estimate of the chosen plan, by term
+
+  def describe(self) -> str:
+    """One line for the log."""
+    gb = lambda b: f"{b / 2 ** 30:.2f} GB"
+    models = (f"{self.num_models} models in one block" if self.num_chunks == 1 else
+              f"{self.num_models} models in {self.num_chunks} chunks of <= "
+              f"{self.models_per_chunk}")
+    rows = ("validation in one pass" if self.eval_rows_per_chunk >= self.eval_rows else
+            f"validation in chunks of {self.eval_rows_per_chunk} of {self.eval_rows} rows")
+    return (f"memory plan: {models}, {rows}; estimated peak {gb(self.peak_bytes)} of a "
+            f"{gb(self.budget_bytes)} budget (all at once: {gb(self.unchunked_bytes)})")
+
+
+def machine_memory_bytes() -> int:
+  """Total memory: the smaller of the machine's (/proc/meminfo or sysconf) and the cgroup
+  limit, if any."""
+  total = None
+  try:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    pass
+  for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    try:
+      with open(path) as f:
+        text = f.read().strip()
+      if text.isdigit() and int(text) > 0:
+        total = int(text) if total is None else min(total, int(text))
+    except OSError:
+      continue
+  return int(total) if total else 8 * 2 ** 30
+
+
+def default_budget_bytes() -> int:
+  """``DEFAULT_SHARE`` of the machine's memory."""
+  return int(DEFAULT_SHARE * machine_memory_bytes())
+
+
+def budget_from_gb(memory_gb: Optional[float]) -> int:
+  """Bytes of a ``--memory_gb`` value (0 or None: the default share of RAM)."""
+  if memory_gb is None or memory_gb == 0:
+    return default_budget_bytes()
+  if not (np.isfinite(memory_gb) and memory_gb > 0):
+    raise PlanError(f"--memory_gb must be a positive number of GB (0 = {DEFAULT_SHARE:.0%} "
+                    f"of RAM), got {memory_gb}")
+  return int(memory_gb * 2 ** 30)
+
+
+def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
+                   num_aux: int, batch_size: int, eval_rows_per_chunk: int, *,
+                   num_val_rows: int, num_train_rows: int, num_groups: int = 3,
+                   eval_chunk: int = 64) -> Dict[str, int]:
+  """Peak bytes of a search, by term, from its shapes (nothing is allocated).
+
+  Args:
+    models: models trained at once; num_rows: all observations (train + val + test);
+    num_tags: V; num_hidden: H (the block's largest); num_aux: A (W_aux rows);
+    eval_rows_per_chunk: validation rows evaluated at once.
+  """
+  m, n, v, h, a, b = models, num_rows, num_tags, num_hidden, num_aux, batch_size
+  r = min(eval_rows_per_chunk, max(num_val_rows, 1))
+  g = max(num_groups, 1)
+  form = m if (m <= FORM_GROUP or m % FORM_GROUP) else FORM_GROUP
+  c = min(eval_chunk, r)
+  return {
+      "base": BASE_BYTES,
+      # Host observations (uint8 X; the counts are sparse) and the Datasets (float32 v,
+      # int32 aux) of train, val and test, plus the padded copy of train.
+      "data": n * v + n * (v + g + 1) * F32 + num_train_rows * v * F32,
+      "w_aux": m * W_AUX_COPIES * a * v * F32,
+      "w": m * W_COPIES * (v * h + v + h) * F32 + m * 2 * a * F32,
+      # A minibatch: touched rows [B*G, M, V] (gathered, new, gradient), visible and
+      # hidden activations and samples of every model.
+      "step": m * (3 * b * g * v + 8 * b * (v + h)) * F32,
+      # Validation: W_a a of a chunk [r, M, V] (and its padded view), and the flip
+      # deltas [c, V, H] of a form group of models.
+      "eval": (2 * r * m * v + 3 * form * c * v * h) * F32 + 2 * num_val_rows * v * F32,
+      # After the search (not at the same time as the terms above): the chosen model's
+      # per-bit pseudo-likelihood of training and test rows, [N, V] float32 and a copy.
+      "final": 2 * num_train_rows * v * F32,
+  }
+
+
+def total_bytes(terms: Dict[str, int]) -> int:
+  """The peak of an ``estimate_bytes`` breakdown: the search's terms and the final
+  evaluation are not alive at once."""
+  search_terms = sum(x for k, x in terms.items() if k not in ("base", "data", "final"))
+  return terms["base"] + terms["data"] + max(search_terms, terms["final"])
+
+
+def _largest_elements(models: int, num_rows: int, num_tags: int, num_aux: int,
+                      eval_rows: int) -> tuple:
+  arrays = {"W_aux of the block (entities x models x tags)": num_aux * models * num_tags,
+            "the observations (rows x tags)": num_rows * num_tags,
+            "a validation chunk's aux bias (rows x models x tags)": eval_rows * models
+            * num_tags}
+  name = max(arrays, key=arrays.get)
+  return name, arrays[name]
+
+
+def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
+                num_aux: int, batch_size: int, budget_bytes: int, *,
+                num_val_rows: Optional[int] = None, num_train_rows: Optional[int] = None,
+                num_groups: int = 3, eval_chunk: int = 64,
+                chunk_rows: bool = True) -> Plan:
+  """The plan with the fewest model chunks, then the most rows per validation chunk,
+  whose estimate fits ``budget_bytes`` (module docstring).
+
+  ``chunk_rows`` False: the validation criterion cannot be split by rows (a custom
+  ``make_evaluate``), so only the models are chunked.
+  """
+  n_val = int(round(0.2 * num_rows)) if num_val_rows is None else int(num_val_rows)
+  n_train = int(round(0.6 * num_rows)) if num_train_rows is None else int(num_train_rows)
+  kw = dict(num_val_rows=n_val, num_train_rows=n_train, num_groups=num_groups,
+            eval_chunk=eval_chunk)
+  shape = (num_rows, num_tags, num_hidden, num_aux, batch_size)
+  total = lambda m, r: total_bytes(estimate_bytes(m, *shape, r, **kw))
+  unchunked = total(num_models, n_val)
+  floor = min(n_val, max(MIN_EVAL_ROWS, eval_chunk)) if chunk_rows else n_val
+  rows_options = [n_val]
+  while chunk_rows and rows_options[-1] > floor:
+    rows_options.append(max(floor, rows_options[-1] // 2))
+  rows_options = [max(r, 1) for r in rows_options]
+  seen = set()
+  for k in range(1, num_models + 1):
+    m = math.ceil(num_models / k)
+    if m in seen:
+      continue
+    seen.add(m)
+    for r in rows_options:
+      if _largest_elements(m, num_rows, num_tags, num_aux, r)[1] > INT32_MAX:
+        continue
+      peak = total(m, r)
+      if peak <= budget_bytes:
+        chunks = math.ceil(num_models / m)
+        m = math.ceil(num_models / chunks)  # balanced chunks
+        return Plan(num_models, m, chunks, n_val, r, total(m, r), unchunked,
+                    int(budget_bytes), True, "", estimate_bytes(m, *shape, r, **kw))
+  r = rows_options[-1]
+  terms = estimate_bytes(1, *shape, r, **kw)
+  gb = lambda x: f"{x / 2 ** 30:.1f} GB"
+  name, elements = _largest_elements(1, num_rows, num_tags, num_aux, r)
+  if elements > INT32_MAX:
+    why = (f"{name} has {elements:,} elements, past int32 indexing ({INT32_MAX:,})")
+  else:
+    why = (f"even one model needs about {gb(total_bytes(terms))} (W_aux {num_aux:,} "
+           f"entities x {num_tags:,} tags: {gb(terms['w_aux'])}; data "
+           f"{gb(terms['data'])}) > the budget of {gb(budget_bytes)}")
+  message = (f"{why}; keep fewer tags (--top_tags), drop rare tags and entities "
+             f"(--min_users), use fewer auxiliary groups (--aux) or hidden units, or raise "
+             f"--memory_gb")
+  return Plan(num_models, 1, num_models, n_val, r, total_bytes(terms), unchunked,
+              int(budget_bytes), False, message, terms)
+
+
+# -- the validation criterion in row chunks (S1 hook) -----------------------------------
+
+def chunked_block_evaluate(config, rows_per_chunk: int, axis_name: str = "models",
+                           form_group: int = FORM_GROUP):
+  """``make_evaluate`` factory: ``block.make_block_evaluate``'s balanced log PL of a
+  block's models, computed ``rows_per_chunk`` validation rows at a time (the aux bias
+  [rows, M, V] of one chunk only). The 1-bit and 0-bit sums add over chunks, and the
+  exact form depends only on the weights, so the result equals the one-pass figure to
+  float rounding. Hashable as ``functools.partial(chunked_block_evaluate,
+  rows_per_chunk=R)``."""
+  from crbm_jax.learn.base import Dataset  # pylint: disable=import-outside-toplevel
+  from crbm_jax.model.crbm import aux_bias  # pylint: disable=import-outside-toplevel
+  from crbm_jax.model import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
+
+  def group_sums(params, bias, data):
+    f = lambda p, b: pl.balanced_log_pl_sums(p, data, config.eval_chunk, axis_name, b)
+    return jax.vmap(f, in_axes=(0, 1), axis_name=axis_name)(params, bias)   # [m, 4]
+
+  def evaluate(params, data):
+    w_aux = params.W_aux
+    params = params._replace(W_aux=None)
+    m = params.b.shape[0]
+    rows = max(1, min(int(rows_per_chunk), data.v.shape[0]))
+    v, weight = pl.chunk_rows(data.v, rows), pl.chunk_rows(data.weight, rows)
+    aux = pl.chunk_rows(data.aux, rows, -1)
+    grouped = not (form_group <= 0 or m <= form_group or m % form_group)
+    groups = m // form_group if grouped else 1
+
+    def chunk_sums(total, xs):
+      vc, ac, wc = xs
+      d = Dataset(vc, ac, wc)
+      bias = aux_bias(w_aux, ac)                                        # [r, M, V]
+      if not grouped:
+        return total + group_sums(params, bias, d), None
+      gp = jax.tree.map(lambda x: x.reshape((groups, form_group) + x.shape[1:]), params)
+      gb = jnp.moveaxis(bias.reshape(bias.shape[:1] + (groups, form_group)
+                                     + bias.shape[2:]), 1, 0)           # [C, r, g, V]
+      out = jax.lax.map(lambda xs: group_sums(xs[0], xs[1], d), (gp, gb))
+      return total + out.reshape((m, 4)), None
+
+    total, _ = jax.lax.scan(chunk_sums, jnp.zeros((m, 4), jnp.float32), (v, aux, weight))
+    return pl.balanced_from_sums(total)
+
+  return evaluate
+
+
+def make_evaluate_for(plan: Plan, default: Callable) -> Callable:
+  """The factory a fit should use: ``default`` when validation is one pass, else the
+  row-chunked one."""
+  if plan.eval_rows_per_chunk >= plan.eval_rows:
+    return default
+  return functools.partial(chunked_block_evaluate, rows_per_chunk=plan.eval_rows_per_chunk)
+
+
+# -- the search in chunks of models -----------------------------------------------------
+
+def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidden_mask,
+                       group_mask, rule, *, models_per_chunk: int,
+                       conditioned: Optional[np.ndarray] = None, halving=None,
+                       seconds: Optional[float] = None, compact=None, progress=None,
+                       make_evaluate=None, learner=None):
+  """``search.run_search`` over chunks of ``models_per_chunk`` models, one after the
+  other; the result lists every model (scores, epochs, reasons, histories), but keeps the
+  parameters of only each chunk's best conditioned and best unconditional model
+  (``SearchResult.param_index``). Each model keeps the initial key it has in the whole
+  block and every chunk sees the same minibatches and noise. ``seconds`` is shared: each
+  chunk gets an equal share of what is left, and once what is left would not pay for one
+  round (as long as the last chunk's rounds took) the chunks left are not trained (their
+  models are reported as stopped by the 'budget', never evaluated)."""
+  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn.learner import BLOCK_PARAM_AXES  # pylint: disable=import-outside-toplevel
+  start = time.perf_counter()
+  m = hidden_mask.shape[0]
+  conditioned = (np.ones(m, bool) if conditioned is None
+                 else np.asarray(conditioned, bool))
+  key_models, _ = jax.random.split(rng_key)
+  keys = jax.random.split(key_models, m)
+  chunks = np.array_split(np.arange(m), math.ceil(m / max(int(models_per_chunk), 1)))
+  hidden_mask, group_mask = np.asarray(hidden_mask), np.asarray(group_mask)
+  extra = {} if make_evaluate is None else {"make_evaluate": make_evaluate}
+  if learner is not None:
+    extra["learner"] = learner
+  parts, round_seconds = [], 0.0
+  for i, idx in enumerate(chunks):
+    remaining = None
+    if seconds is not None:
+      left = seconds - (time.perf_counter() - start)
+      if parts and left <= round_seconds:
+        # what is left would not pay for one round (the last chunk's seconds per round,
+        # compilation included): the chunks left are not trained
+        parts.append((idx, _untrained(len(idx), rule.eval_every), [], None))
+        continue
+      remaining = max(left / (len(chunks) - i), 1e-3)
+    result = search.run_search(
+        rng_key, train, val, num_aux, config,
+        jax.tree.map(lambda x, idx=idx: x[idx], hparams), hidden_mask[idx],
+        group_mask[idx], rule, halving=halving, seconds=remaining, compact=compact,
+        progress=progress, model_keys=keys[idx], **extra)
+    round_seconds = result.seconds / max(result.rounds, 1)
+    usable = np.isfinite(result.best_val_pl) & (result.best_epoch >= 0)
+    keep = []
+    for kind in (True, False):
+      sel = usable & (conditioned[idx] == kind)
+      if sel.any():
+        keep.append(int(np.flatnonzero(sel)[np.argmax(result.best_val_pl[sel])]))
+    if not parts and not keep:
+      keep = [0]  # something to stack; never selected (select_model checks the scores)
+    params = jax.device_get(search.take_models(result.params, BLOCK_PARAM_AXES,
+                                               jnp.asarray(keep, jnp.int32))) if keep else None
+    parts.append((idx, result._replace(params=None), keep, params))
+    del result
+  return _merge(parts, m, rule.eval_every, time.perf_counter() - start)
+
+
+def _untrained(m: int, eval_every: int):
+  """The SearchResult (without parameters) of models never trained ('budget')."""
+  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
+  return search.SearchResult(
+      best_val_pl=np.full(m, -np.inf), best_epoch=np.full(m, -1), epochs=np.zeros(m, int),
+      reason=["budget"] * m, params=None, val_history=np.zeros((m, 0)),
+      recon_history=np.zeros((m, 0)), eval_epochs=np.zeros(0, int), seconds=0.0, rounds=0,
+      buckets=())
+
+
+def _pad_cols(x: np.ndarray, width: int) -> np.ndarray:
+  return np.pad(np.asarray(x, np.float64), ((0, 0), (0, width - x.shape[1])),
+                constant_values=np.nan)
+
+
+def _merge(parts, m: int, eval_every: int, seconds: float):
+  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
+  from crbm_jax.learn.learner import BLOCK_PARAM_AXES  # pylint: disable=import-outside-toplevel
+  rounds = max(r.rounds for _, r, _, _ in parts)
+  longest = max((r for _, r, _, _ in parts), key=lambda r: len(r.eval_epochs))
+  param_index = np.full(m, -1, np.int64)
+  kept = []
+  for idx, _, keep, params in parts:
+    for j in keep:
+      param_index[idx[j]] = len(kept)
+      kept.append(j)
+  trees = [p for _, _, keep, p in parts if keep]
+  params = jax.tree.map(lambda ax, *xs: np.concatenate(xs, axis=ax), BLOCK_PARAM_AXES,
+                        *trees)
+  width = max(r.val_history.shape[1] for _, r, _, _ in parts)
+  rwidth = max(r.recon_history.shape[1] for _, r, _, _ in parts)
+  cat = lambda name: np.concatenate([np.asarray(getattr(r, name)) for _, r, _, _ in parts])
+  return search.SearchResult(
+      best_val_pl=cat("best_val_pl"), best_epoch=cat("best_epoch"), epochs=cat("epochs"),
+      reason=[x for _, r, _, _ in parts for x in r.reason], params=params,
+      val_history=np.concatenate([_pad_cols(r.val_history, width) for _, r, _, _ in parts]),
+      recon_history=np.concatenate([_pad_cols(r.recon_history, rwidth)
+                                    for _, r, _, _ in parts]),
+      eval_epochs=np.asarray(longest.eval_epochs), seconds=seconds, rounds=rounds,
+      buckets=tuple(sorted({b for _, r, _, _ in parts for b in r.buckets})),
+      param_index=param_index)
+
+
+def search_models(space, num_configs: Optional[int], has_aux: bool, seed: int = 0) -> int:
+  """How many models ``select.fit_and_compare`` trains (conditioned + unconditional)."""
+  from crbm_jax.learn import search, select  # pylint: disable=import-outside-toplevel
+  n = len(search.sample_configs(space._replace(conditioned=(True,)), num_configs, seed))
+  if has_aux:
+    k = None if num_configs is None else max(num_configs // 3, 1)
+    n += len(search.sample_configs(select._unconditional_space(space), k, seed + 1))  # pylint: disable=protected-access
+  return n

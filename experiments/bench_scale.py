@@ -1,0 +1,226 @@
+"""Benchmark: time and peak memory of crbm-fit's stages on generated tag tables of 10k to
+1M (10M optional) rows, with log-log slopes.
+
+  python experiments/bench_scale.py [--sizes 10000,100000,1000000] [--kinds items,users]
+      [--search_seconds 120] [--memory_gb 0] [--out /tmp/bench_scale.json]
+
+Tables (``generate_table``): clips of tracks of artists (4 clips a track, 10 tracks an
+artist), Zipf-distributed tags (2,000 names) mixed with an artist-specific topic, about
+5 tags a clip. Kind 'items': one tagging per clip (the probe's 1M-row table without
+users: 200,000 observations); kind 'users': Zipf-distributed users, about 1.25 tags per
+(user, clip) (the probe's 1M-row table with users: ~800,000 observations).
+
+Each stage runs in its own child process, which reports its wall time and its peak RSS
+(VmHWM):
+
+* prep: reading the table, canonicalising, the vocabulary (--min_users 2), the
+  observations and the 60/20/20 split (each timed; peak after each);
+* fit: ``fitting.fit_tag_table`` with the default search and ``--search_seconds``
+  (the memory plan's estimate is printed beside the measured peak), or its one-line
+  refusal;
+* smooth: ``fitting.smooth_tag_table`` of every clip with the fitted model (1 sample, to
+  measure the scaling of the pass, not of the sampling).
+
+Then the log-log slope of each figure against rows (least squares over the sizes run).
+"""
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+flags.DEFINE_list("sizes", ["10000", "100000", "1000000"], "Table sizes (rows).")
+flags.DEFINE_list("kinds", ["items", "users"], "Table kinds: items (one tagging per "
+                  "clip) and/or users (user x clip x tag rows).")
+flags.DEFINE_float("search_seconds", 120.0, "crbm-fit's --search_seconds.")
+flags.DEFINE_float("memory_gb", 0.0, "crbm-fit's --memory_gb (0 = its default).")
+flags.DEFINE_list("stages", ["prep", "fit", "smooth"], "Stages to run.")
+flags.DEFINE_integer("smooth_max_rows", 200_000, "Skip smoothing above this many rows: "
+                     "crbm-smooth writes every clip x tag (at 1M rows 333M lines).")
+flags.DEFINE_string("out", "", "Write the results as JSON here as well.")
+flags.DEFINE_string("workdir", "", "Scratch folder (default: a temporary one).")
+flags.DEFINE_string("child", "", "Internal: run one stage in this process.")
+flags.DEFINE_string("tags", "", "Internal: the table of a child stage.")
+flags.DEFINE_string("fitdir", "", "Internal: the workdir of a child's fit.")
+
+FLAGS = flags.FLAGS
+NUM_TAGS = 2000
+
+
+def generate_table(rows: int, seed: int = 0, users: bool = False):
+  """A TagTable of ``rows`` rows (module docstring)."""
+  from crbm_jax.data.tagtable import TagTable  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(seed)
+  per_obs = 1.25 if users else 5.0
+  n_obs = max(int(rows / per_obs), 1)
+  n_clips = max(n_obs // 4, 1) if users else n_obs
+  clip = (rng.permutation(n_obs) % n_clips) if not users else rng.integers(0, n_clips, n_obs)
+  obs_of_row = np.sort(rng.integers(0, n_obs, rows))
+  obs_of_row[:n_obs] = np.arange(n_obs)  # every observation has a row
+  row_clip = clip[obs_of_row]
+  zipf = np.minimum(rng.zipf(1.3, rows), NUM_TAGS) - 1
+  topic = ((row_clip // 40) * 37 + rng.zipf(1.6, rows)) % NUM_TAGS  # the artist's
+  tag = np.where(rng.random(rows) < 0.5, zipf, topic)
+  names = lambda prefix, x: np.char.add(prefix, x.astype(str))
+  row_user = np.zeros(rows, np.int64)
+  if users:
+    n_users = max(n_obs // 3, 1)
+    user_of_obs = np.minimum(rng.zipf(1.2, n_obs), n_users) - 1
+    user_of_obs = (user_of_obs + rng.integers(0, n_users, n_obs) * (rng.random(n_obs) < 0.7)
+                   ) % n_users
+    row_user = user_of_obs[obs_of_row]
+  # repeated (clip, user, tag) rows become counts
+  keys, count = np.unique(np.stack([row_clip, row_user, tag], 1), axis=0, return_counts=True)
+  row_clip, row_user, tag = keys.T
+  kw = {"user": names("u", row_user)} if users else {}
+  return TagTable(clip=names("c", row_clip), tag=names("tag", tag),
+                  count=count.astype(np.int64), track=names("t", row_clip // 4),
+                  artist=names("a", row_clip // 40), source="generated", **kw)
+
+
+def _peak_gb() -> float:
+  """This process's peak RSS: VmHWM (ru_maxrss would carry the parent's peak across
+  exec on Linux)."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 2 ** 20  # kB -> GB
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def child_prep(tags: str) -> dict:
+  from crbm_jax.data import observations as obs_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax.data.splits import random_split  # pylint: disable=import-outside-toplevel
+  from crbm_jax.fitting.inputs import canonical_table, load_tags  # pylint: disable=import-outside-toplevel
+  out = {}
+  t = time.perf_counter()
+  table = load_tags(tags, log=lambda _: None)
+  out["load"] = (time.perf_counter() - t, _peak_gb())
+  t = time.perf_counter()
+  table, surface = canonical_table(table, True)
+  out["canonical"] = (time.perf_counter() - t, _peak_gb())
+  t = time.perf_counter()
+  vocab = obs_lib.select_vocabulary(table, min_users=2)
+  groups = ("user", "track", "clip") if table.has("user") else ("track",)
+  obs = obs_lib.build_observations(table, aux_groups=groups, vocab=vocab, display=surface)
+  out["observations"] = (time.perf_counter() - t, _peak_gb())
+  t = time.perf_counter()
+  random_split(obs.aux, 0)
+  out["split"] = (time.perf_counter() - t, _peak_gb())
+  out["shape"] = [obs.num_observations, obs.num_visible, obs.num_aux]
+  return out
+
+
+def child_fit(tags: str, fitdir: str) -> dict:
+  from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
+  from crbm_jax.fitting.inputs import InputError  # pylint: disable=import-outside-toplevel
+  lines = []
+  def log(line):
+    lines.append(line)
+    print(line, file=sys.stderr, flush=True)
+  t = time.perf_counter()
+  try:
+    fitting.fit_tag_table(tags, fitdir, search_seconds=FLAGS.search_seconds,
+                          memory_gb=FLAGS.memory_gb, show_progress=False, log=log)
+    outcome = "ok"
+  except InputError as e:
+    outcome = f"refused: {e}"
+  plan = next((l for l in lines if "memory plan" in l), "")
+  return {"fit": (time.perf_counter() - t, _peak_gb()), "outcome": outcome, "plan": plan}
+
+
+def child_smooth(tags: str, fitdir: str) -> dict:
+  from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
+  t = time.perf_counter()
+  out = os.path.join(fitdir, "smoothed.tsv")
+  fitting.smooth_tag_table(fitdir, tags, out, num_samples=1, burn_in=1,
+                           factor_out=("user",), log=lambda _: None, aux_effect=False)
+  return {"smooth": (time.perf_counter() - t, _peak_gb())}
+
+
+def run_child(stage: str, tags: str, fitdir: str) -> dict:
+  cmd = [sys.executable, os.path.abspath(__file__), f"--child={stage}", f"--tags={tags}",
+         f"--fitdir={fitdir}", f"--search_seconds={FLAGS.search_seconds}",
+         f"--memory_gb={FLAGS.memory_gb}"]
+  t = time.perf_counter()
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  wall = time.perf_counter() - t
+  last = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  if proc.returncode != 0 or not last:
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return {"error": f"exit {proc.returncode}: {' | '.join(tail)}", "wall": wall}
+  result = json.loads(last[-1])
+  result["wall"] = wall
+  return result
+
+
+def slope(xs, ys) -> float:
+  xs, ys = np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float))
+  if len(xs) < 2:
+    return float("nan")
+  return float(np.polyfit(xs, ys, 1)[0])
+
+
+def main(argv):
+  del argv
+  if FLAGS.child:
+    fn = {"prep": lambda: child_prep(FLAGS.tags),
+          "fit": lambda: child_fit(FLAGS.tags, FLAGS.fitdir),
+          "smooth": lambda: child_smooth(FLAGS.tags, FLAGS.fitdir)}[FLAGS.child]
+    print(json.dumps(fn()), flush=True)
+    return
+  from crbm_jax.data.tagtable import write_tag_table  # pylint: disable=import-outside-toplevel
+  root = FLAGS.workdir or tempfile.mkdtemp(prefix="bench_scale_")
+  results = []
+  for kind in FLAGS.kinds:
+    for size in [int(s) for s in FLAGS.sizes]:
+      tags = os.path.join(root, f"{kind}_{size}.tsv")
+      t = time.perf_counter()
+      table = generate_table(size, users=(kind == "users"))
+      write_tag_table(table, tags)
+      row = {"kind": kind, "rows": table.num_rows, "generate_s": time.perf_counter() - t}
+      del table
+      fitdir = os.path.join(root, f"fit_{kind}_{size}")
+      for stage in FLAGS.stages:
+        if stage == "smooth" and (row.get("outcome") != "ok"
+                                  or row["rows"] > FLAGS.smooth_max_rows):
+          continue
+        res = run_child(stage, tags, fitdir)
+        row.update({f"{stage}_{k}" if k in ("wall", "error") else k: v
+                    for k, v in res.items()})
+        print(f"{kind} {size}: {stage} {json.dumps(res)}", flush=True)
+      results.append(row)
+  print("\nkind   rows       stage         seconds   peak GB")
+  for row in results:
+    for stage in ("load", "canonical", "observations", "split", "fit", "smooth"):
+      if stage in row:
+        s, gb = row[stage]
+        print(f"{row['kind']:6} {row['rows']:>9,}  {stage:12} {s:9.2f} {gb:9.2f}")
+    if "outcome" in row:
+      print(f"{'':17} fit: {row['outcome'][:150]}")
+      print(f"{'':17} {row['plan'][10:200]}")
+  print("\nlog-log slope against rows (time, peak memory):")
+  for kind in FLAGS.kinds:
+    rows = [r for r in results if r["kind"] == kind]
+    for stage in ("load", "canonical", "observations", "split", "fit", "smooth"):
+      have = [r for r in rows if stage in r]
+      if len(have) >= 2:
+        print(f"  {kind:6} {stage:12} time {slope([r['rows'] for r in have], [max(r[stage][0], 1e-3) for r in have]):5.2f}"
+              f"  memory {slope([r['rows'] for r in have], [r[stage][1] for r in have]):5.2f}")
+  if FLAGS.out:
+    with open(FLAGS.out, "w") as f:
+      json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)
