@@ -138,7 +138,7 @@ def test_a_spent_budget_leaves_the_remaining_chunks_untrained():
   train, val, _, num_aux = _data()
   points = [GridPoint(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in (0.03, 0.1, 0.3, 0.05)]
   config = learn.TrainConfig(num_hidden=4, batch_size=20)
-  result = plan.run_search_chunked(
+  result = search.run_search_chunked(
       jax.random.key(0), train, val, num_aux, config, stack_hparams(points),
       hidden_masks(points, 4), np.ones((4, 2), np.float32), RULE, models_per_chunk=2,
       seconds=1e-6)

@@ -230,7 +230,7 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       f"{list(groups) or 'none'} ({obs.num_aux} entities); {what} with early stopping "
       f"(patience {patience} evaluations, tol {tol:g}, at most {num_epochs} epochs)")
   memory = plan_lib.plan_search(
-      plan_lib.search_models(space, num_configs, bool(groups), seed), obs.num_observations,
+      select_lib.search_models(space, num_configs, bool(groups), seed), obs.num_observations,
       obs.num_visible, max(space.num_hidden), obs.num_aux, batch_size, budget,
       num_val_rows=len(split.val), num_train_rows=len(split.train),
       num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None)

@@ -43,12 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.learn.base import Batch, Dataset, History, HParams, Learner, TrainConfig
+from crbm_jax.learn.evaluate import AXIS, SPLIT_AXIS, make_block_evaluate, split_evaluate
 from crbm_jax.learn.learner import BLOCK_PARAM_AXES, BLOCK_STATE_AXES, cd
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.types import Array, PRNGKey
 
-AXIS = "models"
-SPLIT_AXIS = "splits"
 REASONS = ("running", "converged", "max_epochs", "diverged", "halved", "budget")
 RUNNING, CONVERGED, MAX_EPOCHS, DIVERGED, HALVED, BUDGET = range(len(REASONS))
 
@@ -441,8 +440,7 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
   """
   start = time.perf_counter()
   if make_evaluate is None:
-    from crbm_jax.learn import block  # pylint: disable=import-outside-toplevel
-    make_evaluate = block.split_evaluate if split_axis else block.make_block_evaluate
+    make_evaluate = split_evaluate if split_axis else make_block_evaluate
   init, round_fn, take = compiled_host(learner, config, num_aux, rule, make_evaluate,
                                        split_axis)
   m = hidden_mask.shape[0]

@@ -10,7 +10,7 @@ L1 catch-up for evaluation), and validates on all validation rows at once
 anything is allocated, and picks
 
 * ``models_per_chunk``: the block is trained in chunks of at most this many models, one
-  after the other (``run_search_chunked``), and only the best parameters of each chunk
+  after the other (``search.run_search_chunked``), and only the best parameters of each chunk
   (its best conditioned and best unconditional model) are kept, on the host;
 * ``eval_rows_per_chunk``: validation rows per evaluation chunk
   (``chunked_block_evaluate``, a ``make_evaluate`` factory of the S1 hook whose result
@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import time
 from typing import Callable, Dict, NamedTuple, Optional
 
 import jax
@@ -286,113 +285,3 @@ def make_evaluate_for(plan: Plan, default: Callable) -> Callable:
 
 
 # -- the search in chunks of models -----------------------------------------------------
-
-def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidden_mask,
-                       group_mask, rule, *, models_per_chunk: int,
-                       conditioned: Optional[np.ndarray] = None, halving=None,
-                       seconds: Optional[float] = None, compact=None, progress=None,
-                       make_evaluate=None, learner=None):
-  """``search.run_search`` over chunks of ``models_per_chunk`` models, one after the
-  other; the result lists every model (scores, epochs, reasons, histories), but keeps the
-  parameters of only each chunk's best conditioned and best unconditional model
-  (``SearchResult.param_index``). Each model keeps the initial key it has in the whole
-  block and every chunk sees the same minibatches and noise. ``seconds`` is shared: each
-  chunk gets an equal share of what is left, and once what is left would not pay for one
-  round (as long as the last chunk's rounds took) the chunks left are not trained (their
-  models are reported as stopped by the 'budget', never evaluated)."""
-  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
-  from crbm_jax.learn.learner import BLOCK_PARAM_AXES  # pylint: disable=import-outside-toplevel
-  start = time.perf_counter()
-  m = hidden_mask.shape[0]
-  conditioned = (np.ones(m, bool) if conditioned is None
-                 else np.asarray(conditioned, bool))
-  key_models, _ = jax.random.split(rng_key)
-  keys = jax.random.split(key_models, m)
-  chunks = np.array_split(np.arange(m), math.ceil(m / max(int(models_per_chunk), 1)))
-  hidden_mask, group_mask = np.asarray(hidden_mask), np.asarray(group_mask)
-  extra = {} if make_evaluate is None else {"make_evaluate": make_evaluate}
-  if learner is not None:
-    extra["learner"] = learner
-  parts, round_seconds = [], 0.0
-  for i, idx in enumerate(chunks):
-    remaining = None
-    if seconds is not None:
-      left = seconds - (time.perf_counter() - start)
-      if parts and left <= round_seconds:
-        # what is left would not pay for one round (the last chunk's seconds per round,
-        # compilation included): the chunks left are not trained
-        parts.append((idx, _untrained(len(idx), rule.eval_every), [], None))
-        continue
-      remaining = max(left / (len(chunks) - i), 1e-3)
-    result = search.run_search(
-        rng_key, train, val, num_aux, config,
-        jax.tree.map(lambda x, idx=idx: x[idx], hparams), hidden_mask[idx],
-        group_mask[idx], rule, halving=halving, seconds=remaining, compact=compact,
-        progress=progress, model_keys=keys[idx], **extra)
-    round_seconds = result.seconds / max(result.rounds, 1)
-    usable = np.isfinite(result.best_val_pl) & (result.best_epoch >= 0)
-    keep = []
-    for kind in (True, False):
-      sel = usable & (conditioned[idx] == kind)
-      if sel.any():
-        keep.append(int(np.flatnonzero(sel)[np.argmax(result.best_val_pl[sel])]))
-    if not parts and not keep:
-      keep = [0]  # something to stack; never selected (select_model checks the scores)
-    params = jax.device_get(search.take_models(result.params, BLOCK_PARAM_AXES,
-                                               jnp.asarray(keep, jnp.int32))) if keep else None
-    parts.append((idx, result._replace(params=None), keep, params))
-    del result
-  return _merge(parts, m, rule.eval_every, time.perf_counter() - start)
-
-
-def _untrained(m: int, eval_every: int):
-  """The SearchResult (without parameters) of models never trained ('budget')."""
-  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
-  return search.SearchResult(
-      best_val_pl=np.full(m, -np.inf), best_epoch=np.full(m, -1), epochs=np.zeros(m, int),
-      reason=["budget"] * m, params=None, val_history=np.zeros((m, 0)),
-      recon_history=np.zeros((m, 0)), eval_epochs=np.zeros(0, int), seconds=0.0, rounds=0,
-      buckets=())
-
-
-def _pad_cols(x: np.ndarray, width: int) -> np.ndarray:
-  return np.pad(np.asarray(x, np.float64), ((0, 0), (0, width - x.shape[1])),
-                constant_values=np.nan)
-
-
-def _merge(parts, m: int, eval_every: int, seconds: float):
-  from crbm_jax.learn import search  # pylint: disable=import-outside-toplevel
-  from crbm_jax.learn.learner import BLOCK_PARAM_AXES  # pylint: disable=import-outside-toplevel
-  rounds = max(r.rounds for _, r, _, _ in parts)
-  longest = max((r for _, r, _, _ in parts), key=lambda r: len(r.eval_epochs))
-  param_index = np.full(m, -1, np.int64)
-  kept = []
-  for idx, _, keep, params in parts:
-    for j in keep:
-      param_index[idx[j]] = len(kept)
-      kept.append(j)
-  trees = [p for _, _, keep, p in parts if keep]
-  params = jax.tree.map(lambda ax, *xs: np.concatenate(xs, axis=ax), BLOCK_PARAM_AXES,
-                        *trees)
-  width = max(r.val_history.shape[1] for _, r, _, _ in parts)
-  rwidth = max(r.recon_history.shape[1] for _, r, _, _ in parts)
-  cat = lambda name: np.concatenate([np.asarray(getattr(r, name)) for _, r, _, _ in parts])
-  return search.SearchResult(
-      best_val_pl=cat("best_val_pl"), best_epoch=cat("best_epoch"), epochs=cat("epochs"),
-      reason=[x for _, r, _, _ in parts for x in r.reason], params=params,
-      val_history=np.concatenate([_pad_cols(r.val_history, width) for _, r, _, _ in parts]),
-      recon_history=np.concatenate([_pad_cols(r.recon_history, rwidth)
-                                    for _, r, _, _ in parts]),
-      eval_epochs=np.asarray(longest.eval_epochs), seconds=seconds, rounds=rounds,
-      buckets=tuple(sorted({b for _, r, _, _ in parts for b in r.buckets})),
-      param_index=param_index)
-
-
-def search_models(space, num_configs: Optional[int], has_aux: bool, seed: int = 0) -> int:
-  """How many models ``select.fit_and_compare`` trains (conditioned + unconditional)."""
-  from crbm_jax.learn import search, select  # pylint: disable=import-outside-toplevel
-  n = len(search.sample_configs(space._replace(conditioned=(True,)), num_configs, seed))
-  if has_aux:
-    k = None if num_configs is None else max(num_configs // 3, 1)
-    n += len(search.sample_configs(select._unconditional_space(space), k, seed + 1))  # pylint: disable=protected-access
-  return n

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import math
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
 
@@ -217,8 +218,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
           f"batch {batch}: epoch {e}, {a}/{n} models training, best val PL {b:.4f}")
     run = run_search
     if models_per_chunk is not None and models_per_chunk < len(cs):
-      from crbm_jax.learn import plan  # pylint: disable=import-outside-toplevel
-      run = functools.partial(plan.run_search_chunked, models_per_chunk=models_per_chunk,
+      run = functools.partial(run_search_chunked, models_per_chunk=models_per_chunk,
                               conditioned=np.array([bool(c["conditioned"]) for c in cs]))
     result = run(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
                  stack_hparams(points), hidden_masks(points, num_hidden), groups,
@@ -260,3 +260,108 @@ def row_params(results: Dict[int, tuple], row: dict) -> CRBMParams:
   params = jax.device_get(model_params(result.params, j))
   h = int(row["num_hidden"])
   return params._replace(W=params.W[:, :h], c=params.c[:h])
+
+
+def unconditional_space(space: SearchSpace) -> SearchSpace:
+  """The same search without the auxiliary terms: L1 and the W_aux step do not apply."""
+  return space._replace(l1_aux=(0.0,), aux_lr_scale=(1.0,), conditioned=(False,))
+
+
+# ------------------------------------------------------------------ chunks of models
+# (the memory plan, learn/plan.py, says how many models a chunk holds)
+
+
+def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidden_mask,
+                       group_mask, rule, *, models_per_chunk: int,
+                       conditioned: Optional[np.ndarray] = None, halving=None,
+                       seconds: Optional[float] = None, compact=None, progress=None,
+                       make_evaluate=None, learner=None):
+  """``run_search`` over chunks of ``models_per_chunk`` models, one after the
+  other; the result lists every model (scores, epochs, reasons, histories), but keeps the
+  parameters of only each chunk's best conditioned and best unconditional model
+  (``SearchResult.param_index``). Each model keeps the initial key it has in the whole
+  block and every chunk sees the same minibatches and noise. ``seconds`` is shared: each
+  chunk gets an equal share of what is left, and once what is left would not pay for one
+  round (as long as the last chunk's rounds took) the chunks left are not trained (their
+  models are reported as stopped by the 'budget', never evaluated)."""
+  start = time.perf_counter()
+  m = hidden_mask.shape[0]
+  conditioned = (np.ones(m, bool) if conditioned is None
+                 else np.asarray(conditioned, bool))
+  key_models, _ = jax.random.split(rng_key)
+  keys = jax.random.split(key_models, m)
+  chunks = np.array_split(np.arange(m), math.ceil(m / max(int(models_per_chunk), 1)))
+  hidden_mask, group_mask = np.asarray(hidden_mask), np.asarray(group_mask)
+  extra = {} if make_evaluate is None else {"make_evaluate": make_evaluate}
+  if learner is not None:
+    extra["learner"] = learner
+  parts, round_seconds = [], 0.0
+  for i, idx in enumerate(chunks):
+    remaining = None
+    if seconds is not None:
+      left = seconds - (time.perf_counter() - start)
+      if parts and left <= round_seconds:
+        # what is left would not pay for one round (the last chunk's seconds per round,
+        # compilation included): the chunks left are not trained
+        parts.append((idx, _untrained(len(idx), rule.eval_every), [], None))
+        continue
+      remaining = max(left / (len(chunks) - i), 1e-3)
+    result = run_search(
+        rng_key, train, val, num_aux, config,
+        jax.tree.map(lambda x, idx=idx: x[idx], hparams), hidden_mask[idx],
+        group_mask[idx], rule, halving=halving, seconds=remaining, compact=compact,
+        progress=progress, model_keys=keys[idx], **extra)
+    round_seconds = result.seconds / max(result.rounds, 1)
+    usable = np.isfinite(result.best_val_pl) & (result.best_epoch >= 0)
+    keep = []
+    for kind in (True, False):
+      sel = usable & (conditioned[idx] == kind)
+      if sel.any():
+        keep.append(int(np.flatnonzero(sel)[np.argmax(result.best_val_pl[sel])]))
+    if not parts and not keep:
+      keep = [0]  # something to stack; never selected (select_model checks the scores)
+    params = jax.device_get(take_models(result.params, BLOCK_PARAM_AXES,
+                                               jnp.asarray(keep, jnp.int32))) if keep else None
+    parts.append((idx, result._replace(params=None), keep, params))
+    del result
+  return _merge(parts, m, rule.eval_every, time.perf_counter() - start)
+
+
+def _untrained(m: int, eval_every: int):
+  """The SearchResult (without parameters) of models never trained ('budget')."""
+  return SearchResult(
+      best_val_pl=np.full(m, -np.inf), best_epoch=np.full(m, -1), epochs=np.zeros(m, int),
+      reason=["budget"] * m, params=None, val_history=np.zeros((m, 0)),
+      recon_history=np.zeros((m, 0)), eval_epochs=np.zeros(0, int), seconds=0.0, rounds=0,
+      buckets=())
+
+
+def _pad_cols(x: np.ndarray, width: int) -> np.ndarray:
+  return np.pad(np.asarray(x, np.float64), ((0, 0), (0, width - x.shape[1])),
+                constant_values=np.nan)
+
+
+def _merge(parts, m: int, eval_every: int, seconds: float):
+  rounds = max(r.rounds for _, r, _, _ in parts)
+  longest = max((r for _, r, _, _ in parts), key=lambda r: len(r.eval_epochs))
+  param_index = np.full(m, -1, np.int64)
+  kept = []
+  for idx, _, keep, params in parts:
+    for j in keep:
+      param_index[idx[j]] = len(kept)
+      kept.append(j)
+  trees = [p for _, _, keep, p in parts if keep]
+  params = jax.tree.map(lambda ax, *xs: np.concatenate(xs, axis=ax), BLOCK_PARAM_AXES,
+                        *trees)
+  width = max(r.val_history.shape[1] for _, r, _, _ in parts)
+  rwidth = max(r.recon_history.shape[1] for _, r, _, _ in parts)
+  cat = lambda name: np.concatenate([np.asarray(getattr(r, name)) for _, r, _, _ in parts])
+  return SearchResult(
+      best_val_pl=cat("best_val_pl"), best_epoch=cat("best_epoch"), epochs=cat("epochs"),
+      reason=[x for _, r, _, _ in parts for x in r.reason], params=params,
+      val_history=np.concatenate([_pad_cols(r.val_history, width) for _, r, _, _ in parts]),
+      recon_history=np.concatenate([_pad_cols(r.recon_history, rwidth)
+                                    for _, r, _, _ in parts]),
+      eval_epochs=np.asarray(longest.eval_epochs), seconds=seconds, rounds=rounds,
+      buckets=tuple(sorted({b for _, r, _, _ in parts for b in r.buckets})),
+      param_index=param_index)

@@ -63,11 +63,6 @@ class Comparison(NamedTuple):
   curve: dict                               # the selected model's learning curve
 
 
-def _unconditional_space(space: search.SearchSpace) -> search.SearchSpace:
-  """The same search without the auxiliary terms: L1 and the W_aux step do not apply."""
-  return space._replace(l1_aux=(0.0,), aux_lr_scale=(1.0,), conditioned=(False,))
-
-
 def learning_curve(selection: search.Selection, row: dict) -> dict:
   """Epoch-wise reconstruction error and evaluation-wise validation PL of one row."""
   result, j = search.row_index(selection.results, row)
@@ -97,7 +92,7 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
   """Search, select on validation, then evaluate once on test (module docstring).
 
   With ``compare_unconditional`` and auxiliary groups present, unconditional models
-  (``_unconditional_space``; a third as many configurations) join the same search.
+  (``search.unconditional_space``; a third as many configurations) join the same search.
   ``make_evaluate``: the validation criterion (``search.compiled_search``); the test
   comparison stays pseudo-likelihood. ``learner``: the learner factory of every model.
   """
@@ -105,7 +100,7 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
   spaces = [space._replace(conditioned=(True,))]
   counts = [num_configs]
   if has_aux and compare_unconditional:
-    spaces.append(_unconditional_space(space))
+    spaces.append(search.unconditional_space(space))
     counts.append(None if num_configs is None else max(num_configs // 3, 1))
   configs: list = []
   for i, (sp, k) in enumerate(zip(spaces, counts)):
@@ -142,3 +137,12 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
   row = dict(selection.config, best_val_pl=selection.val_pl)
   return Comparison(selection, best_uncond, uparams, test_pl, val_pl, diffs, table,
                     learning_curve(selection, row))
+
+
+def search_models(space, num_configs: Optional[int], has_aux: bool, seed: int = 0) -> int:
+  """How many models ``select.fit_and_compare`` trains (conditioned + unconditional)."""
+  n = len(search.sample_configs(space._replace(conditioned=(True,)), num_configs, seed))
+  if has_aux:
+    k = None if num_configs is None else max(num_configs // 3, 1)
+    n += len(search.sample_configs(search.unconditional_space(space), k, seed + 1))
+  return n

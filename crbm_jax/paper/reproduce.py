@@ -168,7 +168,7 @@ def _compile_line(compile_split: Dict[str, dict]) -> str:
   folder = compile_cache.active_dir()
   where = (f"JAX's persistent compilation cache in `{folder}`" if folder else
            "no persistent compilation cache (disabled)")
-  return (f"- Compile vs compute: " + "; ".join(parts) + f". In all {compile_s:.0f} s of "
+  return ("- Compile vs compute: " + "; ".join(parts) + f". In all {compile_s:.0f} s of "
           f"compilation; {hits} of {programs} programs were loaded from {where}. A second "
           "run with a warm cache skips the compiling that the cache holds "
           "(docs/benchmarks.md gives cold and warm runs measured side by side).")
