@@ -321,15 +321,7 @@ def publish_run(workdir: str, params, *, vocab: Sequence[str],
         f.write(data)
     os.chmod(tmp, 0o755)
     os.chmod(model_dir, 0o755)
-    while True:  # the next free number; a concurrent publisher makes us take the next
-      numbers = _run_numbers(runs)
-      final = os.path.join(runs, f"{(numbers[-1] if numbers else 0) + 1:04d}")
-      try:
-        os.rename(tmp, final)
-        break
-      except OSError:
-        if not os.path.lexists(final):
-          raise
+    final = _rename_to_next_number(tmp, runs)
     tmp = None
   finally:
     if tmp is not None:
@@ -339,6 +331,20 @@ def publish_run(workdir: str, params, *, vocab: Sequence[str],
   _adopt_legacy(workdir)
   _prune(runs, max(1, keep), final)
   return final
+
+
+def _rename_to_next_number(tmp: str, runs: str) -> str:
+  """Renames the finished folder ``tmp`` to runs/<next free number> and returns that path;
+  a concurrent publisher that takes the number first makes us take the next."""
+  while True:
+    numbers = _run_numbers(runs)
+    final = os.path.join(runs, f"{(numbers[-1] if numbers else 0) + 1:04d}")
+    try:
+      os.rename(tmp, final)
+      return final
+    except OSError:
+      if not os.path.lexists(final):
+        raise
 
 
 def publish_outputs(workdir: str, write, names: Sequence[str],
@@ -363,15 +369,7 @@ def publish_outputs(workdir: str, write, names: Sequence[str],
   try:
     write(tmp)
     os.chmod(tmp, 0o755)
-    while True:
-      numbers = _run_numbers(runs)
-      final = os.path.join(runs, f"{(numbers[-1] if numbers else 0) + 1:04d}")
-      try:
-        os.rename(tmp, final)
-        break
-      except OSError:
-        if not os.path.lexists(final):
-          raise
+    final = _rename_to_next_number(tmp, runs)
     tmp = None
   finally:
     if tmp is not None:
