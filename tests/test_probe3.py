@@ -867,3 +867,30 @@ def test_f1_predict_jams_into_a_folder_holding_files_is_refused_without_force_ad
   with pytest.raises(DataError) as e:
     jams_io.write_jams(table, jams, force_hint=None)
   assert "already holds 1 entry" in str(e.value) and "force" not in str(e.value)
+
+
+def test_weak_fit_says_why_the_search_ran_past_its_budget():
+  from crbm_jax.fitting import fit  # pylint: disable=import-outside-toplevel
+  log = []
+  assert fit.over_budget_note(5.0, 11.4, 9.8, log.append)
+  assert len(log) == 1
+  assert "took 11.4 s of a --search_seconds 5 budget" in log[0]
+  assert "the first round alone ended after 9.8 s" in log[0]
+  assert not fit.over_budget_note(5.0, 5.2, 3.0, log.append)    # within 5% + 1 s
+  assert not fit.over_budget_note(None, 100.0, 3.0, log.append)  # no budget
+  assert not fit.over_budget_note(0.0, 100.0, 3.0, log.append)   # 0: no limit
+  assert len(log) == 1
+
+
+@pytest.mark.slow  # a real search (compiling): ~10 s idle
+def test_weak_fit_logs_the_overrun_of_a_tiny_search_budget(tmp_path):
+  rng = np.random.default_rng(0)
+  rows = ["clip\ttag\tuser\ttrack"] + [
+      f"c{c}\ttag{t}\tu{u}\tt{c % 6}" for c in range(40) for u in range(3)
+      for t in range(5) if rng.random() < 0.4]
+  tags = tmp_path / "t.tsv"
+  tags.write_text("\n".join(rows) + "\n")
+  res = _run_tool("fit", f"--tags={tags}", f"--workdir={tmp_path / 'w'}",
+                  "--search_seconds=0.01", "--search_configs=2", "--epochs=4")
+  assert res.returncode == 0, res.stderr
+  assert "of a --search_seconds 0.01 budget" in res.stdout, res.stdout

@@ -139,6 +139,22 @@ def _train_statistics(params, train, obs, split) -> tuple:
   return train_pl, zero_fraction
 
 
+def over_budget_note(budget_seconds: Optional[float], seconds: float,
+                     first_round_seconds: Optional[float], log: Log) -> bool:
+  """Says in the log why a search ran past ``--search_seconds`` (True when it did, by more
+  than 5% + 1 s): the budget is checked between rounds, and the first round (compiling
+  included) runs whole once started."""
+  if not budget_seconds or seconds <= budget_seconds * 1.05 + 1.0:
+    return False
+  first = ("" if first_round_seconds is None else
+           f"; the first round alone ended after {first_round_seconds:.1f} s")
+  log(f"crbm-fit: the search took {seconds:.1f} s of a --search_seconds "
+      f"{budget_seconds:g} budget: the budget is checked between rounds and a round runs "
+      f"whole once started{first}. Fewer --search_configs, --eval_every or a warm "
+      "compilation cache shorten a round")
+  return True
+
+
 def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int = 64,
                   num_epochs: int = 300, learning_rate: float = 0.05, momentum: float = 0.5,
                   weight_decay: float = 1e-4, l1_aux: float = 0.0,
@@ -238,6 +254,7 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
     raise InputError(f"{memory.message}; nothing was trained")
   log(f"crbm-fit: {memory.describe()}")
   train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
+  budget_seconds = search_seconds
   if search_seconds:  # the budget covers the data preparation too
     search_seconds = max(search_seconds - (time.time() - start_time), 1e-3)
   throttled = report.throttled("crbm-fit") if show_progress else None
@@ -262,6 +279,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   except DivergenceError:
     raise _divergence("in the first epoch", max(space.learning_rate),
                       max(space.aux_lr_scale), search, bool(groups)) from None
+  over_budget_note(budget_seconds, time.time() - start_time,
+                   first_round[0] if first_round else None, log)
   chosen, curve = comparison.selected.config, comparison.curve
   if curve["stopped"] == "diverged" and not allow_divergence:
     raise _divergence(f"at epoch {curve['epochs']}", chosen["learning_rate"],
