@@ -1,9 +1,7 @@
 """JAX's persistent compilation cache as the tools and the test session use it."""
 import os
-
-import jax
-import jax.numpy as jnp
-import numpy as np
+import subprocess
+import sys
 
 from crbm_jax.util import compile_cache
 
@@ -19,31 +17,40 @@ def test_cache_dir_follows_argument_environment_and_default(monkeypatch, tmp_pat
   assert compile_cache.cache_dir() == str(tmp_path / "xdg" / "crbm_jax" / "jax")
 
 
-def test_a_program_compiled_again_is_loaded_from_the_session_cache():
-  folder = compile_cache.active_dir()
-  assert folder and os.path.isdir(folder)  # tests/conftest.py enabled it
-  # A constant no other test uses, so the first compile cannot be a hit.
-  salt = np.float32(np.random.default_rng().random())
+_PROGRAM = r"""
+import sys
+from crbm_jax.util import compile_cache
+folder = compile_cache.enable(sys.argv[1])
+import jax, jax.numpy as jnp
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # any machine's speed
 
-  def program(x):
-    for _ in range(3):
-      x = jnp.tanh(x @ x.T * salt + x)
-    return x.sum()
+def program(x):
+  for _ in range(3):
+    x = jnp.tanh(x @ x.T * 0.37 + x)
+  return x.sum()
 
-  x = jnp.ones((32, 32))
-  # However fast this machine compiles, the program is worth a cache entry.
-  previous = jax.config.jax_persistent_cache_min_compile_time_secs
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  try:
-    first = compile_cache.CompileClock()
-    a = jax.jit(program)(x)
-    cold = first.split()
-    jax.clear_caches()  # forget the in-memory executables; the disk cache stays
-    second = compile_cache.CompileClock()
-    b = jax.jit(program)(x)
-    warm = second.split()
-  finally:
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", previous)
-  assert cold["compiles"] >= 1 and cold["cache_hits"] == 0
-  assert warm["cache_hits"] >= 1
-  assert float(a) == float(b)  # the same executable
+x = jnp.ones((32, 32))
+first = compile_cache.CompileClock()
+a = jax.jit(program)(x)
+cold = first.split()
+jax.clear_caches()  # forget the in-memory executables; the disk cache stays
+second = compile_cache.CompileClock()
+b = jax.jit(program)(x)
+warm = second.split()
+print(folder == compile_cache.active_dir(), cold["compiles"], cold["cache_hits"],
+      warm["cache_hits"], float(a) == float(b))
+"""
+
+
+def test_a_program_compiled_again_is_loaded_from_the_cache(tmp_path):
+  # Its own process: JAX sets its persistent cache up once per process, so the session's
+  # (tests/conftest.py) cannot be swapped for an empty one here.
+  env = {k: v for k, v in os.environ.items() if k != compile_cache.ENV}
+  out = subprocess.run([sys.executable, "-c", _PROGRAM, str(tmp_path / "cache")], env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  same_dir, compiles, cold_hits, warm_hits, same = out.stdout.split()
+  assert same_dir == "True" and same == "True"
+  assert int(compiles) >= 1 and int(cold_hits) == 0  # an empty cache: compiled
+  assert int(warm_hits) >= 1                         # compiled again: loaded instead
+  assert os.listdir(tmp_path / "cache")
