@@ -42,7 +42,8 @@ def test_readme_main_command_in_a_fresh_virtualenv(tmp_path):
                        text=True, timeout=900)
   assert run.returncode == 0, run.stderr[-5000:]
   report = (workdir / "REPORT.md").read_text(encoding="utf-8")
-  for heading in ("Table 1", "Figure 1", "Table 2", "Table 3", "Figure 2"):
+  for heading in ("Table 1", "Figure 1", "Table 2", "Table 3", "Figure 2", "Smoothers compared",
+                  "Compile vs compute"):
     assert heading in report, heading
   pngs = [workdir / m for m in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report)]
   assert len(pngs) >= 2

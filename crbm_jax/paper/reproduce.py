@@ -101,6 +101,8 @@ def stage_table3(config, workdir: str) -> Dict:
     parts.append(f"![Figure 2 ({name}): per-tag accuracy on raw test tags]({fig})\n")
     if "recovery_markdown" in paths:
       parts.append(_include(paths["recovery_markdown"], workdir, levels=2))
+    if "smoothers_md" in paths:  # the baseline smoothers beside the CRBM (issue 23)
+      parts.append(_include(paths["smoothers_md"], workdir, levels=2))
   sp = result.get("sparsity")
   if sp:
     parts.append(_include(sp["paths"]["markdown"], workdir, levels=2))
