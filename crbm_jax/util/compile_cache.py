@@ -56,9 +56,13 @@ def enable(path: Optional[str] = None) -> Optional[str]:
   except OSError:
     return None
   settings = {"jax_compilation_cache_dir": folder,
-              "jax_compilation_cache_max_size": MAX_BYTES,
               "jax_persistent_cache_min_compile_time_secs": MIN_COMPILE_SECONDS,
               "jax_persistent_cache_min_entry_size_bytes": 0}
+  try:  # JAX bounds the cache (LRU) only with filelock, a dependency; without it: unbounded
+    import filelock  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    settings["jax_compilation_cache_max_size"] = MAX_BYTES
+  except ImportError:
+    pass
   if "jax" in sys.modules:
     import jax  # pylint: disable=import-outside-toplevel
     for name, value in settings.items():
