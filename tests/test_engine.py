@@ -16,6 +16,7 @@ from crbm_jax.learn import block as block_lib
 from crbm_jax.learn import engine, halving as halving_lib, search
 from crbm_jax.learn.base import Dataset, TrainConfig
 from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from datagen import topic_track_data
 
 V, A, S = 12, 10, 3
 
@@ -122,15 +123,9 @@ def test_successive_halving_over_splits_follows_the_exhaustive_trajectories():
   assert res.reason.count("halved") == 3
 
 
-def _search_data(n=160, v=12, seed=0):
-  """Tags driven by a per-track topic, so the track rows help; disjoint W_aux blocks."""
-  rng = np.random.default_rng(seed)
-  tracks = rng.integers(0, 8, n)
-  topic = rng.random((8, v)) < 0.3
-  x = ((rng.random((n, v)) < 0.1) | (topic[tracks] & (rng.random((n, v)) < 0.7)))
-  aux = np.stack([tracks, 8 + rng.integers(0, 6, n)], 1).astype(np.int32)
-  ds = lambda idx: learn.make_dataset(x[idx].astype(np.float32), aux[idx])
-  return ds(np.arange(0, 100)), ds(np.arange(100, 130)), 14
+def _search_data():
+  train, val, _, num_aux = topic_track_data()
+  return train, val, num_aux
 
 
 def _run_search(points, rule, **kw):

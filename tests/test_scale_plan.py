@@ -9,19 +9,13 @@ import pytest
 from crbm_jax import learn
 from crbm_jax.learn import block, plan, search, select
 from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from datagen import topic_track_data
 
 RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=6)
 
 
-def _data(n=200, v=12, seed=0):
-  """Tags driven by a per-track topic; disjoint W_aux blocks (tracks 0-7, users 8-13)."""
-  rng = np.random.default_rng(seed)
-  tracks = rng.integers(0, 8, n)
-  topic = rng.random((8, v)) < 0.3
-  x = ((rng.random((n, v)) < 0.1) | (topic[tracks] & (rng.random((n, v)) < 0.7)))
-  aux = np.stack([tracks, 8 + rng.integers(0, 6, n)], 1).astype(np.int32)
-  ds = lambda idx: learn.make_dataset(x[idx].astype(np.float32), aux[idx])
-  return ds(np.arange(0, 120)), ds(np.arange(120, 157)), ds(np.arange(157, n)), 14
+def _data():
+  return topic_track_data(200, cuts=(120, 157))
 
 
 def test_row_chunked_evaluation_equals_the_one_pass_figure():

@@ -8,19 +8,13 @@ from crbm_jax import learn
 from crbm_jax.learn import search, select
 from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
 from crbm_jax.model.pseudolikelihood import balanced_log_pl
+from datagen import topic_track_data
 
 RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=8)
 
 
-def _data(n=160, v=12, seed=0):
-  """Tags driven by a per-track topic, so the track rows help; disjoint W_aux blocks."""
-  rng = np.random.default_rng(seed)
-  tracks = rng.integers(0, 8, n)
-  topic = rng.random((8, v)) < 0.3
-  x = ((rng.random((n, v)) < 0.1) | (topic[tracks] & (rng.random((n, v)) < 0.7)))
-  aux = np.stack([tracks, 8 + rng.integers(0, 6, n)], 1).astype(np.int32)
-  ds = lambda idx: learn.make_dataset(x[idx].astype(np.float32), aux[idx])
-  return ds(np.arange(0, 100)), ds(np.arange(100, 130)), ds(np.arange(130, n)), 14
+def _data():
+  return topic_track_data()
 
 
 def _run(points, groups=None, **kw):
