@@ -41,11 +41,44 @@ class _CompileLog(logging.Handler):
       self.events.append((m.group(1), float(m.group(2)), time.perf_counter()))
 
 
+def _draws(config, keeps, num_draws) -> list:
+  """``sparsity.smoothed_labels`` of draws 0..num_draws-1 at each p, with the keys, seeds
+  and settings reuse of ``run_sparsity``: seconds, the chosen model and a digest of the
+  affinities (equal digests: the same numbers)."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import sparsity  # pylint: disable=import-outside-toplevel
+  inputs = sparsity.load_inputs(config)
+  root = jax.random.fold_in(jax.random.key(int(config.seed)), 1000)
+  all_keep = [float(p) for p in config.sparsity.keep]
+  out = []
+  for p in keeps:
+    i = all_keep.index(p)
+    selected = None
+    for d in range(num_draws):
+      start = time.perf_counter()
+      rng = np.random.default_rng([int(config.seed), d, int(round(p * 1000))])
+      thinned = sparsity.thin_table(inputs.table, p, rng)
+      key = jax.random.fold_in(jax.random.fold_in(root, i), d)
+      aff, info = sparsity.smoothed_labels(key, inputs, thinned, config, f"p={p:g} d{d}",
+                                           None if d == 0 else selected, progress=False)
+      if d == 0:
+        selected = dict(info["selected"], best_epoch=info.get("best_epoch", 0))
+      out.append(dict(p=p, draw=d, seconds=round(time.perf_counter() - start, 1),
+                      selected=info["selected"], mean=float(np.mean(aff)),
+                      digest=hashlib.sha256(np.ascontiguousarray(aff).tobytes()).hexdigest()[:16]))
+      print(json.dumps(out[-1]), flush=True)
+  return out
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--workdir", required=True)
   ap.add_argument("--cache", default=None, help="compile cache folder (default: fresh)")
-  ap.add_argument("--part", default="all", choices=("all", "datasets", "sparsity"))
+  ap.add_argument("--part", default="all", choices=("all", "datasets", "sparsity", "draws"))
+  ap.add_argument("--keep", default="0.5,0.75", help="--part draws: the keep probabilities")
+  ap.add_argument("--draws", type=int, default=2, help="--part draws: draws per p")
   ap.add_argument("--json", default=None)
   args = ap.parse_args(argv)
   cache = args.cache or tempfile.mkdtemp(prefix="crbm_cc_")
@@ -64,7 +97,9 @@ def main(argv=None) -> int:
   config = reproduce_config.get_config("default").table3
   clock = compile_cache.CompileClock()
   start = time.perf_counter()
-  if args.part == "sparsity":
+  if args.part == "draws":  # the sparsity experiment's model + smoothing of a few draws
+    extra = {"draws": _draws(config, [float(p) for p in args.keep.split(",")], args.draws)}
+  elif args.part == "sparsity":
     res = sparsity.run_sparsity(config, os.path.join(args.workdir, "sparsity"),
                                 jax.random.fold_in(jax.random.key(int(config.seed)), 1000))
     extra = {"sparsity_seconds": res["seconds"]}
