@@ -186,3 +186,32 @@ def test_tag_kinds_cover_majorminer():
   kinds = {sparsity.tag_kind(t) for t in inputs.vocab.tolist()}
   assert "other" not in kinds
   assert kinds == {"instrument", "vocals", "genre", "mood", "tempo"}
+
+
+def test_summarize_baselines_pairs_with_raw_and_the_crbm():
+  nan = np.nan
+  # One p, one draw, two tags, two folds; [D, T, F, train (raw, smoothed), test].
+  pf = np.full((1, 2, 2, 2, 2), nan)
+  pf[0, :, :, 0, :], pf[0, :, :, 1, :] = 60.0, 64.0
+  base = np.full((1, 2, 2, 1, 2), nan)
+  base[0, 0, :, 0, :] = 70.0           # tag 0: 70 in both folds
+  base[0, 1, 0, 0, :] = 50.0           # tag 1: fold 0 only
+  out = sparsity.summarize_baselines([0.5], [pf], [base], ["track_pool"])
+  for test in sparsity.TESTS:
+    e = out["tests"][test]["track_pool"]
+    assert e["acc"][0][0] == pytest.approx(60.0) and e["acc"][0][2] == 2
+    crbm = np.array([70.0 - 64.0, 50.0 - 64.0])
+    assert e["vs_crbm"][0]["mean"] == pytest.approx(crbm.mean())
+    assert e["vs_crbm"][0]["se"] == pytest.approx(crbm.std(ddof=1) / np.sqrt(2))
+    assert (e["vs_crbm"][0]["wins"], e["vs_crbm"][0]["losses"]) == (1, 1)
+    assert e["vs_raw"][0]["mean"] == pytest.approx(np.mean([10.0, -10.0]))
+
+
+def test_smoke_run_has_the_baseline_smoothers_at_every_p(smoke):
+  _, res = smoke
+  base = res["summary"]["baselines"]
+  assert "track_pool" in base["names"] or "track_pool" in base["not_applicable"]
+  for name in base["names"]:
+    for test in sparsity.TESTS:
+      assert len(base["tests"][test][name]["vs_crbm"]) == len(res["summary"]["keep"])
+  assert "Baseline smoothers at every p" in open(res["paths"]["markdown"]).read()

@@ -298,3 +298,30 @@ def test_baseline_smoothers_are_compared_beside_the_crbm(smoke):
   assert set(sm["recovery"]) <= {"all", "track", "clip"}
   with open(summary["paths"]["smoothers_md"]) as fh:
     assert "Strongest baseline" in fh.read()
+
+
+def test_baseline_autotagger_table_exact_small_case():
+  nan = np.nan
+  per_fold = np.full((2, 2, 2, 2), nan)          # [T, F, train (raw, smoothed), test]
+  per_fold[:, :, 0, 0], per_fold[:, :, 1, 0] = 60.0, 64.0
+  base = np.full((2, 2, 1), nan)
+  base[0, :, 0], base[1, 0, 0] = 70.0, 50.0
+  table = ae.baseline_table(per_fold, base, ["track_pool"])
+  row = table["rows"]["track_pool"]
+  assert row["mean"] == pytest.approx(60.0) and row["num_tags"] == 2
+  d = np.array([6.0, -14.0])
+  assert row["vs_crbm"]["mean"] == pytest.approx(d.mean())
+  assert row["vs_crbm"]["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(2))
+  assert row["vs_raw"]["mean"] == pytest.approx(0.0)
+  assert "vs_crbm" not in table["rows"]["crbm_sampled"]
+  assert "| track_pool |" in ae.baseline_markdown(table)
+
+
+def test_table3_trains_autotaggers_on_the_baseline_smoothers(smoke):
+  _, out, _ = smoke
+  table = out["datasets"]["simulated"]["smoothers"]["table3"]
+  assert {"raw", "crbm_sampled", "track_pool"} <= set(table["rows"])
+  assert "base_rate" in table["not_applicable"]       # the same affinity for every clip
+  assert "dawid_skene" in table["not_applicable"]     # crowd off in the smoke config
+  with open(out["datasets"]["simulated"]["paths"]["smoothers_md"]) as fh:
+    assert "Autotaggers trained on each smoother's labels" in fh.read()

@@ -69,7 +69,12 @@ def get_config(arg=None):
   # Baseline smoothers beside the CRBM (crbm_jax/smoothers/baselines.py; issue 23):
   # held-out criterion scores and, on the simulated study, recovery of the true tags.
   # crowd: also crowd-kit's aggregators (optional extra [crowd]; minutes per data set).
-  config.smoothers = ml_collections.ConfigDict(dict(enabled=True, crowd=False))
+  # table3: the smoothers whose labels also train Table 3's autotaggers (same folds; SVMs
+  # only, no CRBM fit); one that cannot (no users, same affinity for every clip) is
+  # reported not applicable with its reason.
+  config.smoothers = ml_collections.ConfigDict(dict(
+      enabled=True, crowd=False,
+      table3=("track_pool", "low_rank", "base_rate", "mv", "dawid_skene", "glad", "mace")))
 
   config.table3 = ml_collections.ConfigDict(dict(
       num_tags=95, num_folds=5, max_per_class=100, min_verified=2, nu=0.5,
@@ -87,7 +92,9 @@ def get_config(arg=None):
       num_draws=2,               # seeded thinning draws per p < 1
       search_every_draw=False,   # False: search on draw 0 of each p, reuse its settings
       num_tags=95,               # the most used tags (MajorMiner has 40)
-      processes=1))              # SVM scoring in a spawned worker (0: in this process)
+      processes=1,               # SVM scoring in a spawned worker (0: in this process)
+      # baseline smoothers also trained on at every p (numpy, no CRBM fit; issue 23)
+      baselines=("track_pool", "low_rank")))
   config.demo_audio = True
   config.demo_audio_workers = 1  # the Table 3 workers already use the cores
 

@@ -260,7 +260,10 @@ def init_carry(learner: Learner, evaluate_fn: Optional[Callable], model_keys,
   state = learner.init(model_keys, train, hparams, hidden_mask, group_mask)
   initial = learner.model(state, hparams)
   shape = initial.b.shape[:-1]                                             # () or (M,)
-  best = BestEpoch(initial, jnp.full(shape, -jnp.inf), jnp.full(shape, -1, jnp.int32))
+  # float32, not weakly typed: the round returns a strong float32 score, and a weak one
+  # here made the host driver compile its round twice (once for the initial carry).
+  best = BestEpoch(initial, jnp.full(shape, -jnp.inf, jnp.float32),
+                  jnp.full(shape, -1, jnp.int32))
   start = evaluate_fn(initial, val) if reference and evaluate_fn is not None else None
   return Carry(state, best, init_tracker(shape, start), jnp.asarray(0, jnp.int32))
 

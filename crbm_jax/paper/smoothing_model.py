@@ -322,10 +322,20 @@ def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
   return params, used, info
 
 
+VAL_ROW_BUCKET = 256
+_affinities = jax.jit(smoothing_criterion.model_affinities)  # one jit: compiled per shape
+
+
 def _held_out_auc(params, held) -> dict:
   """ROC-AUC (and the criterion) of the chosen search model's affinities on the held-out
   observations, one row per observation (reported beside the criterion)."""
-  p = np.asarray(jax.jit(smoothing_criterion.model_affinities)(params, held.aux_val))
+  aux = np.asarray(held.aux_val, np.int32)
+  n = len(aux)
+  if int(params.W.shape[1]) <= smoothing_criterion.EXACT_MAX_HIDDEN:
+    # exact affinities are per row: -1 rows padded to a bucket change none of them
+    aux = np.concatenate([aux, np.full(((-n) % VAL_ROW_BUCKET, aux.shape[1]), -1,
+                                       np.int32)])
+  p = np.asarray(_affinities(pad_num_aux(params), aux))[:n]
   sc = smoothing_criterion.score_affinities(p, held.X_val)
   return dict(balanced_log_lik=sc.balanced_log_lik, auc=sc.auc, mean_tag_auc=sc.mean_tag_auc)
 
@@ -351,12 +361,33 @@ def fit_selected(rng_key, obs: Observations, config, selected: dict):
                                    refit_train_pl=float(result.best_val_pl))
 
 
+# W_aux rows are padded (with zero rows no aux row points to) to a multiple of this before
+# sampling, so that the thinned draws of the sparsity experiment, whose entity counts
+# differ, share one compiled sampler per hidden size (``pad_num_aux``).
+AUX_ROW_BUCKET = 512
+
+
+def pad_num_aux(params, multiple: int = AUX_ROW_BUCKET):
+  """``params`` with W_aux [A, V] padded by zero rows to a multiple of ``multiple``.
+
+  Exact: p(v | a) gathers the rows the aux indices name (all < A), and nothing draws
+  random numbers over the W_aux rows, so every affinity, sampled or exact, is unchanged;
+  only the compiled shapes are shared between models whose A differ."""
+  num_aux = int(params.W_aux.shape[0])
+  pad = (-num_aux) % int(multiple)
+  if pad == 0:
+    return params
+  W_aux = np.asarray(params.W_aux)
+  return params._replace(W_aux=np.concatenate(
+      [W_aux, np.zeros((pad,) + W_aux.shape[1:], W_aux.dtype)], 0))
+
+
 def aux_dependence(params, aux_rows: np.ndarray, groups: Sequence[str],
                    skip: Sequence[str] = ("user",)) -> dict:
   """How much the smoothed affinities depend on each auxiliary term:
   ``marginals.aux_effect`` (exact for H <= 12, else sampled with common random numbers
-  and a noise floor)."""
-  return marginals.aux_effect(params, aux_rows, groups, skip=skip)
+  and a noise floor; W_aux padded by ``pad_num_aux``, which changes no value)."""
+  return marginals.aux_effect(pad_num_aux(params), aux_rows, groups, skip=skip)
 
 
 def clip_column(table, clips: np.ndarray, column: str) -> np.ndarray:

@@ -186,7 +186,8 @@ def smoothed_labels(rng_key, inputs: SparsityInputs, thinned: TagTable, config, 
   aux_rows, unknown = aux_rows_from_names(used.groups, used.entity_names, used.offsets,
                                           values, len(inputs.clips), factor_out)
   s = config.smoothing
-  affinity = marginals.smooth_affinities(key_smooth, params, aux_rows,
+  affinity = marginals.smooth_affinities(key_smooth, smoothing_model.pad_num_aux(params),
+                                         aux_rows,
                                          int(s.num_samples), "sample", int(s.burn_in),
                                          int(s.thin), int(s.batch))
   info = dict(info, num_observations=obs.num_observations,
@@ -196,23 +197,68 @@ def smoothed_labels(rng_key, inputs: SparsityInputs, thinned: TagTable, config, 
   return np.asarray(affinity, np.float32), info
 
 
+def baseline_labels(inputs: SparsityInputs, thinned: TagTable, config,
+                    names: Sequence[str]) -> tuple[dict, dict]:
+  """The baseline smoothers ``names`` (crbm_jax.smoothers.baselines) on a thinned draw:
+  ({name: [C, V] affinities over inputs.clips}, {name: reason not applicable}).
+
+  Tunable settings (the track pool's weight, the rank) are chosen by the smoothing
+  criterion on count-split held-out observations, as for the CRBM. A clip whose thinned
+  tags all vanished gets the mean of its track's clips (the pool's own answer for a
+  clip without tags of its own), or the tags' base rate when its track has none left.
+  """
+  from crbm_jax.smoothers import compare as smoother_compare  # pylint: disable=import-outside-toplevel
+  obs = obs_lib.build_observations(thinned, aux_groups=inputs.aux_groups,
+                                   vocab=inputs.vocab)
+  scores, full = smoother_compare.held_out_scores(
+      obs, float(config.selection.val_fraction), int(config.seed), None, list(names))
+  out, reasons = {}, {}
+  names_seen = np.unique(np.asarray(obs.clip).astype(str))
+  pos = np.clip(np.searchsorted(names_seen, inputs.clips), 0, len(names_seen) - 1)
+  seen = names_seen[pos] == inputs.clips
+  for n in names:
+    res = full.get(n)
+    if res is None or res.affinities is None:
+      reasons[n] = scores.get(n, {}).get("not_applicable", "not run")
+      continue
+    a = np.asarray(res.affinities, np.float64)
+    rows = np.tile(a.mean(0), (len(inputs.clips), 1))
+    rows[seen] = a[pos[seen]]
+    for track in np.unique(inputs.clip_track[~seen]):
+      if track == "":
+        continue
+      mates = seen & (inputs.clip_track == track)
+      if mates.any():
+        rows[~seen & (inputs.clip_track == track)] = rows[mates].mean(0)
+    out[n] = rows
+  return out, reasons
+
+
 def score_unit(x: np.ndarray, raw_thin: np.ndarray, smoothed: np.ndarray,
                full_raw: np.ndarray, fold_ids: np.ndarray, tags: np.ndarray,
-               settings: dict) -> np.ndarray:
+               settings: dict, baselines: Optional[dict] = None):
   """[T, F, 2 (train raw, smoothed), 2 (test thinned, unthinned)] balanced accuracy.
 
   The unthinned test labelling is scored at position 0 of the test list, so its example
   selection (and hence its test clips) is Table 3's raw test selection, at every p. When
   nothing was thinned (p = 1) the two labellings are one and are scored once.
+
+  With ``baselines`` ({name: [C, V] affinities}, the baseline smoothers'), SVMs are also
+  trained on each of them (after raw and smoothed in the training list, so the raw and
+  smoothed examples, and scores, are the same as without) and the result is
+  (per_fold, [T, F, K, 2] of the baselines).
   """
   same = np.array_equal(raw_thin, full_raw)
   tests = [("unthinned", full_raw, "raw")] + ([] if same else [("thinned", raw_thin, "raw")])
+  extra = [(n, a, "smoothed") for n, a in (baselines or {}).items()]
   per_fold, _ = protocol_lib.score_autotaggers(
-      x, [("raw", raw_thin, "raw"), ("smoothed", smoothed, "smoothed")], tests, fold_ids,
-      tags, progress=False, **settings)
-  if same:
-    return np.concatenate([per_fold, per_fold], axis=-1)
-  return per_fold[..., ::-1]
+      x, [("raw", raw_thin, "raw"), ("smoothed", smoothed, "smoothed")] + extra, tests,
+      fold_ids, tags, progress=False, **settings)
+  per_fold = (np.concatenate([per_fold, per_fold], axis=-1) if same
+              else per_fold[..., ::-1])
+  if baselines is None:
+    return per_fold
+  return per_fold[:, :, :2], per_fold[:, :, 2:]
 
 
 def _protocol_settings(config) -> dict:
@@ -315,6 +361,86 @@ def summarize(keep: Sequence[float], per_fold: Sequence[np.ndarray], tag_names: 
   return out
 
 
+def _reference_baselines(reference: dict, names: Sequence[str], num_tags: int) -> np.ndarray:
+  """[1, T, F, K, 2] of the p = 1 column from Table 3's run (its baseline autotaggers
+  tested on the raw labels, which are the unthinned and the thinned ones at p = 1); NaN
+  for a baseline Table 3 did not train."""
+  got = reference.get("baselines")
+  got = got() if callable(got) else (got or {})
+  cols = []
+  for n in names:
+    pf = got.get(n)
+    if pf is None:
+      ref = np.asarray(reference["per_fold"]() if callable(reference["per_fold"])
+                       else reference["per_fold"])
+      pf = np.full(ref.shape[:2], np.nan)
+    cols.append(np.asarray(pf, np.float64)[:num_tags])
+  b = np.stack(cols, -1)                                 # [T, F, K]
+  return np.stack([b, b], -1)[None]
+
+
+def summarize_baselines(keep: Sequence[float], per_fold: Sequence[np.ndarray],
+                        base_per_fold: Sequence[np.ndarray], names: Sequence[str]) -> dict:
+  """The baseline smoothers' autotaggers at every p, beside raw and the CRBM.
+
+  Args:
+    per_fold: P arrays [D, T, F, 2 (raw, smoothed), 2 (tests)] (``summarize``'s);
+    base_per_fold: P arrays [D, T, F, K, 2]; names: [K].
+  Returns:
+    {'names', 'tests': {test: {name: {'acc': [P] (mean, se, n), 'vs_crbm' / 'vs_raw':
+    [P] {mean, se, num_tags, wins, losses}}}}}: paired per (draw, tag, fold) where both
+    were scored, per tag averaged over folds then draws, mean ± s.e. over tags.
+  """
+  out = {"names": list(names), "tests": {}}
+  for j, test in enumerate(TESTS):
+    entry = {n: {"acc": [], "vs_crbm": [], "vs_raw": []} for n in names}
+    for pf, bpf in zip(per_fold, base_per_fold):
+      pf = np.asarray(pf, np.float64)[..., j]             # [D, T, F, 2]
+      bpf = np.asarray(bpf, np.float64)[..., j]           # [D, T, F, K]
+      for k, n in enumerate(names):
+        b = bpf[..., k]
+        entry[n]["acc"].append(_mean_se(_per_tag(b)))
+        for key, ref in (("vs_crbm", pf[..., 1]), ("vs_raw", pf[..., 0])):
+          d = _per_tag(np.where(np.isfinite(b) & np.isfinite(ref), b - ref, np.nan))
+          mean, se, num = _mean_se(d)
+          finite = d[np.isfinite(d)]
+          entry[n][key].append(dict(mean=mean, se=se, num_tags=num,
+                                    wins=int((finite > 0).sum()),
+                                    losses=int((finite < 0).sum())))
+    out["tests"][test] = entry
+  return out
+
+
+def baselines_markdown(summary: dict) -> List[str]:
+  """The baseline smoothers' rows of the sparsity section."""
+  base = summary.get("baselines")
+  if not base:
+    return []
+  keep = summary["keep"]
+  lines = ["## Baseline smoothers at every p", "",
+           "SVMs trained on each baseline smoother's labels of the same thinned draw "
+           "(crbm_jax/smoothers/baselines.py: its setting chosen by the smoothing criterion "
+           "on count-split held-out observations), same folds and test examples; paired "
+           "differences per (draw, tag, fold), mean ± s.e. over tags (tags better / worse "
+           "in parentheses).", ""]
+  diff = lambda d: f"{format_mean_se(d['mean'], d['se'], 2)} ({d['wins']}/{d['losses']})"
+  for test in TESTS:
+    e = base["tests"][test]
+    lines += [f"{TEST_TITLES[test]}:", "",
+              "| |" + "|".join(f" p = {p:g} " for p in keep) + "|",
+              "|---|" + "---|" * len(keep)]
+    for n in base["names"]:
+      lines.append(f"| trained on {n} |" + "|".join(_cell(m) for m in e[n]["acc"]) + "|")
+      lines.append(f"| {n} − CRBM (paired) |" + "|".join(diff(d) for d in e[n]["vs_crbm"])
+                   + "|")
+      lines.append(f"| {n} − raw (paired) |" + "|".join(diff(d) for d in e[n]["vs_raw"])
+                   + "|")
+    lines.append("")
+  for n, why in base.get("not_applicable", {}).items():
+    lines.append(f"- {n}: not applicable ({why}).")
+  return lines + [""]
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -385,6 +511,7 @@ def sparsity_markdown(summary: dict, notes: Sequence[str] = (),
     lines.append("| significant at 2 s.e. |" + "|".join(d["significant"] for d in e["diff"])
                  + "|")
     lines.append("")
+  lines += baselines_markdown(summary)
   lines += _where_smoothing_loses(summary)
   lines += [f"- {n}" for n in notes] + [""]
   return "\n".join(lines)
@@ -539,6 +666,8 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
            for d in range(1 if p == 1.0 else int(sp.num_draws))]
   bar = Progress(len(units), "sparsity", "draws", stream=sys.stderr if progress else None)
   jobs, models, selected_by_p = {}, {}, {}
+  base_names = tuple(sp.get("baselines", ()))
+  not_applicable, base_per_fold = {}, []
   try:
     for i, p, d in units:
       rng = np.random.default_rng([int(config.seed), d, int(round(p * 1000))])
@@ -552,8 +681,11 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
         selected_by_p[i] = dict(info["selected"], best_epoch=info.get(
             "best_epoch", info.get("training", {}).get("best_epoch", 0)))
       models[f"p={p:g} draw={d}"] = info
+      base, reasons = (baseline_labels(inputs, thinned, config, base_names) if base_names
+                       else (None, {}))
+      not_applicable.update(reasons)
       args = (inputs.features, raw_thin, smoothed, inputs.full_raw, inputs.fold_ids,
-              inputs.tags, settings)
+              inputs.tags, settings, base)
       jobs[i, d] = pool.submit(score_unit, *args) if pool is not None else score_unit(*args)
       bar.update(1)
     per_fold = []
@@ -563,10 +695,16 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
         ref = np.asarray(ref() if callable(ref) else ref)[:len(inputs.tags)]
         per_fold.append(np.stack([ref[..., 0], ref[..., 0]], -1)[None])
         models[f"p={p:g} (Table 3)"] = reference.get("model", {})
+        if base_names:
+          base_per_fold.append(_reference_baselines(reference, base_names,
+                                                    len(inputs.tags)))
         continue
       draws = sorted(d for (k, d) in jobs if k == i)
-      per_fold.append(np.stack([jobs[i, d].result() if pool is not None else jobs[i, d]
-                                for d in draws]))
+      got = [jobs[i, d].result() if pool is not None else jobs[i, d] for d in draws]
+      if base_names:
+        base_per_fold.append(np.stack([g[1] for g in got]))
+        got = [g[0] for g in got]
+      per_fold.append(np.stack(got))
   finally:
     bar.close()
     if own_pool is not None:
@@ -574,6 +712,12 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
   tag_names = [str(inputs.vocab[t]) for t in inputs.tags]
   usage = inputs.full_raw.sum(axis=0)[inputs.tags]
   summary = summarize(keep, per_fold, tag_names, usage)
+  if base_names:
+    trained = [n for n in base_names if n not in not_applicable]
+    summary["baselines"] = summarize_baselines(
+        keep, per_fold, [b[:, :, :, [base_names.index(n) for n in trained]]
+                         for b in base_per_fold], trained)
+    summary["baselines"]["not_applicable"] = not_applicable
   seconds = round(time.monotonic() - start, 2)
   notes = _notes(inputs, config, reference is not None) + [
       f"{len(units)} thinning draws (model selection, smoothing, SVMs) in {seconds:.0f} s."]

@@ -24,6 +24,7 @@ import dataclasses
 import multiprocessing
 import os
 import time
+import warnings
 from typing import Mapping, Sequence
 
 import jax
@@ -45,6 +46,7 @@ from crbm_jax.paper.smoothing_model import (HPARAM_KEYS, ExperimentError, aux_de
                                            search_space, select_smoothing_model,
                                            train_crbm)
 from crbm_jax.util.atomic import write_json_atomic, write_npz_atomic, write_text_atomic
+from crbm_jax.util.stats import format_mean_se
 from crbm_jax.util.stats import recovery_auc
 
 _log = smoothing_model.log
@@ -197,6 +199,7 @@ class PreparedDataset:
   summary: dict
   paths: dict
   timings: dict
+  baselines: dict = dataclasses.field(default_factory=dict)  # {name: [C, V] affinities}
 
 
 def prepare_dataset(name: str, config, workdir: str, rng_key) -> PreparedDataset:
@@ -254,6 +257,7 @@ def prepare_dataset(name: str, config, workdir: str, rng_key) -> PreparedDataset
       groups=groups, summary=summary, paths={}, timings=timings)
   baseline_scores = _smoothers(used, config, model_info, clip_names, prep, name)
   if baseline_scores is not None:
+    prep.baselines = _autotagger_baselines(baseline_scores, prep, config)
     lap("baseline smoothers")
   if bundle.truth is not None and "study" in bundle.extra:
     summary["recovery"] = _recovery(bundle, obs, prep, baseline_scores)
@@ -290,18 +294,73 @@ def _smoothers(used: Observations, config, model_info: dict, clip_names, prep, n
 
 
 def table3_args(prep: PreparedDataset, config) -> tuple[tuple, dict]:
-  """(args, kwargs) of crbm_jax.autotag.protocol.run_table3 for a prepared data set."""
+  """(args, kwargs) of ``_timed_table3``: crbm_jax.autotag.protocol.run_table3's, and the
+  baseline smoothers' labellings (``baselines``) for autotaggers on the same folds."""
   t3 = config.table3
   kwargs = dict(num_tags=int(t3.num_tags), num_folds=int(t3.num_folds),
                 seed=int(config.seed), max_per_class=int(t3.max_per_class),
                 min_verified=int(t3.min_verified), nu=float(t3.nu),
                 decision=str(t3.decision))
+  if prep.baselines:
+    kwargs["baselines"] = {n: a for n, a in prep.baselines.items()
+                           if not isinstance(a, str)}
   return (prep.features, prep.raw, prep.sampled, prep.groups, prep.tag_names), kwargs
+
+
+# The baseline smoothers whose labels train Table 3 autotaggers beside the raw and CRBM
+# ones (issue 23). raw_share is left out: it is the raw counts per observation, and the
+# raw row is already there. A smoother whose affinities are the same for every clip (the
+# base rate) ranks no clip above another, so it selects no training examples.
+AUTOTAGGER_BASELINES = ("track_pool", "low_rank", "base_rate", "mv", "dawid_skene", "glad",
+                        "mace")
+
+
+def _autotagger_baselines(scores: dict, prep: PreparedDataset, config) -> dict:
+  """{name: [C, V] affinities, or the reason (str) it cannot train autotaggers} for the
+  smoothers of ``config.smoothers.table3`` (default ``AUTOTAGGER_BASELINES``)."""
+  names = tuple(config.smoothers.get("table3", AUTOTAGGER_BASELINES))
+  held = prep.summary.get("smoothers", {}).get("held_out", {})
+  out = {}
+  for n in names:
+    if n not in scores:
+      out[n] = str(held.get(n, {}).get("not_applicable", "not run"))
+      continue
+    a = np.asarray(scores[n], np.float64)
+    if np.all(np.ptp(a, axis=0) == 0):
+      out[n] = ("its affinities are the same for every clip, so no clip ranks above "
+                "another to select training examples")
+      continue
+    out[n] = a
+  return out
+
+
+def baseline_autotaggers(features, raw, groups, baselines: dict, num_tags: int = 95,
+                         num_folds: int = 5, seed: int = 0, max_per_class: int = 100,
+                         min_verified: int = 2, nu: float = 0.5,
+                         decision: str = "probability", progress: bool = True
+                         ) -> np.ndarray:
+  """[T, F, K] balanced accuracy (%) of SVMs trained on each of the K baseline
+  labellings (as 'smoothed' affinities) and tested on the raw labels, with Table 3's
+  standardisation, folds, tags and raw test examples (the raw labelling at test position
+  0 selects the same test examples as ``run_table3``'s raw column)."""
+  from crbm_jax.autotag import features as features_lib  # pylint: disable=import-outside-toplevel
+  from crbm_jax.autotag import folds as folds_lib  # pylint: disable=import-outside-toplevel
+  x, _, _ = features_lib.standardize(np.asarray(features, np.float64))
+  raw = np.asarray(raw)
+  per_fold, _ = protocol_lib.score_autotaggers(
+      x, [(n, np.asarray(a, np.float64), "smoothed") for n, a in baselines.items()],
+      [("raw", raw, "raw")], folds_lib.grouped_folds(groups, num_folds, seed),
+      protocol_lib.top_tags(raw, num_tags), seed=seed, max_per_class=max_per_class,
+      min_verified=min_verified, nu=nu, decision=decision, progress=progress,
+      label="table3 baselines")
+  return per_fold[..., 0]
 
 
 def finish_dataset(prep: PreparedDataset, result: "protocol_lib.Table3Result", config,
                    table3_seconds: float) -> dict:
-  """Writes Table 3, Figure 2, labels.npz and summary.json; returns the summary."""
+  """Writes Table 3, Figure 2, labels.npz and summary.json (and, with the baseline
+  smoothers' autotaggers, their table in smoothers.md); returns the summary."""
+  result, base_per_fold = _split_result(result)
   name, paths = prep.name, prep.paths
   paper = published.TABLE3.get(published.TABLE3_NAMES.get(name, ""))
   paths.update({f"table3_{k}": v for k, v in
@@ -325,6 +384,15 @@ def finish_dataset(prep: PreparedDataset, result: "protocol_lib.Table3Result", c
                            num_tags=result.settings["num_tags"],
                            num_tags_scored=result.num_tags_scored.tolist(),
                            skipped=result.skipped, paper=paper)
+  if prep.baselines:
+    trained = [n for n, a in prep.baselines.items() if not isinstance(a, str)]
+    table = baseline_table(result.per_fold, base_per_fold, trained)
+    table["not_applicable"] = {n: a for n, a in prep.baselines.items() if isinstance(a, str)}
+    summary.setdefault("smoothers", {})["table3"] = table
+    if "smoothers_md" in paths:
+      with open(paths["smoothers_md"], encoding="utf-8") as fh:
+        text = fh.read()
+      write_text_atomic(paths["smoothers_md"], text + baseline_markdown(table))
   summary["timings_s"] = dict(prep.timings, table3=round(table3_seconds, 3))
   summary["paths"] = paths
   write_json_atomic(os.path.join(prep.out_dir, "summary.json"), summary, sort_keys=False)
@@ -333,10 +401,72 @@ def finish_dataset(prep: PreparedDataset, result: "protocol_lib.Table3Result", c
   return summary
 
 
+def _tag_mean_se(per_fold: np.ndarray) -> tuple:
+  """[T, F] -> (mean over tags of each tag's fold mean, s.e. over tags, tags)."""
+  with warnings.catch_warnings():  # a tag never scored stays NaN
+    warnings.simplefilter("ignore", RuntimeWarning)
+    per_tag = np.nanmean(np.asarray(per_fold, np.float64), axis=1)
+  v = per_tag[np.isfinite(per_tag)]
+  se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+  return (float(v.mean()) if len(v) else float("nan")), se, int(len(v)), per_tag
+
+
+def baseline_table(per_fold: np.ndarray, base_per_fold: np.ndarray, names) -> dict:
+  """Autotaggers trained on each baseline smoother's labels, tested on raw labels, beside
+  the CRBM's (Table 3's smoothed -> raw cell) and raw's (raw -> raw), on the same tags,
+  folds and test examples. Paired differences per (tag, fold) where both were scored,
+  averaged per tag over folds; mean ± s.e. over tags (as the sparsity table does)."""
+  crbm, raw = per_fold[:, :, 1, 0], per_fold[:, :, 0, 0]
+  rows = {}
+  for label, pf in [("raw", raw), (smoother_compare.CRBM, crbm)] + [
+      (n, base_per_fold[:, :, k]) for k, n in enumerate(names)]:
+    mean, se, n, _ = _tag_mean_se(pf)
+    row = dict(mean=mean, se=se, num_tags=n)
+    for ref_name, ref in (("vs_crbm", crbm), ("vs_raw", raw)):
+      if pf is ref:
+        continue
+      both = np.isfinite(pf) & np.isfinite(ref)
+      d_mean, d_se, d_n, per_tag = _tag_mean_se(np.where(both, pf - ref, np.nan))
+      finite = per_tag[np.isfinite(per_tag)]
+      row[ref_name] = dict(mean=d_mean, se=d_se, num_tags=d_n, wins=int((finite > 0).sum()),
+                           losses=int((finite < 0).sum()))
+    rows[label] = row
+  return {"rows": rows, "test": "raw"}
+
+
+def baseline_markdown(table: dict) -> str:
+  """The autotagger table of the baseline smoothers (appended to smoothers.md)."""
+  fmt = lambda d: (f"{format_mean_se(d['mean'], d['se'], 2)} ({d['wins']}/{d['losses']})"
+                   if d else "—")
+  lines = ["", "## Autotaggers trained on each smoother's labels (Table 3 protocol)", "",
+           "Balanced accuracy (%) on the raw test labels, same tags, folds and test "
+           "examples as Table 3; mean over tags ± s.e. over tags. Paired differences per "
+           "(tag, fold), averaged per tag (tags better / worse in parentheses).", "",
+           "| trained on | accuracy | minus CRBM (paired) | minus raw (paired) |",
+           "|---|---|---|---|"]
+  for name, r in table["rows"].items():
+    lines.append(f"| {name} | {format_mean_se(r['mean'], r['se'], 2)} ({r['num_tags']} "
+                 f"tags) | {fmt(r.get('vs_crbm'))} | {fmt(r.get('vs_raw'))} |")
+  for name, why in table.get("not_applicable", {}).items():
+    lines.append(f"| {name} | not applicable: {why} | | |")
+  return "\n".join(lines) + "\n"
+
+
 def _timed_table3(args, kwargs):
+  """(Table3Result, seconds) or, with baselines, ((Table3Result, [T, F, K]), seconds)."""
   start = time.monotonic()
+  kwargs = dict(kwargs)
+  baselines = kwargs.pop("baselines", None)
   result = protocol_lib.run_table3(*args, **kwargs)
+  if baselines:
+    features, raw, _, groups, _ = args
+    result = (result, baseline_autotaggers(features, raw, groups, baselines, **kwargs))
   return result, time.monotonic() - start
+
+
+def _split_result(result):
+  """(Table3Result, baseline per_fold or None) of ``_timed_table3``'s result."""
+  return result if isinstance(result, tuple) else (result, None)
 
 
 def run_dataset(name: str, config, workdir: str, rng_key) -> dict:
@@ -406,8 +536,14 @@ def _run_sparsity(config, workdir: str, root, pending, pool) -> dict:
       continue
     def per_fold(job=job):
       result, _ = job if pool is None else job.result()
-      return result.per_fold
-    reference = dict(clips=prep.clips, per_fold=per_fold, raw=prep.raw,
+      return _split_result(result)[0].per_fold
+
+    def baselines(job=job, prep=prep):  # {name: [T, F]} of Table 3's baseline autotaggers
+      result, _ = job if pool is None else job.result()
+      base = _split_result(result)[1]
+      names = [n for n, a in prep.baselines.items() if not isinstance(a, str)]
+      return {} if base is None else {n: base[:, :, k] for k, n in enumerate(names)}
+    reference = dict(clips=prep.clips, per_fold=per_fold, raw=prep.raw, baselines=baselines,
                      vocab=np.asarray(prep.tag_names, str),
                      fold_ids=folds_lib.grouped_folds(prep.groups,
                                                       int(config.table3.num_folds),

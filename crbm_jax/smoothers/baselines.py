@@ -140,10 +140,23 @@ def _pool(data: SmootherData, weight: float) -> np.ndarray:
   return weight * share + (1.0 - weight) * mean[tcode]
 
 
-def _low_rank(data: SmootherData, rank: int) -> np.ndarray:
+_SVD_CACHE: list = []   # [(data, (centre, u, s, vt))]: the last data's decomposition
+
+
+def _svd(data: SmootherData):
+  """(centre [V], u, s, vt) of the centred clip-share matrix, computed once per data:
+  the rank search fits every rank on the same data (the same decomposition each time)."""
+  if _SVD_CACHE and _SVD_CACHE[0][0] is data:
+    return _SVD_CACHE[0][1]
   share = clip_share(data)
   centre = share.mean(0)
   u, s, vt = np.linalg.svd(share - centre, full_matrices=False)
+  _SVD_CACHE[:] = [(data, (centre, u, s, vt))]
+  return centre, u, s, vt
+
+
+def _low_rank(data: SmootherData, rank: int) -> np.ndarray:
+  centre, u, s, vt = _svd(data)
   k = min(rank, len(s))
   return np.clip(centre + (u[:, :k] * s[:k]) @ vt[:k], 0.0, 1.0)
 
