@@ -142,17 +142,38 @@ def _train_statistics(params, train, obs, split) -> tuple:
 def over_budget_note(budget_seconds: Optional[float], seconds: float,
                      first_round_seconds: Optional[float], log: Log) -> bool:
   """Says in the log why a search ran past ``--search_seconds`` (True when it did, by more
-  than 5% + 1 s): the budget is checked between rounds, and the first round (compiling
-  included) runs whole once started."""
+  than 5% + 1 s): the budget is checked between training segments (``engine.run_host``),
+  but compilation, the data preparation, the first segment and the evaluation that closes
+  a round run whole once started."""
   if not budget_seconds or seconds <= budget_seconds * 1.05 + 1.0:
     return False
   first = ("" if first_round_seconds is None else
            f"; the first round alone ended after {first_round_seconds:.1f} s")
   log(f"crbm-fit: the search took {seconds:.1f} s of a --search_seconds "
-      f"{budget_seconds:g} budget: the budget is checked between rounds and a round runs "
-      f"whole once started{first}. Fewer --search_configs, --eval_every or a warm "
-      "compilation cache shorten a round")
+      f"{budget_seconds:g} budget: the budget is checked between training segments, and "
+      f"the data preparation, compilation, the first segment and each evaluation run "
+      f"whole once started{first}. Fewer --search_configs, fewer validation rows or a "
+      "warm compilation cache shorten them")
   return True
+
+
+def budget_notes(results: dict) -> list:
+  """Lines saying where the time budget stopped a search (``select_model``'s results:
+  batch size -> (configs, SearchResult)): the epoch it cut, the models never trained."""
+  lines = []
+  for batch, (configs, result) in sorted(results.items()):
+    cut = getattr(result, "budget_cut", None)
+    if cut is not None:
+      epoch, done, steps = cut
+      lines.append(f"the --search_seconds budget ran out in epoch {epoch + 1} after "
+                   f"{done:,} of its {steps:,} steps (batch {batch}): the models were "
+                   "evaluated there and stopped ('budget' in search.csv)")
+    skipped = getattr(result, "skipped", 0)
+    if skipped:
+      lines.append(f"{skipped} of the {len(configs)} models of batch {batch} were never "
+                   "trained: the budget was spent before their chunk (memory plan); "
+                   "raise --search_seconds or --memory_gb, or lower --search_configs")
+  return lines
 
 
 def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int = 64,
@@ -279,6 +300,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   except DivergenceError:
     raise _divergence("in the first epoch", max(space.learning_rate),
                       max(space.aux_lr_scale), search, bool(groups)) from None
+  for line in budget_notes(comparison.selected.results):
+    log(f"crbm-fit: {line}")
   over_budget_note(budget_seconds, time.time() - start_time,
                    first_round[0] if first_round else None, log)
   chosen, curve = comparison.selected.config, comparison.curve
