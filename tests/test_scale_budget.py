@@ -130,3 +130,24 @@ def test_a_block_past_int32_indexing_is_refused_in_one_line_before_allocating():
   message = str(e.value)
   assert "2,400,000,000 elements" in message and "int32" in message
   assert "\n" not in message and "fewer models" in message
+
+
+@pytest.mark.slow  # a whole crbm-fit (compiling): ~30 s on the loaded 2-core machine
+def test_fit_logs_the_budget_cut_and_validates_on_a_subset(tmp_path):
+  from crbm_jax.fitting import fit  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  rows = ["clip\ttag\ttrack"] + [f"c{c}\ttag{t}\tt{c % 6}" for c in range(300)
+                                 for t in range(6) if rng.random() < 0.4 + 0.1 * (t == c % 6)]
+  tags = tmp_path / "t.tsv"
+  tags.write_text("\n".join(rows) + "\n")
+  log = []
+  metrics = fit.fit_tag_table(str(tags), str(tmp_path / "w"), search_configs=2,
+                              search_seconds=1e-3, search_val_rows=25, batch_size=10,
+                              num_epochs=4, show_progress=False, log=log.append)
+  text = "\n".join(log)
+  num_val = metrics["num_val"]
+  assert f"validates on 25 of the {num_val} validation observations" in text
+  assert "budget ran out in epoch 1 after 1 of its" in text
+  assert metrics["num_val_searched"] == 25 and num_val > 25
+  with pytest.raises(fit.InputError, match="search_val_rows"):
+    fit.fit_tag_table(str(tags), str(tmp_path / "w2"), search_val_rows=-1, log=log.append)

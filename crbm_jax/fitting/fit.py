@@ -30,6 +30,12 @@ from crbm_jax.util import compile_cache
 # hyperparameters of the one search spec (``configs/search.py``). The ranges were set
 # before any benchmark; experiments/bench_fit.py compares the default search with an
 # exhaustive search of the whole grid.
+# The validation observations the search's criterion reads at most (a seeded random
+# subset when there are more; 0 = all): the criterion's cost is rows x tags x hidden units
+# per model and evaluation, ~35 s for 4 models on 40,000 rows x 2,000 tags on the 2-core
+# machine, which a time budget could not pay for at a million rows. Every data set the
+# paper's tables use has fewer validation observations (docs/scaling.md).
+SEARCH_VAL_ROWS = 10_000
 SEARCHED = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay")
 SEARCH_DEFAULTS = {name: search_spec.SPACE_DEFAULTS[name] for name in SEARCHED}
 def flag_of(name: str) -> str:
@@ -188,7 +194,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                   show_progress: bool = True, ignored_flags: Sequence[str] = (),
                   fmt: str = "auto", format_options: Optional[dict] = None,
                   make_evaluate: Optional[Callable] = None, learner: str = "cd",
-                  log: Log = print, memory_gb: float = 0.0) -> dict:
+                  log: Log = print, memory_gb: float = 0.0,
+                  search_val_rows: int = SEARCH_VAL_ROWS) -> dict:
   """Tag table -> vocabulary, aux indices, 60/20/20 split, a validation search (or the
   given configuration) with per-model early stopping, one test evaluation of the chosen
   model against the best unconditional model and the factored baseline; writes one run
@@ -207,6 +214,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       compiled searches are cached on it); None: balanced pseudo-likelihood.
     memory_gb: the memory budget (0: a share of RAM); ``learn.plan`` chunks the models
       and validation rows to fit it, or refuses in one line before training.
+    search_val_rows: the search (and the reported validation figures) reads at most this
+      many validation observations, a random subset drawn with ``seed`` (0: all).
   Returns:
     the metrics dict written to metrics.json.
   Raises:
@@ -242,6 +251,14 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                           canonicalize=canonicalize, fmt=fmt,
                           format_options=format_options, log=log)
   obs, split, groups = data
+  if search_val_rows < 0:
+    raise InputError(f"--search_val_rows must be >= 0 (0 = all), got {search_val_rows}")
+  val_rows = np.asarray(split.val)
+  if search_val_rows and len(val_rows) > search_val_rows:
+    val_rows = np.sort(np.random.default_rng([seed, 28]).choice(
+        val_rows, search_val_rows, replace=False))
+    log(f"crbm-fit: the search validates on {len(val_rows):,} of the {len(split.val):,} "
+        "validation observations (a random subset; --search_val_rows)")
   if batch_size > len(split.train):
     log(f"crbm-fit: --batch_size {batch_size} is more than the {len(split.train)} "
         f"training observations; using batches of {len(split.train)}")
@@ -269,12 +286,12 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   memory = plan_lib.plan_search(
       select_lib.search_models(space, num_configs, bool(groups), seed), obs.num_observations,
       obs.num_visible, max(space.num_hidden), obs.num_aux, batch_size, budget,
-      num_val_rows=len(split.val), num_train_rows=len(split.train),
+      num_val_rows=len(val_rows), num_train_rows=len(split.train),
       num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None)
   if not memory.fits:
     raise InputError(f"{memory.message}; nothing was trained")
   log(f"crbm-fit: {memory.describe()}")
-  train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
+  train, val, test = dataset(split.train), dataset(val_rows), dataset(split.test)
   budget_seconds = search_seconds
   if search_seconds:  # the budget covers the data preparation too
     search_seconds = max(search_seconds - (time.time() - start_time), 1e-3)
@@ -319,7 +336,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   metrics.update(compile_seconds=round(timing["compile_seconds"], 2),
                  compute_seconds=round(timing["compute_seconds"], 2),
                  compiled_programs=timing["compiles"], cache_hits=timing["cache_hits"],
-                 first_round_seconds=round(first_round[0], 2) if first_round else None)
+                 first_round_seconds=round(first_round[0], 2) if first_round else None,
+                 num_val_searched=int(len(val_rows)))
   run_config = {
       "tags": os.path.abspath(tags), "aux": list(groups),
       "num_hidden": int(chosen["num_hidden"]), "max_epochs": num_epochs,

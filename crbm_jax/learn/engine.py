@@ -454,7 +454,8 @@ def compiled_segments(learner_factory: Callable, config: TrainConfig, num_aux: i
                       rule: StopRule, make_evaluate: Callable, split_axis: bool):
   """(segment, finish) jitted for a static setting (``make_segment``, ``make_finish``):
   the round of ``compiled_host`` in pieces, for a host driver with a time budget. The
-  segment donates the training state (no second copy of W_aux while it runs)."""
+  segment donates the training state and the finish the carry (no second copy of W_aux
+  while they run)."""
   learner = learner_factory(config, num_aux, over_models=True)
   segment = make_segment(learner, config, rule)
   finish = make_finish(learner, make_evaluate(config), rule)
@@ -462,7 +463,7 @@ def compiled_segments(learner_factory: Callable, config: TrainConfig, num_aux: i
     segment = jax.vmap(segment, in_axes=(0, 0, 0, 0, None, None, None, None),
                        axis_name=SPLIT_AXIS)
     finish = jax.vmap(finish, in_axes=(0, None, 0, None, None), axis_name=SPLIT_AXIS)
-  return jax.jit(segment, donate_argnums=(1,)), jax.jit(finish)
+  return jax.jit(segment, donate_argnums=(1,)), jax.jit(finish, donate_argnums=(0,))
 
 
 # The host driver with a time budget trains in segments of an epoch's steps, each sized
@@ -583,22 +584,26 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
   best_epoch = np.full((splits, m), -1)
   reason = np.zeros((splits, m), int)
   epochs = np.zeros((splits, m), int)
-  params = None
-  if keep_params:
-    params = jax.tree.map(np.array, jax.device_get(carry.best.params))
+  params = None      # the host copy of the best parameters, made at the first record
   param_axes = jax.tree.map(lambda ax: ax + lead, BLOCK_PARAM_AXES)
   members = np.arange(m)
 
   def record(carry, members):
+    nonlocal params
     best_val[:, members] = host(carry.best.val_pl)
     best_epoch[:, members] = host(carry.best.epoch)
     reason[:, members] = host(carry.tracker.reason)
     epochs[:, members] = host(carry.tracker.epochs)
     if keep_params:
+      best = jax.device_get(carry.best.params)
+      if params is None:
+        # the whole block, once (without compaction the only record: no second copy)
+        params = jax.tree.map(np.array if compact else np.asarray, best)
+        return
+
       def put(whole, part, ax):
         whole[(slice(None),) * ax + (members,)] = np.asarray(part)
-      jax.tree.map(lambda ax, w, p: put(w, p, ax), param_axes, params,
-                   jax.device_get(carry.best.params))
+      jax.tree.map(lambda ax, w, p: put(w, p, ax), param_axes, params, best)
 
   rungs = [] if halving is None else halving_rungs(halving, rule.max_epochs)
   val_hist, recon_hist, eval_epochs, buckets = [], [], [], set()

@@ -336,8 +336,9 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
         keep.append(int(np.flatnonzero(sel)[np.argmax(result.best_val_pl[sel])]))
     if not parts and not keep:
       keep = [0]  # something to stack; never selected (select_model checks the scores)
-    params = jax.device_get(take_models(result.params, BLOCK_PARAM_AXES,
-                                               jnp.asarray(keep, jnp.int32))) if keep else None
+    # on the host (the chunk's parameters are host arrays): no device copy of the chunk
+    params = tree_axes_map(lambda x, ax: np.take(np.asarray(x), keep, axis=ax),
+                           result.params, BLOCK_PARAM_AXES) if keep else None
     parts.append((idx, result._replace(params=None), keep, params))
     del result
   return _merge(parts, m, rule.eval_every, clock() - start)
