@@ -37,7 +37,7 @@ def _block(lrs=(0.03, 0.1, 0.3, 0.05)):
 
 
 @pytest.mark.slow  # compiles both drivers: ~25 s on the loaded 2-core machine
-def test_segmented_training_under_a_budget_equals_whole_rounds():
+def test_segmented_training_under_a_budget_equals_whole_rounds(monkeypatch):
   args = _block()
   whole = search.run_search(*args)
   # a budget never reached: every round is trained in segments of its epochs (the first
@@ -51,6 +51,11 @@ def test_segmented_training_under_a_budget_equals_whole_rounds():
   np.testing.assert_allclose(cut.recon_history, whole.recon_history, rtol=1e-4)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
                cut.params, whole.params)
+  # a large block trains in segments without a budget too (for the donation's memory)
+  monkeypatch.setattr(engine, "SEGMENT_MIN_ELEMENTS", 1)
+  large = search.run_search(*args)
+  np.testing.assert_allclose(large.best_val_pl, whole.best_val_pl, rtol=1e-5)
+  np.testing.assert_array_equal(large.epochs, whole.epochs)
 
 
 def test_a_tiny_budget_stops_after_the_first_cut_round_and_says_why():

@@ -134,11 +134,16 @@ def _divergence(at: str, lr: float, scale: float, search: bool, has_groups: bool
                                  " (--allow_divergence keeps the best epoch before it)"))
 
 
+def _balanced_pl(params, data, chunk_size: int):
+  import jax  # pylint: disable=import-outside-toplevel
+  from crbm_jax.model import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
+  return jax.jit(pl.balanced_log_pl, static_argnums=2)(params, data, chunk_size)
+
+
 def _train_statistics(params, train, obs, split) -> tuple:
   """(balanced training PL, fraction of zero W_aux entries in rows seen in training)."""
-  from crbm_jax.model import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
-  per_bit = np.asarray(pl.pseudo_log_likelihood(params, train.v, train.aux))
-  train_pl = float(pl.balanced_pseudo_likelihood(per_bit, train.v))
+  # fused over chunks of rows (the [N, V] per-bit values are never stored) and jitted
+  train_pl = float(_balanced_pl(params, train, 64))
   w_aux = np.asarray(params.W_aux)
   used_rows = np.unique(obs.aux[split.train][obs.aux[split.train] >= 0])
   zero_fraction = float(np.mean(w_aux[used_rows] == 0)) if used_rows.size else float("nan")
@@ -287,6 +292,7 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       select_lib.search_models(space, num_configs, bool(groups), seed), obs.num_observations,
       obs.num_visible, max(space.num_hidden), obs.num_aux, batch_size, budget,
       num_val_rows=len(val_rows), num_train_rows=len(split.train),
+      num_test_rows=len(split.test),
       num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None)
   if not memory.fits:
     raise InputError(f"{memory.message}; nothing was trained")

@@ -471,6 +471,9 @@ def compiled_segments(learner_factory: Callable, config: TrainConfig, num_aux: i
 # is overrun by at most one segment and one evaluation. The first segment of a run is one
 # step (it compiles); a segment is at most ``SEGMENT_GROWTH`` times the one before.
 SEGMENT_SECONDS = 10.0
+# Without a budget the host driver trains in segments too (whole epochs: the same models)
+# when the block's W_aux has at least this many elements, for the donation's memory.
+SEGMENT_MIN_ELEMENTS = 100_000_000
 SEGMENT_SHARE = 0.1   # ... and at most this share of the budget
 SEGMENT_GROWTH = 16
 
@@ -567,10 +570,10 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
   m = hidden_mask.shape[0]
   check_block_size(m, num_aux, train.v.shape[-1])
   pace = None
-  if seconds is not None:
+  if seconds is not None or m * num_aux * train.v.shape[-1] >= SEGMENT_MIN_ELEMENTS:
     segment_fn, finish_fn = compiled_segments(learner, config, num_aux, rule,
                                               make_evaluate, split_axis)
-    pace = Pace(seconds)
+    pace = Pace(SEGMENT_SECONDS / SEGMENT_SHARE if seconds is None else seconds)
   carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
                jnp.asarray(group_mask))
   if pace is not None:
@@ -635,7 +638,8 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
                              jnp.ones(len(members), bool))
     else:
       carry, info, budget_cut = _budget_round(
-          segment_fn, finish_fn, pace, clock, start, seconds, data_keys, carry, train, val,
+          segment_fn, finish_fn, pace, clock, start,
+          np.inf if seconds is None else seconds, data_keys, carry, train, val,
           hparams, jnp.ones(len(members), bool), rule.eval_every, config.batch_size,
           split_axis)
     rounds += 1

@@ -295,7 +295,9 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
   parameters of only each chunk's best conditioned and best unconditional model
   (``SearchResult.param_index``). Each model keeps the initial key it has in the whole
   block and every chunk sees the same minibatches and noise. ``seconds`` is shared: each
-  chunk gets an equal share of what is left, and once what is left would not pay for the
+  chunk gets an equal share of what is left (among the chunks left, or among as many as
+  twice the last chunk's ``fixed_seconds`` each would pay for, when that is fewer: the
+  chunks at the end then go untrained), and once what is left would not pay for the
   least a chunk costs (the last chunk's setup and one evaluation: ``fixed_seconds``) the
   chunks left are not trained (their models are reported as stopped by the 'budget',
   never evaluated; ``SearchResult.skipped`` counts them)."""
@@ -321,7 +323,12 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
         # chunks left are not trained
         parts.append((idx, _untrained(len(idx), rule.eval_every), [], None))
         continue
-      remaining = max(left / (len(chunks) - i), 1e-3)
+      # an equal share of what is left among the chunks left, or among the chunks that
+      # can be paid for (twice the least a chunk costs each) when that is fewer
+      sharing = len(chunks) - i
+      if least > 0:
+        sharing = max(1, min(sharing, int(left // (2 * least))))
+      remaining = max(left / sharing, 1e-3)
     result = run_search(
         rng_key, train, val, num_aux, config,
         jax.tree.map(lambda x, idx=idx: x[idx], hparams), hidden_mask[idx],
