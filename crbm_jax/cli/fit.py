@@ -66,7 +66,7 @@ def define_flags(define) -> None:
   define(real, "search_seconds", 0.0, "Wall-clock budget of the search in seconds, "
          "counted from the start (data preparation included); models still training when "
          "it runs out stop (0 = no limit).")
-  define(real, "memory_gb", 0.0, "Memory budget in GB (0 = 60% of the machine's RAM): "
+  define(real, "memory_gb", 0.0, "Memory budget in GB (0 = 25% of the machine's RAM): "
          "the search trains its models in chunks and validates in chunks of rows to stay "
          "within it, and refuses before training when even one model does not fit.")
   define(integer, "search_val_rows", SEARCH_VAL_ROWS, "The search validates on at most "
