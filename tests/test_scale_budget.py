@@ -156,3 +156,26 @@ def test_fit_logs_the_budget_cut_and_validates_on_a_subset(tmp_path):
   assert metrics["num_val_searched"] == 25 and num_val > 25
   with pytest.raises(fit.InputError, match="search_val_rows"):
     fit.fit_tag_table(str(tags), str(tmp_path / "w2"), search_val_rows=-1, log=log.append)
+
+
+@pytest.mark.slow  # compiles the split-axis drivers twice: ~1 min on the loaded machine
+def test_segments_over_splits_with_halving_and_compaction_follow_the_whole_rounds(
+    monkeypatch):
+  from crbm_jax.learn import halving as halving_lib  # pylint: disable=import-outside-toplevel
+  import test_engine as te  # pylint: disable=import-outside-toplevel
+  rule = engine.StopRule(patience=1000, tol=0.0, max_epochs=3, eval_every=1,
+                         diverge_margin=1e9)
+
+  def run():
+    model_keys, data_keys = te._keys()  # pylint: disable=protected-access
+    return halving_lib.run_halving(
+        te.CONFIG, te.A, model_keys, stack_hparams(te.POINTS), hidden_masks(te.POINTS, 5),
+        te.GROUPS, data_keys, *te._stacked(2),  # pylint: disable=protected-access
+        engine.Halving(2.0, 1, 1), rule, min_bucket=2)
+
+  whole = run()
+  monkeypatch.setattr(engine, "SEGMENT_MIN_ELEMENTS", 1)   # every block in segments
+  parts = run()
+  assert parts.buckets == whole.buckets and parts.reason == whole.reason
+  np.testing.assert_array_equal(parts.epochs, whole.epochs)
+  np.testing.assert_allclose(parts.best_val_pl, whole.best_val_pl, rtol=1e-5, atol=1e-6)
