@@ -75,15 +75,17 @@ def test_a_tiny_budget_stops_after_the_first_cut_round_and_says_why():
 
 
 def test_a_larger_budget_cuts_a_later_epoch_at_its_segment():
-  # a 2.5 s segment target (0.1 x 25 s) and about three clock readings a segment: the
-  # budget (less the measured evaluation) is spent in the third round
-  result = search.run_search(*_block(), seconds=25.0, clock=TickClock(1.0))
-  assert result.budget_cut is not None and result.rounds == 3
+  # 10 s a reading and a 250 s budget (segments of at most 10 s): the budget, less the
+  # measured evaluation, is spent in the round's second epoch, whose steps left cost
+  # more than the 1 s slack: cut there, mid-epoch
+  result = search.run_search(*_block(), seconds=250.0, clock=TickClock(10.0))
+  assert result.budget_cut is not None
   epoch, done, steps = result.budget_cut
-  assert steps == 6 and 0 < done <= 6 and epoch >= 4
+  assert steps == 6 and 0 < done < 6 and epoch == 1
   assert result.reason == ["budget"] * 4
   assert (result.epochs == epoch + 1).all() and (result.best_epoch <= epoch).all()
-  again = search.run_search(*_block(), seconds=25.0, clock=TickClock(1.0))
+  assert np.isfinite(result.recon_history[:, epoch]).all()   # the cut epoch's steps
+  again = search.run_search(*_block(), seconds=250.0, clock=TickClock(10.0))
   assert again.budget_cut == result.budget_cut               # deterministic
   np.testing.assert_array_equal(again.best_val_pl, result.best_val_pl)
 
@@ -179,3 +181,28 @@ def test_segments_over_splits_with_halving_and_compaction_follow_the_whole_round
   assert parts.buckets == whole.buckets and parts.reason == whole.reason
   np.testing.assert_array_equal(parts.epochs, whole.epochs)
   np.testing.assert_allclose(parts.best_val_pl, whole.best_val_pl, rtol=1e-5, atol=1e-6)
+
+
+class JumpClock(TickClock):
+  """``tick`` seconds a reading, and ``jump`` more at the second (the setup's end)."""
+
+  def __init__(self, tick, jump):
+    super().__init__(tick)
+    self.jump = jump
+
+  def __call__(self):
+    now = super().__call__()
+    if self.readings == 2:
+      self.now += self.jump
+    return self.now
+
+
+def test_a_spent_budget_finishes_a_round_whose_steps_left_are_cheap():
+  # the setup (compiling) takes 30 s of a 20 s budget; the slack is min(1 s, 5% of 20 s)
+  # = 1 s. At 0.1 s a step the first round's 11 steps left cost 1.1 s: cut after the
+  # first step; at 0.01 s a step, 0.11 s: the round is finished, then the budget stops it
+  cut = search.run_search(*_block(), seconds=20.0, clock=JumpClock(0.1, 30.0))
+  assert cut.budget_cut == (0, 1, 6) and cut.reason == ["budget"] * 4
+  whole = search.run_search(*_block(), seconds=20.0, clock=JumpClock(0.01, 30.0))
+  assert whole.budget_cut is None and whole.rounds == 1
+  assert list(whole.epochs) == [2] * 4 and whole.reason == ["budget"] * 4

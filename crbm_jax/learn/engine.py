@@ -476,6 +476,10 @@ SEGMENT_SECONDS = 10.0
 SEGMENT_MIN_ELEMENTS = 100_000_000
 SEGMENT_SHARE = 0.1   # ... and at most this share of the budget
 SEGMENT_GROWTH = 16
+# A spent budget does not cut a round whose steps left would take less than this (the
+# measured step time x steps): on small data the round is finished, not cut after a step.
+CUT_SLACK_SECONDS = 1.0
+CUT_SLACK_SHARE = 0.05  # ... and less than this share of the budget
 
 
 class Pace:
@@ -548,9 +552,10 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
       training stop ('budget'). With a budget the rounds train in segments of an epoch's
       steps (``make_segment``; the same steps and keys, so the same models to float
       rounding), sized from the measured step time (``Pace``), and the budget is
-      checked between segments: when it runs out in the middle of a round, the models
-      are evaluated where they are and stop (``HostResult.budget_cut``). The first
-      segment (one step) always runs.
+      checked between segments: when it runs out in the middle of a round (and the
+      round's steps left would take more than ``CUT_SLACK_SECONDS``), the models are
+      evaluated where they are and stop (``HostResult.budget_cut``). The first segment
+      (one step) always runs.
     compact: train only the models still training, padded with frozen ones to a
       power-of-two bucket of at least ``min_bucket`` (results unchanged).
     learner: the learner factory, ``factory(config, num_aux, over_models=True)``.
@@ -713,7 +718,9 @@ def _budget_round(segment_fn, finish_fn, pace: Pace, clock, start: float, second
     epoch_arg = jnp.asarray(first + e, jnp.int32)
     pos, total = 0, None
     while pos < steps:
-      if trained and clock() - start + pace.reserve() > seconds:
+      rest = (steps - pos) + steps * (eval_every - e - 1)   # steps left in the round
+      if (trained and clock() - start + pace.reserve() > seconds
+          and rest * pace.step > min(CUT_SLACK_SECONDS, CUT_SLACK_SHARE * seconds)):
         # (a cut at an epoch's start is reported as the end of the one before)
         cut = (first + e, pos, steps) if pos else (first + e - 1, steps, steps)
         break
