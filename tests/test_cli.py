@@ -8,11 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 
+import clitools
 from crbm_jax import cli
 from crbm_jax.cli import runner
 from crbm_jax.data.tagtable import TagTable, load_tag_table, write_tag_table
@@ -28,15 +28,7 @@ SMOOTH_FLAGS = ("workdir", "tags", "out", "samples", "method", "factor_out", "bu
                 "thin", "batch", "seed", "train", "aux_effect", "format")
 
 
-def _run(tool, *args):
-  """``crbm-<tool> args`` in this process: (returncode, stdout, stderr)."""
-  import importlib  # pylint: disable=import-outside-toplevel
-  module = importlib.import_module(cli.TOOLS[tool])
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = module.main([f"crbm-{tool}", *args])
-  return types.SimpleNamespace(returncode=code, stdout=out.getvalue(),
-                               stderr=err.getvalue())
+_run = clitools.run_tool
 
 
 def _error_line(proc):

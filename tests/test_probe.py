@@ -21,6 +21,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import clitools
 from crbm_jax import fitting
 from crbm_jax.cli.cooccurrence import run_cooccurrence
 from crbm_jax.data import canonical
@@ -101,25 +102,8 @@ def _strict_json(path):
     return json.load(f, parse_constant=no)
 
 
-def _tree(path):
-  out = {}
-  for folder, _, files in os.walk(path):
-    for name in files:
-      p = os.path.join(folder, name)
-      with open(p, "rb") as f:
-        out[os.path.relpath(p, path)] = f.read()
-  return out
-
-
-def _run_tool(tool, *args):
-  """The console script crbm-<tool> in this process: (returncode, stdout, stderr)."""
-  import contextlib  # pylint: disable=import-outside-toplevel
-  import importlib  # pylint: disable=import-outside-toplevel
-  import types  # pylint: disable=import-outside-toplevel
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = importlib.import_module(f"crbm_jax.cli.{tool}").main([f"crbm-{tool}", *args])
-  return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+_tree = clitools.tree
+_run_tool = clitools.run_tool
 
 
 # -- what the probe found working -----------------------------------------------------

@@ -7,8 +7,6 @@ description, crbm-autotag train's run folders) and the weak cases. Most run in-p
 the Ctrl-C cases need real console-script processes: a representative few run by default,
 the full matrix (every console script at 0.1, 0.5 and 1 s) is marked slow.
 """
-import contextlib
-import io
 import json
 import os
 import signal
@@ -20,6 +18,7 @@ import types
 import numpy as np
 import pytest
 
+import clitools
 from crbm_jax.cli import convert
 from crbm_jax.data import formats, jams_io
 from crbm_jax.data.errors import DataError
@@ -29,13 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 
 
-def _run_tool(tool, *args):
-  """The console script crbm-<tool> in this process: (returncode, stdout, stderr)."""
-  import importlib  # pylint: disable=import-outside-toplevel
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = importlib.import_module(f"crbm_jax.cli.{tool}").main([f"crbm-{tool}", *args])
-  return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
+_run_tool = clitools.run_tool
 
 
 def _error_line(result) -> str:
@@ -46,14 +39,7 @@ def _error_line(result) -> str:
   return lines[0]
 
 
-def _tree(path):
-  out = {}
-  for folder, _, files in os.walk(path):
-    for name in files:
-      p = os.path.join(folder, name)
-      with open(p, "rb") as f:
-        out[os.path.relpath(p, path)] = f.read()
-  return out
+_tree = clitools.tree
 
 
 def _one_track(path):
