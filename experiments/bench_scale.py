@@ -136,7 +136,9 @@ def child_fit(tags: str, fitdir: str) -> dict:
   except InputError as e:
     outcome = f"refused: {e}"
   plan = next((l for l in lines if "memory plan" in l), "")
-  return {"fit": (time.perf_counter() - t, _peak_gb()), "outcome": outcome, "plan": plan}
+  budget = " ".join(l for l in lines if "budget ran out" in l or "never trained" in l)
+  return {"fit": (time.perf_counter() - t, _peak_gb()), "outcome": outcome, "plan": plan,
+          "budget": budget}
 
 
 def child_smooth(tags: str, fitdir: str) -> dict:
@@ -209,6 +211,8 @@ def main(argv):
     if "outcome" in row:
       print(f"{'':17} fit: {row['outcome'][:150]}")
       print(f"{'':17} {row['plan'][10:200]}")
+      if row.get("budget"):
+        print(f"{'':17} {row['budget'][10:300]}")
   print("\nlog-log slope against rows (time, peak memory):")
   for kind in FLAGS.kinds:
     rows = [r for r in results if r["kind"] == kind]

@@ -10,6 +10,10 @@ import os
 import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+# pytest-xdist's "-n auto" (pyproject.toml): one process per core, at most 4 (each process
+# holds its own JAX runtime and compiled programs; past 4 the memory grows faster than the
+# speed). The processes share the compilation cache below.
+os.environ.setdefault("PYTEST_XDIST_AUTO_NUM_WORKERS", str(min(4, os.cpu_count() or 1)))
 os.environ.setdefault("CRBM_JAX_COMPILE_CACHE",
                       tempfile.mkdtemp(prefix="crbm-jax-test-compile-cache-"))
 

@@ -32,8 +32,33 @@ def test_report_splits_each_stage_into_compile_and_compute(tmp_path, monkeypatch
   line = next(l for l in report.splitlines() if l.startswith("- Compile vs compute:"))
   assert "tiny" in line and "s compile +" in line and "programs from the cache" in line
   saved = json.loads((tmp_path / "timings.json").read_text(encoding="utf-8"))
-  assert saved["tiny"]["compiles"] == split["compiles"]
+  assert saved["stages"]["tiny"]["compiles"] == split["compiles"]
+  assert saved["variant"] == "smoke"
   assert os.path.exists(tmp_path / "REPORT.html")
+  assert "previous run" not in report  # the first run in this workdir
+
+
+def test_a_rerun_reports_its_time_against_the_previous_run(tmp_path, monkeypatch):
+  monkeypatch.setattr(reproduce, "STAGES", {"tiny": ("A tiny stage", _stage)})
+  config = reproduce_config.get_config("smoke")
+  config["tiny"] = {}
+  run = lambda: reproduce.run_reproduction(config, str(tmp_path), stages=["tiny"],
+                                           reading_fn=lambda results: [])
+  first = run()["compile"]["tiny"]
+  second = run()["compile"]["tiny"]
+  report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+  line = next(l for l in report.splitlines()
+              if l.startswith("- Against the previous run in this workdir"))
+  assert f"tiny {first['seconds']:.0f} → {second['seconds']:.0f} s" in line
+  ratio = first["seconds"] / second["seconds"]
+  assert f"({ratio:.1f}x)" in line
+  # A previous run of another variant is not compared.
+  other = reproduce_config.get_config("default")
+  other["tiny"] = {}
+  reproduce.run_reproduction(other, str(tmp_path), stages=["tiny"],
+                             reading_fn=lambda results: [])
+  report = (tmp_path / "REPORT.md").read_text(encoding="utf-8")
+  assert "Against the previous run" not in report
 
 
 def test_a_stage_claim_joins_the_scorecard(tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ SEARCHED_FLAGS = {"hidden": "num_hidden", "learning_rate": "learning_rate",
 def define_flags(define) -> None:
   from absl import flags  # pylint: disable=import-outside-toplevel
   from crbm_jax.configs import search as spec  # pylint: disable=import-outside-toplevel
-  from crbm_jax.fitting.fit import SEARCH_DEFAULTS  # pylint: disable=import-outside-toplevel
+  from crbm_jax.fitting.fit import SEARCH_DEFAULTS, SEARCH_VAL_ROWS  # pylint: disable=import-outside-toplevel
   stop = spec.STOP_DEFAULTS
   string, integer, real, boolean = (flags.DEFINE_string, flags.DEFINE_integer,
                                     flags.DEFINE_float, flags.DEFINE_bool)
@@ -66,9 +66,13 @@ def define_flags(define) -> None:
   define(real, "search_seconds", 0.0, "Wall-clock budget of the search in seconds, "
          "counted from the start (data preparation included); models still training when "
          "it runs out stop (0 = no limit).")
-  define(real, "memory_gb", 0.0, "Memory budget in GB (0 = 60% of the machine's RAM): "
+  define(real, "memory_gb", 0.0, "Memory budget in GB (0 = 25% of the machine's RAM): "
          "the search trains its models in chunks and validates in chunks of rows to stay "
          "within it, and refuses before training when even one model does not fit.")
+  define(integer, "search_val_rows", SEARCH_VAL_ROWS, "The search validates on at most "
+         "this many validation observations (a random subset drawn with --seed when "
+         "there are more; 0 = all): the criterion costs rows x tags x hidden units per "
+         "model and evaluation.")
   for name, values in SEARCH_DEFAULTS.items():
     define(flags.DEFINE_list, f"search_{name}", [f"{v:g}" for v in values],
            f"Values of {name} the search tries (comma-separated).")
@@ -142,6 +146,7 @@ def run(f) -> dict:
       search_seconds=f.search_seconds, search_space=search_space(f),
       patience=f.patience, tol=f.tol, eval_every=f.eval_every,
       allow_divergence=f.allow_divergence, memory_gb=f.memory_gb,
+      search_val_rows=f.search_val_rows,
       learner=f.learner,
       ignored_flags=[h for n, h in SEARCHED_FLAGS.items() if f[n].present],
       **runner.format_kw(f))

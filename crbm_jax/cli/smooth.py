@@ -49,7 +49,7 @@ def define_flags(define) -> None:
   define(real, "search_seconds", 0.0, "With --train: the search's time budget in "
          "seconds (0 = none).")
   define(real, "memory_gb", 0.0, "With --train: the memory budget in GB (as crbm-fit "
-         "--memory_gb; 0 = 60% of RAM).")
+         "--memory_gb; 0 = 25% of RAM).")
   define(boolean, "aux_effect", True, "Report how much each auxiliary group (track, clip, "
          "...) moves the affinities: mean |affinity - affinity without that group's "
          "row|, by mean field.")

@@ -30,6 +30,12 @@ from crbm_jax.util import compile_cache
 # hyperparameters of the one search spec (``configs/search.py``). The ranges were set
 # before any benchmark; experiments/bench_fit.py compares the default search with an
 # exhaustive search of the whole grid.
+# The validation observations the search's criterion reads at most (a seeded random
+# subset when there are more; 0 = all): the criterion's cost is rows x tags x hidden units
+# per model and evaluation, ~35 s for 4 models on 40,000 rows x 2,000 tags on the 2-core
+# machine, which a time budget could not pay for at a million rows. Every data set the
+# paper's tables use has fewer validation observations (docs/scaling.md).
+SEARCH_VAL_ROWS = 10_000
 SEARCHED = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay")
 SEARCH_DEFAULTS = {name: search_spec.SPACE_DEFAULTS[name] for name in SEARCHED}
 def flag_of(name: str) -> str:
@@ -128,11 +134,16 @@ def _divergence(at: str, lr: float, scale: float, search: bool, has_groups: bool
                                  " (--allow_divergence keeps the best epoch before it)"))
 
 
+def _balanced_pl(params, data, chunk_size: int):
+  import jax  # pylint: disable=import-outside-toplevel
+  from crbm_jax.model import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
+  return jax.jit(pl.balanced_log_pl, static_argnums=2)(params, data, chunk_size)
+
+
 def _train_statistics(params, train, obs, split) -> tuple:
   """(balanced training PL, fraction of zero W_aux entries in rows seen in training)."""
-  from crbm_jax.model import pseudolikelihood as pl  # pylint: disable=import-outside-toplevel
-  per_bit = np.asarray(pl.pseudo_log_likelihood(params, train.v, train.aux))
-  train_pl = float(pl.balanced_pseudo_likelihood(per_bit, train.v))
+  # fused over chunks of rows (the [N, V] per-bit values are never stored) and jitted
+  train_pl = float(_balanced_pl(params, train, 64))
   w_aux = np.asarray(params.W_aux)
   used_rows = np.unique(obs.aux[split.train][obs.aux[split.train] >= 0])
   zero_fraction = float(np.mean(w_aux[used_rows] == 0)) if used_rows.size else float("nan")
@@ -142,17 +153,38 @@ def _train_statistics(params, train, obs, split) -> tuple:
 def over_budget_note(budget_seconds: Optional[float], seconds: float,
                      first_round_seconds: Optional[float], log: Log) -> bool:
   """Says in the log why a search ran past ``--search_seconds`` (True when it did, by more
-  than 5% + 1 s): the budget is checked between rounds, and the first round (compiling
-  included) runs whole once started."""
+  than 5% + 1 s): the budget is checked between training segments (``engine.run_host``),
+  but compilation, the data preparation, the first segment and the evaluation that closes
+  a round run whole once started."""
   if not budget_seconds or seconds <= budget_seconds * 1.05 + 1.0:
     return False
   first = ("" if first_round_seconds is None else
            f"; the first round alone ended after {first_round_seconds:.1f} s")
   log(f"crbm-fit: the search took {seconds:.1f} s of a --search_seconds "
-      f"{budget_seconds:g} budget: the budget is checked between rounds and a round runs "
-      f"whole once started{first}. Fewer --search_configs, --eval_every or a warm "
-      "compilation cache shorten a round")
+      f"{budget_seconds:g} budget: the budget is checked between training segments, and "
+      f"the data preparation, compilation, the first segment and each evaluation run "
+      f"whole once started{first}. Fewer --search_configs, fewer validation rows or a "
+      "warm compilation cache shorten them")
   return True
+
+
+def budget_notes(results: dict) -> list:
+  """Lines saying where the time budget stopped a search (``select_model``'s results:
+  batch size -> (configs, SearchResult)): the epoch it cut, the models never trained."""
+  lines = []
+  for batch, (configs, result) in sorted(results.items()):
+    cut = getattr(result, "budget_cut", None)
+    if cut is not None:
+      epoch, done, steps = cut
+      lines.append(f"the --search_seconds budget ran out in epoch {epoch + 1} after "
+                   f"{done:,} of its {steps:,} steps (batch {batch}): the models were "
+                   "evaluated there and stopped ('budget' in search.csv)")
+    skipped = getattr(result, "skipped", 0)
+    if skipped:
+      lines.append(f"{skipped} of the {len(configs)} models of batch {batch} were never "
+                   "trained: the budget was spent before their chunk (memory plan); "
+                   "raise --search_seconds or --memory_gb, or lower --search_configs")
+  return lines
 
 
 def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int = 64,
@@ -167,7 +199,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                   show_progress: bool = True, ignored_flags: Sequence[str] = (),
                   fmt: str = "auto", format_options: Optional[dict] = None,
                   make_evaluate: Optional[Callable] = None, learner: str = "cd",
-                  log: Log = print, memory_gb: float = 0.0) -> dict:
+                  log: Log = print, memory_gb: float = 0.0,
+                  search_val_rows: int = SEARCH_VAL_ROWS) -> dict:
   """Tag table -> vocabulary, aux indices, 60/20/20 split, a validation search (or the
   given configuration) with per-model early stopping, one test evaluation of the chosen
   model against the best unconditional model and the factored baseline; writes one run
@@ -186,6 +219,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       compiled searches are cached on it); None: balanced pseudo-likelihood.
     memory_gb: the memory budget (0: a share of RAM); ``learn.plan`` chunks the models
       and validation rows to fit it, or refuses in one line before training.
+    search_val_rows: the search (and the reported validation figures) reads at most this
+      many validation observations, a random subset drawn with ``seed`` (0: all).
   Returns:
     the metrics dict written to metrics.json.
   Raises:
@@ -221,6 +256,14 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                           canonicalize=canonicalize, fmt=fmt,
                           format_options=format_options, log=log)
   obs, split, groups = data
+  if search_val_rows < 0:
+    raise InputError(f"--search_val_rows must be >= 0 (0 = all), got {search_val_rows}")
+  val_rows = np.asarray(split.val)
+  if search_val_rows and len(val_rows) > search_val_rows:
+    val_rows = np.sort(np.random.default_rng([seed, 28]).choice(
+        val_rows, search_val_rows, replace=False))
+    log(f"crbm-fit: the search validates on {len(val_rows):,} of the {len(split.val):,} "
+        "validation observations (a random subset; --search_val_rows)")
   if batch_size > len(split.train):
     log(f"crbm-fit: --batch_size {batch_size} is more than the {len(split.train)} "
         f"training observations; using batches of {len(split.train)}")
@@ -248,12 +291,13 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   memory = plan_lib.plan_search(
       select_lib.search_models(space, num_configs, bool(groups), seed), obs.num_observations,
       obs.num_visible, max(space.num_hidden), obs.num_aux, batch_size, budget,
-      num_val_rows=len(split.val), num_train_rows=len(split.train),
+      num_val_rows=len(val_rows), num_train_rows=len(split.train),
+      num_test_rows=len(split.test),
       num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None)
   if not memory.fits:
     raise InputError(f"{memory.message}; nothing was trained")
   log(f"crbm-fit: {memory.describe()}")
-  train, val, test = dataset(split.train), dataset(split.val), dataset(split.test)
+  train, val, test = dataset(split.train), dataset(val_rows), dataset(split.test)
   budget_seconds = search_seconds
   if search_seconds:  # the budget covers the data preparation too
     search_seconds = max(search_seconds - (time.time() - start_time), 1e-3)
@@ -279,6 +323,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   except DivergenceError:
     raise _divergence("in the first epoch", max(space.learning_rate),
                       max(space.aux_lr_scale), search, bool(groups)) from None
+  for line in budget_notes(comparison.selected.results):
+    log(f"crbm-fit: {line}")
   over_budget_note(budget_seconds, time.time() - start_time,
                    first_round[0] if first_round else None, log)
   chosen, curve = comparison.selected.config, comparison.curve
@@ -296,7 +342,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   metrics.update(compile_seconds=round(timing["compile_seconds"], 2),
                  compute_seconds=round(timing["compute_seconds"], 2),
                  compiled_programs=timing["compiles"], cache_hits=timing["cache_hits"],
-                 first_round_seconds=round(first_round[0], 2) if first_round else None)
+                 first_round_seconds=round(first_round[0], 2) if first_round else None,
+                 num_val_searched=int(len(val_rows)))
   run_config = {
       "tags": os.path.abspath(tags), "aux": list(groups),
       "num_hidden": int(chosen["num_hidden"]), "max_epochs": num_epochs,

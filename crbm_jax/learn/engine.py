@@ -48,6 +48,7 @@ from crbm_jax.learn.learner import BLOCK_PARAM_AXES, BLOCK_STATE_AXES, cd
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.types import Array, PRNGKey
 
+INT32_MAX = 2 ** 31 - 1
 REASONS = ("running", "converged", "max_epochs", "diverged", "halved", "budget")
 RUNNING, CONVERGED, MAX_EPOCHS, DIVERGED, HALVED, BUDGET = range(len(REASONS))
 
@@ -212,14 +213,11 @@ def make_round(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Call
   draws its minibatches and noise from ``fold_in(data_key, e)``.
   """
   epochs = rule.eval_every if epochs is None else epochs
-  axes = learner.model_axes
-  w_axis = None if axes is None else axes.W
+  finish = make_finish(learner, evaluate_fn, rule)
 
   def round_fn(data_key: PRNGKey, carry: Carry, train: Dataset, val: Dataset,
                hparams: HParams, keep: Array):
-    active = carry.tracker.active
-    frozen = hparams._replace(learning_rate=hparams.learning_rate * active.astype(
-        hparams.learning_rate.dtype)) if rule is not None else hparams
+    frozen = frozen_hparams(hparams, carry.tracker.active, rule)
 
     def body(state, epoch):
       state, info = run_epoch(jax.random.fold_in(data_key, epoch), learner, state, train,
@@ -227,7 +225,35 @@ def make_round(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Call
       return state, info.recon_error
 
     state, recon = jax.lax.scan(body, carry.state, carry.epoch + jnp.arange(epochs))
-    epoch = carry.epoch + epochs
+    carry, val_pl = finish(carry._replace(state=state), carry.epoch + epochs, val,
+                           hparams, keep)
+    return carry, RoundInfo(recon, val_pl)
+
+  return round_fn
+
+
+def frozen_hparams(hparams: HParams, active: Array, rule: Optional[StopRule]) -> HParams:
+  """The hyperparameters with the stopped models' learning rate 0 (frozen)."""
+  if rule is None:
+    return hparams
+  return hparams._replace(learning_rate=hparams.learning_rate * active.astype(
+      hparams.learning_rate.dtype))
+
+
+def make_finish(learner: Learner, evaluate_fn: Optional[Callable],
+                rule: Optional[StopRule]):
+  """Returns pure ``finish(carry, epoch, val, hparams, keep) -> (carry, val_pl)``: the end
+  of a round whose training is done (``carry.state`` trained, ``carry.best``,
+  ``carry.tracker`` and ``carry.epoch`` as at the round's start; ``epoch`` the epochs
+  trained after it): one validation evaluation, the best-epoch bookkeeping and the
+  tracker update (``make_round``). ``val_pl`` is NaN for the models that were not
+  training."""
+  axes = learner.model_axes
+  w_axis = None if axes is None else axes.W
+
+  def finish(carry: Carry, epoch: Array, val: Dataset, hparams: HParams, keep: Array):
+    active = carry.tracker.active
+    state = carry.state
     params = learner.model(state, hparams)
     shape = carry.best.val_pl.shape
     val_pl = (jnp.full(shape, jnp.nan) if evaluate_fn is None
@@ -235,7 +261,7 @@ def make_round(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Call
     if rule is None:
       tracker = carry.tracker._replace(epochs=jnp.full(shape, epoch, jnp.int32))
       best = keep_best(carry.best, params, val_pl, epoch - 1, axes)
-      return Carry(state, best, tracker, epoch), RoundInfo(recon, val_pl)
+      return Carry(state, best, tracker, epoch), val_pl
     tracker = update_tracker(carry.tracker, carry.best.val_pl, val_pl, epoch, rule, keep)
     sound = active & (tracker.reason != DIVERGED) & jnp.isfinite(val_pl)
     best = keep_best(carry.best, params, jnp.where(sound, val_pl, -jnp.inf), epoch - 1,
@@ -246,10 +272,39 @@ def make_round(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Call
     W = state.params.W
     W = jnp.where(_per_model(tracker.active, w_axis, W.ndim), W, 0.0)
     state = state._replace(params=state.params._replace(W=W))
-    return (Carry(state, best, tracker, epoch),
-            RoundInfo(recon, jnp.where(active, val_pl, jnp.nan)))
+    return (Carry(state, best, tracker, epoch), jnp.where(active, val_pl, jnp.nan))
 
-  return round_fn
+  return finish
+
+
+def make_segment(learner: Learner, config: TrainConfig, rule: Optional[StopRule]):
+  """Returns pure ``segment(data_key, state, active, train, hparams, epoch, start, stop)
+  -> (state, recon_sum)``: steps ``start`` to ``stop`` (traced: one compiled program
+  serves every length) of epoch ``epoch``'s minibatches, the same steps with the same keys
+  as ``run_epoch`` takes, so an epoch cut into segments trains exactly as one whole
+  epoch. ``recon_sum``: the reconstruction error summed over the steps. The host driver
+  uses it to stop within a time budget in the middle of an epoch."""
+
+  def segment(data_key, state, active, train: Dataset, hparams: HParams, epoch, start,
+              stop):
+    frozen = frozen_hparams(hparams, active, rule)
+    keys, order = epoch_minibatches(jax.random.fold_in(data_key, epoch),
+                                    train.v.shape[0], config.batch_size)
+
+    def body(s, acc):
+      state, total = acc
+      idx = order[s]
+      batch = Batch(train.v[idx], train.aux[idx], train.weight[idx], idx)
+      state, info = learner.step(keys[s], state, batch, frozen)
+      return state, total + info.recon_error
+
+    probe = Batch(train.v[order[0]], train.aux[order[0]], train.weight[order[0]], order[0])
+    shape = jax.eval_shape(lambda st: learner.step(keys[0], st, probe, frozen)[1],
+                           state).recon_error
+    return jax.lax.fori_loop(start, stop, body,
+                             (state, jnp.zeros(shape.shape, shape.dtype)))
+
+  return segment
 
 
 def init_carry(learner: Learner, evaluate_fn: Optional[Callable], model_keys,
@@ -397,6 +452,65 @@ def compiled_host(learner_factory: Callable, config: TrainConfig, num_aux: int,
   return jax.jit(init), jax.jit(round_fn), jax.jit(take)
 
 
+@functools.lru_cache(maxsize=64)
+def compiled_segments(learner_factory: Callable, config: TrainConfig, num_aux: int,
+                      rule: StopRule, make_evaluate: Callable, split_axis: bool):
+  """(segment, finish) jitted for a static setting (``make_segment``, ``make_finish``):
+  the round of ``compiled_host`` in pieces, for a host driver with a time budget. The
+  segment donates the training state and the finish the carry (no second copy of W_aux
+  while they run)."""
+  learner = learner_factory(config, num_aux, over_models=True)
+  segment = make_segment(learner, config, rule)
+  finish = make_finish(learner, make_evaluate(config), rule)
+  if split_axis:
+    segment = jax.vmap(segment, in_axes=(0, 0, 0, 0, None, None, None, None),
+                       axis_name=SPLIT_AXIS)
+    finish = jax.vmap(finish, in_axes=(0, None, 0, None, None), axis_name=SPLIT_AXIS)
+  return jax.jit(segment, donate_argnums=(1,)), jax.jit(finish, donate_argnums=(0,))
+
+
+# The host driver with a time budget trains in segments of an epoch's steps, each sized
+# from the measured time of a step to last about this long (at most), so that the budget
+# is overrun by at most one segment and one evaluation. The first segment of a run is one
+# step (it compiles); a segment is at most ``SEGMENT_GROWTH`` times the one before.
+SEGMENT_SECONDS = 10.0
+# Without a budget the host driver trains in segments too (whole epochs: the same models)
+# when the block's W_aux has at least this many elements, for the donation's memory.
+SEGMENT_MIN_ELEMENTS = 100_000_000
+SEGMENT_SHARE = 0.1   # ... and at most this share of the budget
+SEGMENT_GROWTH = 16
+# A spent budget does not cut a round whose steps left would take less than this (the
+# measured step time x steps): on small data the round is finished, not cut after a step.
+CUT_SLACK_SECONDS = 1.0
+CUT_SLACK_SHARE = 0.05  # ... and less than this share of the budget
+
+
+class Pace:
+  """The host driver's measured costs (seconds): a training step, the last evaluation
+  (``finish``) and the setup (``init``: compile and the initial evaluation)."""
+
+  def __init__(self, seconds: float):
+    self.target = max(min(SEGMENT_SECONDS, SEGMENT_SHARE * seconds), 1e-6)
+    self.step: Optional[float] = None
+    self.last_steps = 0
+    self.evaluation: Optional[float] = None
+    self.setup = 0.0
+
+  def next_steps(self, left: int) -> int:
+    """Steps of the next segment (at most ``left``)."""
+    if self.step is None:
+      n = 1
+    else:
+      n = int(self.target // max(self.step, 1e-9))
+      n = min(max(n, 1), max(self.last_steps, 1) * SEGMENT_GROWTH)
+    self.last_steps = min(n, left)
+    return self.last_steps
+
+  def reserve(self) -> float:
+    """Seconds to keep for the evaluation that closes a cut round."""
+    return self.evaluation if self.evaluation is not None else self.setup
+
+
 class HostResult(NamedTuple):
   """What ``run_host`` returns: per (split, model) arrays [S, M] (S = 1 without a split
   axis), the models' histories and what the run cost."""
@@ -412,6 +526,11 @@ class HostResult(NamedTuple):
   rounds: int
   buckets: tuple                # the block sizes used
   seconds: float
+  # (epoch (0-based), steps done, steps per epoch) when the time budget cut an epoch
+  # short (the models were evaluated there and stopped); None otherwise
+  budget_cut: Optional[tuple] = None
+  setup_seconds: float = 0.0    # init: compilation and the initial evaluation
+  eval_seconds: float = 0.0     # the last evaluation (with a time budget; else 0)
 
 
 def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
@@ -420,7 +539,8 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
              seconds: Optional[float] = None, compact: bool = False, min_bucket: int = 1,
              split_axis: bool = False, learner: Callable = cd,
              make_evaluate: Optional[Callable] = None, keep_params: bool = True,
-             progress: Optional[Callable[[int, int, float], None]] = None) -> HostResult:
+             progress: Optional[Callable[[int, int, float], None]] = None,
+             clock: Optional[Callable[[], float]] = None) -> HostResult:
   """Trains a block of M models (on S splits with ``split_axis``) in jitted rounds, with
   the host deciding between them (module docstring).
 
@@ -431,7 +551,14 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
     hparams: HParams of [M]; hidden_mask [M, H]; group_mask [M, G].
     rule: the stopping rule of every model.
     halving: successive halving rungs, ranking by the mean over splits of the best score.
-    seconds: wall-clock budget; when spent, the models still training stop ('budget').
+    seconds: wall-clock budget, counted from the call; when spent, the models still
+      training stop ('budget'). With a budget the rounds train in segments of an epoch's
+      steps (``make_segment``; the same steps and keys, so the same models to float
+      rounding), sized from the measured step time (``Pace``), and the budget is
+      checked between segments: when it runs out in the middle of a round (and the
+      round's steps left would take more than ``CUT_SLACK_SECONDS``), the models are
+      evaluated where they are and stop (``HostResult.budget_cut``). The first segment
+      (one step) always runs.
     compact: train only the models still training, padded with frozen ones to a
       power-of-two bucket of at least ``min_bucket`` (results unchanged).
     learner: the learner factory, ``factory(config, num_aux, over_models=True)``.
@@ -440,15 +567,27 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
       axis too when there is one).
     keep_params: return the best-epoch parameters of every model (host copy).
     progress: called as ``progress(epoch, models training, best score)`` per round.
+    clock: the time in seconds (default ``time.perf_counter``; tests inject one).
   """
-  start = time.perf_counter()
+  clock = clock or time.perf_counter
+  start = clock()
   if make_evaluate is None:
     make_evaluate = split_evaluate if split_axis else make_block_evaluate
   init, round_fn, take = compiled_host(learner, config, num_aux, rule, make_evaluate,
                                        split_axis)
   m = hidden_mask.shape[0]
+  check_block_size(m, num_aux, train.v.shape[-1])
+  pace = None
+  if seconds is not None or m * num_aux * train.v.shape[-1] >= SEGMENT_MIN_ELEMENTS:
+    segment_fn, finish_fn = compiled_segments(learner, config, num_aux, rule,
+                                              make_evaluate, split_axis)
+    pace = Pace(SEGMENT_SECONDS / SEGMENT_SHARE if seconds is None else seconds)
   carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
                jnp.asarray(group_mask))
+  if pace is not None:
+    jax.block_until_ready(carry.tracker.start)
+    pace.setup = clock() - start
+  budget_cut = None
   lead = 1 if split_axis else 0
   splits = int(model_keys.shape[0]) if split_axis else 1
   host = lambda x: np.asarray(x).reshape(splits, -1)                      # [S, block]
@@ -456,22 +595,26 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
   best_epoch = np.full((splits, m), -1)
   reason = np.zeros((splits, m), int)
   epochs = np.zeros((splits, m), int)
-  params = None
-  if keep_params:
-    params = jax.tree.map(np.array, jax.device_get(carry.best.params))
+  params = None      # the host copy of the best parameters, made at the first record
   param_axes = jax.tree.map(lambda ax: ax + lead, BLOCK_PARAM_AXES)
   members = np.arange(m)
 
   def record(carry, members):
+    nonlocal params
     best_val[:, members] = host(carry.best.val_pl)
     best_epoch[:, members] = host(carry.best.epoch)
     reason[:, members] = host(carry.tracker.reason)
     epochs[:, members] = host(carry.tracker.epochs)
     if keep_params:
+      best = jax.device_get(carry.best.params)
+      if params is None:
+        # the whole block, once (without compaction the only record: no second copy)
+        params = jax.tree.map(np.array if compact else np.asarray, best)
+        return
+
       def put(whole, part, ax):
         whole[(slice(None),) * ax + (members,)] = np.asarray(part)
-      jax.tree.map(lambda ax, w, p: put(w, p, ax), param_axes, params,
-                   jax.device_get(carry.best.params))
+      jax.tree.map(lambda ax, w, p: put(w, p, ax), param_axes, params, best)
 
   rungs = [] if halving is None else halving_rungs(halving, rule.max_epochs)
   val_hist, recon_hist, eval_epochs, buckets = [], [], [], set()
@@ -482,7 +625,7 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
     training = active.any(0)
     if not training.any():
       break
-    if seconds is not None and rounds > 0 and time.perf_counter() - start > seconds:
+    if seconds is not None and rounds > 0 and clock() - start > seconds:
       carry = carry._replace(tracker=stop_models(carry.tracker, carry.tracker.active,
                                                  BUDGET))
       break
@@ -498,8 +641,15 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
         members = members[index]
     buckets.add(len(members))
     model_epochs += int(active.sum()) * rule.eval_every
-    carry, info = round_fn(data_keys, carry, train, val, hparams,
-                           jnp.ones(len(members), bool))
+    if pace is None:
+      carry, info = round_fn(data_keys, carry, train, val, hparams,
+                             jnp.ones(len(members), bool))
+    else:
+      carry, info, budget_cut = _budget_round(
+          segment_fn, finish_fn, pace, clock, start,
+          np.inf if seconds is None else seconds, data_keys, carry, train, val,
+          hparams, jnp.ones(len(members), bool), rule.eval_every, config.batch_size,
+          split_axis)
     rounds += 1
     epoch = int(np.asarray(carry.epoch).max())
     val_pl = np.full((splits, m), np.nan)
@@ -522,11 +672,16 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
                           halving.min_models)
       carry = carry._replace(tracker=stop_models(carry.tracker, ~keep[members], HALVED))
       alive &= keep
+    if budget_cut is not None:
+      carry = carry._replace(tracker=stop_models(carry.tracker, carry.tracker.active,
+                                                 BUDGET))
     if progress is not None:
       scores = best_val.mean(0)
       finite = scores[np.isfinite(scores)]
       progress(epoch, int(host(carry.tracker.active).any(0).sum()),
                float(finite.max()) if finite.size else float("nan"))
+    if budget_cut is not None:
+      break
   record(carry, members)
   return HostResult(
       best_val, best_epoch, epochs, reason, params,
@@ -534,7 +689,67 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
       (np.moveaxis(np.concatenate(recon_hist, 0), 0, -1) if recon_hist
        else np.zeros((splits, m, 0))),
       np.asarray(eval_epochs), model_epochs, rounds, tuple(sorted(buckets)),
-      time.perf_counter() - start)
+      clock() - start, budget_cut, pace.setup if pace else 0.0,
+      (pace.evaluation or 0.0) if pace else 0.0)
+
+
+def check_block_size(models: int, num_aux: int, num_tags: int) -> None:
+  """ValueError (one line) when a block's W_aux [A, M, V] would pass int32 indexing,
+  before anything is allocated (XLA indexes with int32 there)."""
+  elements = int(num_aux) * int(models) * int(num_tags)
+  if elements > INT32_MAX:
+    raise ValueError(
+        f"a block of {models} models has a W_aux of {num_aux:,} entities x {models} "
+        f"models x {num_tags:,} tags = {elements:,} elements, past int32 indexing "
+        f"({INT32_MAX:,}); train fewer models at once (learn.plan), or keep fewer tags or "
+        "entities")
+
+
+def _budget_round(segment_fn, finish_fn, pace: Pace, clock, start: float, seconds: float,
+                  data_keys, carry: Carry, train: Dataset, val: Dataset, hparams: HParams,
+                  keep, eval_every: int, batch_size: int, split_axis: bool):
+  """One round of ``run_host`` with a time budget: segments of each epoch's steps until
+  the round's epochs are done or the budget (less the evaluation's measured time) is
+  spent, then the evaluation (``make_finish``). Returns (carry, RoundInfo, budget_cut)."""
+  lead = 1 if split_axis else 0
+  steps = train.v.shape[lead] // batch_size
+  active = carry.tracker.active
+  state = carry.state
+  recon, cut, trained = [], None, False
+  first = int(np.asarray(carry.epoch).max())   # the same in every split
+  for e in range(eval_every):
+    epoch_arg = jnp.asarray(first + e, jnp.int32)
+    pos, total = 0, None
+    while pos < steps:
+      rest = (steps - pos) + steps * (eval_every - e - 1)   # steps left in the round
+      if (trained and clock() - start + pace.reserve() > seconds
+          and rest * pace.step > min(CUT_SLACK_SECONDS, CUT_SLACK_SHARE * seconds)):
+        # (a cut at an epoch's start is reported as the end of the one before)
+        cut = (first + e, pos, steps) if pos else (first + e - 1, steps, steps)
+        break
+      n = pace.next_steps(steps - pos)
+      t0 = clock()
+      state, part = segment_fn(data_keys, state, active, train, hparams, epoch_arg,
+                               jnp.asarray(pos, jnp.int32), jnp.asarray(pos + n, jnp.int32))
+      part = np.asarray(jax.block_until_ready(part), np.float64)
+      pace.step = (clock() - t0) / n
+      total = part if total is None else total + part
+      pos += n
+      trained = True
+    if pos:
+      recon.append(total / pos)
+    if cut is not None:
+      break
+  done = len(recon)
+  shape = np.shape(np.asarray(active))
+  for _ in range(eval_every - done):
+    recon.append(np.full(shape, np.nan))
+  t0 = clock()
+  carry, val_pl = finish_fn(carry._replace(state=state), jnp.asarray(first + done, jnp.int32),
+                            val, hparams, keep)
+  jax.block_until_ready(val_pl)
+  pace.evaluation = clock() - t0
+  return carry, RoundInfo(np.stack(recon, lead), val_pl), cut
 
 
 # -- learners by name ---------------------------------------------------------------------

@@ -48,13 +48,19 @@ INT32_MAX = 2 ** 31 - 1
 # each in the round's input and output (no donation), plus the caught-up W_aux that the
 # evaluation and the best-epoch update read.
 W_AUX_COPIES = 5
+# ... when the host driver trains in segments (a time budget, or a block's W_aux of at
+# least ``engine.SEGMENT_MIN_ELEMENTS``): the segments donate the state and the evaluation
+# its carry, so the state, the best-epoch copy and the caught-up W_aux.
+W_AUX_COPIES_SEGMENTED = 3
 # Copies of W (the state, its momentum, the best copy; input and output; one temporary).
 W_COPIES = 7
 # The Python interpreter, NumPy, JAX and XLA's compiled code, measured at ~0.45 GB RSS.
 BASE_BYTES = 600 * 2 ** 20
 # Fraction of the machine's memory a plan may use by default (deterministic: the total,
-# not what happens to be free, so that the same command chunks the same way).
-DEFAULT_SHARE = 0.6
+# not what happens to be free, so that the same command chunks the same way). A quarter:
+# the machine is often shared (the 24 GB development machine runs three jobs at once), and
+# past a few models per chunk a larger budget buys little time (docs/scaling.md).
+DEFAULT_SHARE = 0.25
 MIN_EVAL_ROWS = 256
 FORM_GROUP = 16  # block.FORM_GROUP (models that share the pseudo-likelihood's form)
 
@@ -126,7 +132,8 @@ def budget_from_gb(memory_gb: Optional[float]) -> int:
 def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
                    num_aux: int, batch_size: int, eval_rows_per_chunk: int, *,
                    num_val_rows: int, num_train_rows: int, num_groups: int = 3,
-                   eval_chunk: int = 64) -> Dict[str, int]:
+                   eval_chunk: int = 64,
+                   num_test_rows: Optional[int] = None) -> Dict[str, int]:
   """Peak bytes of a search, by term, from its shapes (nothing is allocated).
 
   Args:
@@ -134,17 +141,23 @@ def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
     num_tags: V; num_hidden: H (the block's largest); num_aux: A (W_aux rows);
     eval_rows_per_chunk: validation rows evaluated at once.
   """
+  from crbm_jax.learn.engine import SEGMENT_MIN_ELEMENTS  # pylint: disable=import-outside-toplevel
   m, n, v, h, a, b = models, num_rows, num_tags, num_hidden, num_aux, batch_size
+  n_test = (int(round(0.2 * n)) if num_test_rows is None else int(num_test_rows))
   r = min(eval_rows_per_chunk, max(num_val_rows, 1))
+  copies = W_AUX_COPIES_SEGMENTED if m * a * v >= SEGMENT_MIN_ELEMENTS else W_AUX_COPIES
+  padded = num_train_rows if num_train_rows % b else 0
   g = max(num_groups, 1)
   form = m if (m <= FORM_GROUP or m % FORM_GROUP) else FORM_GROUP
   c = min(eval_chunk, r)
   return {
       "base": BASE_BYTES,
       # Host observations (uint8 X; the counts are sparse) and the Datasets (float32 v,
-      # int32 aux) of train, val and test, plus the padded copy of train.
-      "data": n * v + n * (v + g + 1) * F32 + num_train_rows * v * F32,
-      "w_aux": m * W_AUX_COPIES * a * v * F32,
+      # int32 aux) of train, the validation rows searched and test, plus the padded copy
+      # of train (when its rows are not a multiple of the batch).
+      "data": n * v + (num_train_rows + num_val_rows + n_test) * (v + g + 1) * F32
+              + padded * v * F32,
+      "w_aux": m * copies * a * v * F32,
       "w": m * W_COPIES * (v * h + v + h) * F32 + m * 2 * a * F32,
       # A minibatch: touched rows [B*G, M, V] (gathered, new, gradient), visible and
       # hidden activations and samples of every model.
@@ -152,9 +165,10 @@ def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
       # Validation: W_a a of a chunk [r, M, V] (and its padded view), and the flip
       # deltas [c, V, H] of a form group of models.
       "eval": (2 * r * m * v + 3 * form * c * v * h) * F32 + 2 * num_val_rows * v * F32,
-      # After the search (not at the same time as the terms above): the chosen model's
-      # per-bit pseudo-likelihood of training and test rows, [N, V] float32 and a copy.
-      "final": 2 * num_train_rows * v * F32,
+      # After the search (not at the same time as the terms above): the per-bit
+      # pseudo-likelihood of the test rows [N_test, V] of the chosen CRBM, the best
+      # unconditional model and the factored baseline (the training figure is fused).
+      "final": 3 * n_test * v * F32,
   }
 
 
@@ -179,7 +193,7 @@ def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
                 num_aux: int, batch_size: int, budget_bytes: int, *,
                 num_val_rows: Optional[int] = None, num_train_rows: Optional[int] = None,
                 num_groups: int = 3, eval_chunk: int = 64,
-                chunk_rows: bool = True) -> Plan:
+                chunk_rows: bool = True, num_test_rows: Optional[int] = None) -> Plan:
   """The plan with the fewest model chunks, then the most rows per validation chunk,
   whose estimate fits ``budget_bytes`` (module docstring).
 
@@ -189,7 +203,7 @@ def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
   n_val = int(round(0.2 * num_rows)) if num_val_rows is None else int(num_val_rows)
   n_train = int(round(0.6 * num_rows)) if num_train_rows is None else int(num_train_rows)
   kw = dict(num_val_rows=n_val, num_train_rows=n_train, num_groups=num_groups,
-            eval_chunk=eval_chunk)
+            eval_chunk=eval_chunk, num_test_rows=num_test_rows)
   shape = (num_rows, num_tags, num_hidden, num_aux, batch_size)
   total = lambda m, r: total_bytes(estimate_bytes(m, *shape, r, **kw))
   unchunked = total(num_models, n_val)

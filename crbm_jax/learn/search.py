@@ -58,6 +58,12 @@ class SearchResult(NamedTuple):
   buckets: tuple                # the bucket sizes used
   param_index: Optional[np.ndarray] = None  # [M] model -> index in params, -1 = not kept
                                             # (learn.plan's chunked search); None: identity
+  budget_cut: Optional[tuple] = None        # (epoch, steps done, steps per epoch) when the
+                                            # time budget cut an epoch (engine.run_host)
+  skipped: int = 0                          # models never trained: the budget was spent
+                                            # before their chunk (run_search_chunked)
+  fixed_seconds: float = 0.0                # with a budget: the setup (compilation, the
+                                            # initial evaluation) and one evaluation
 
 
 def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
@@ -66,7 +72,8 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                seconds: Optional[float] = None, compact: Optional[bool] = None,
                progress: Optional[Callable[[int, int, float], None]] = None,
                make_evaluate: Callable = make_block_evaluate,
-               learner: Callable = cd, model_keys=None) -> SearchResult:
+               learner: Callable = cd, model_keys=None,
+               clock: Optional[Callable[[], float]] = None) -> SearchResult:
   """Trains a block of M models on one split with early stopping (``engine.run_host``).
 
   Args:
@@ -84,6 +91,7 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     learner: the learner factory (``learn.cd``, ``learn.pcd``, ...).
     model_keys: [M] the models' initial keys (default ``split(split(rng_key)[0], M)``;
       ``learn.plan`` passes a slice of a larger block's keys when it trains in chunks).
+    clock: the time in seconds for the budget (default ``time.perf_counter``).
   """
   train = pad_dataset(train, config.batch_size)
   m = hidden_mask.shape[0]
@@ -94,13 +102,14 @@ def run_search(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  key_data, train, val, num_aux, config,
                  hparams, hidden_mask, group_mask, rule, halving=halving, seconds=seconds,
                  compact=compact, learner=learner, make_evaluate=make_evaluate,
-                 progress=progress)
+                 progress=progress, clock=clock)
   return SearchResult(
       best_val_pl=res.best_val_pl[0], best_epoch=res.best_epoch[0], epochs=res.epochs[0],
       reason=[REASONS[int(r)] for r in res.reason[0]], params=res.params,
       val_history=res.val_history[0], recon_history=res.recon_history[0],
       eval_epochs=res.eval_epochs, seconds=res.seconds, rounds=res.rounds,
-      buckets=res.buckets)
+      buckets=res.buckets, budget_cut=res.budget_cut,
+      fixed_seconds=res.setup_seconds + res.eval_seconds)
 
 
 def model_params(params: CRBMParams, index: int) -> CRBMParams:
@@ -169,7 +178,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  compact: Optional[bool] = None,
                  make_evaluate: Callable = make_block_evaluate,
                  learner: Callable = cd,
-                 models_per_chunk: Optional[int] = None) -> Selection:
+                 models_per_chunk: Optional[int] = None,
+                 clock: Optional[Callable[[], float]] = None) -> Selection:
   """Validation search: the configuration with the best validation PL.
 
   Args:
@@ -187,10 +197,12 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     compact, make_evaluate, learner: passed to ``run_search``.
     models_per_chunk: train at most this many models at once (``learn.plan``'s memory
       plan; only the best parameters of each chunk are kept).
+    clock: the time in seconds for the budget (default ``time.perf_counter``).
   Raises:
     DivergenceError: every configuration diverged.
   """
-  start = time.perf_counter()
+  clock = clock or time.perf_counter
+  start = clock()
   base = base or TrainConfig()
   configs = sample_configs(space, num_configs, seed) if configs is None else sorted(
       configs, key=lambda c: c["batch_size"])
@@ -204,7 +216,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
   for i, (batch, cs) in enumerate(sorted(by_batch.items())):
     remaining = None
     if seconds is not None:
-      left = seconds - (time.perf_counter() - start)
+      left = seconds - (clock() - start)
       remaining = max(left / (len(by_batch) - i), 1e-3)
     points = [GridPoint(int(c["num_hidden"]), float(c["learning_rate"]),
                         float(c["momentum"]), float(c["weight_decay"]), float(c["l1_aux"]),
@@ -223,7 +235,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     result = run(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
                  stack_hparams(points), hidden_masks(points, num_hidden), groups,
                  rule, halving=halving, seconds=remaining, progress=report,
-                 compact=compact, make_evaluate=make_evaluate, learner=learner)
+                 compact=compact, make_evaluate=make_evaluate, learner=learner,
+                 clock=clock)
     results[batch] = (cs, result)
     for j, c in enumerate(cs):
       table.append(dict(c, best_val_pl=float(result.best_val_pl[j]),
@@ -240,7 +253,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
   row = table[max(candidates, key=lambda k: table[k]["best_val_pl"])]
   return Selection({f: row[f] for f in SPACE_FIELDS}, row_params(results, row),
                    row["best_val_pl"], row["best_epoch"], table, results,
-                   time.perf_counter() - start)
+                   clock() - start)
 
 
 def row_index(results: Dict[int, tuple], row: dict):
@@ -275,16 +288,21 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
                        group_mask, rule, *, models_per_chunk: int,
                        conditioned: Optional[np.ndarray] = None, halving=None,
                        seconds: Optional[float] = None, compact=None, progress=None,
-                       make_evaluate=None, learner=None):
+                       make_evaluate=None, learner=None,
+                       clock: Optional[Callable[[], float]] = None):
   """``run_search`` over chunks of ``models_per_chunk`` models, one after the
   other; the result lists every model (scores, epochs, reasons, histories), but keeps the
   parameters of only each chunk's best conditioned and best unconditional model
   (``SearchResult.param_index``). Each model keeps the initial key it has in the whole
   block and every chunk sees the same minibatches and noise. ``seconds`` is shared: each
-  chunk gets an equal share of what is left, and once what is left would not pay for one
-  round (as long as the last chunk's rounds took) the chunks left are not trained (their
-  models are reported as stopped by the 'budget', never evaluated)."""
-  start = time.perf_counter()
+  chunk gets an equal share of what is left (among the chunks left, or among as many as
+  twice the last chunk's ``fixed_seconds`` each would pay for, when that is fewer: the
+  chunks at the end then go untrained), and once what is left would not pay for the
+  least a chunk costs (the last chunk's setup and one evaluation: ``fixed_seconds``) the
+  chunks left are not trained (their models are reported as stopped by the 'budget',
+  never evaluated; ``SearchResult.skipped`` counts them)."""
+  clock = clock or time.perf_counter
+  start = clock()
   m = hidden_mask.shape[0]
   conditioned = (np.ones(m, bool) if conditioned is None
                  else np.asarray(conditioned, bool))
@@ -295,23 +313,28 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
   extra = {} if make_evaluate is None else {"make_evaluate": make_evaluate}
   if learner is not None:
     extra["learner"] = learner
-  parts, round_seconds = [], 0.0
+  parts, least = [], 0.0
   for i, idx in enumerate(chunks):
     remaining = None
     if seconds is not None:
-      left = seconds - (time.perf_counter() - start)
-      if parts and left <= round_seconds:
-        # what is left would not pay for one round (the last chunk's seconds per round,
-        # compilation included): the chunks left are not trained
+      left = seconds - (clock() - start)
+      if parts and left <= least:
+        # what is left would not pay for the last chunk's setup and one evaluation: the
+        # chunks left are not trained
         parts.append((idx, _untrained(len(idx), rule.eval_every), [], None))
         continue
-      remaining = max(left / (len(chunks) - i), 1e-3)
+      # an equal share of what is left among the chunks left, or among the chunks that
+      # can be paid for (twice the least a chunk costs each) when that is fewer
+      sharing = len(chunks) - i
+      if least > 0:
+        sharing = max(1, min(sharing, int(left // (2 * least))))
+      remaining = max(left / sharing, 1e-3)
     result = run_search(
         rng_key, train, val, num_aux, config,
         jax.tree.map(lambda x, idx=idx: x[idx], hparams), hidden_mask[idx],
         group_mask[idx], rule, halving=halving, seconds=remaining, compact=compact,
-        progress=progress, model_keys=keys[idx], **extra)
-    round_seconds = result.seconds / max(result.rounds, 1)
+        progress=progress, model_keys=keys[idx], clock=clock, **extra)
+    least = result.fixed_seconds
     usable = np.isfinite(result.best_val_pl) & (result.best_epoch >= 0)
     keep = []
     for kind in (True, False):
@@ -320,11 +343,12 @@ def run_search_chunked(rng_key, train, val, num_aux: int, config, hparams, hidde
         keep.append(int(np.flatnonzero(sel)[np.argmax(result.best_val_pl[sel])]))
     if not parts and not keep:
       keep = [0]  # something to stack; never selected (select_model checks the scores)
-    params = jax.device_get(take_models(result.params, BLOCK_PARAM_AXES,
-                                               jnp.asarray(keep, jnp.int32))) if keep else None
+    # on the host (the chunk's parameters are host arrays): no device copy of the chunk
+    params = tree_axes_map(lambda x, ax: np.take(np.asarray(x), keep, axis=ax),
+                           result.params, BLOCK_PARAM_AXES) if keep else None
     parts.append((idx, result._replace(params=None), keep, params))
     del result
-  return _merge(parts, m, rule.eval_every, time.perf_counter() - start)
+  return _merge(parts, m, rule.eval_every, clock() - start)
 
 
 def _untrained(m: int, eval_every: int):
@@ -364,4 +388,6 @@ def _merge(parts, m: int, eval_every: int, seconds: float):
                                     for _, r, _, _ in parts]),
       eval_epochs=np.asarray(longest.eval_epochs), seconds=seconds, rounds=rounds,
       buckets=tuple(sorted({b for _, r, _, _ in parts for b in r.buckets})),
-      param_index=param_index)
+      param_index=param_index,
+      budget_cut=next((r.budget_cut for _, r, _, _ in parts if r.budget_cut), None),
+      skipped=sum(len(idx) for idx, r, _, _ in parts if r.rounds == 0))

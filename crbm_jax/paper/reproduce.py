@@ -176,8 +176,28 @@ def _compile_line(compile_split: Dict[str, dict]) -> str:
           "(docs/benchmarks.md gives cold and warm runs measured side by side).")
 
 
+def _previous_line(previous: Optional[dict], compile_split: Dict[str, dict]) -> str:
+  """'- Against the previous run in this workdir: ...' (the same stages), or ''."""
+  if not previous or not compile_split or set(previous.get("stages", {})) != set(
+      compile_split):
+    return ""
+  prev = previous["stages"]
+  before = sum(v["seconds"] for v in prev.values())
+  now = sum(v["seconds"] for v in compile_split.values())
+  c_before = sum(v["compile_seconds"] for v in prev.values())
+  c_now = sum(v["compile_seconds"] for v in compile_split.values())
+  per = ", ".join(f"{k} {prev[k]['seconds']:.0f} → {v['seconds']:.0f} s"
+                  for k, v in compile_split.items())
+  return (f"- Against the previous run in this workdir ({previous.get('started', '?')}): "
+          f"{before:.0f} s → {now:.0f} s in all ({before / max(now, 1e-9):.1f}x), "
+          f"compilation {c_before:.0f} s → {c_now:.0f} s; {per}. A rerun also reuses the "
+          "Table 2 fits stored under `results/`, so this is not the compilation cache's "
+          "effect alone.")
+
+
 def _header(config, env: Dict, timings: Dict[str, float], started: str,
-            compile_split: Optional[Dict[str, dict]] = None) -> str:
+            compile_split: Optional[Dict[str, dict]] = None,
+            previous: Optional[dict] = None) -> str:
   total = sum(timings.values())
   lines = [
       "# Learning tags that vary within a song — reproduction report", "",
@@ -189,6 +209,8 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str,
       f"total {total:.0f} s.",
       "- Stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ".",
       *([_compile_line(compile_split)] if compile_split else []),
+      *([_previous_line(previous, compile_split)]
+        if _previous_line(previous, compile_split) else []),
       f"- Python {env['python']} on {env['platform']}, {env['cpu_count']} CPUs, JAX devices "
       f"{', '.join(env['jax_devices'])}.",
       "- Packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()) + ".", ""]
@@ -198,9 +220,10 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str,
 def write_report(workdir: str, config, sections: List[tuple], timings: Dict[str, float],
                  reading: List[str], started: str,
                  scorecard_md: str = "",
-                 compile_split: Optional[Dict[str, dict]] = None) -> Dict[str, str]:
+                 compile_split: Optional[Dict[str, dict]] = None,
+                 previous: Optional[dict] = None) -> Dict[str, str]:
   env = report_lib.environment_info()
-  parts = [_header(config, env, timings, started, compile_split)]
+  parts = [_header(config, env, timings, started, compile_split, previous)]
   if scorecard_md:
     parts.append(scorecard_md)
   if reading:
@@ -219,6 +242,20 @@ def write_report(workdir: str, config, sections: List[tuple], timings: Dict[str,
   return {"markdown": md_path, "html": html_path}
 
 
+def _read_timings(path: str, variant: str) -> Optional[dict]:
+  """The previous run's timings.json in this workdir when it ran the same variant (an
+  older or unreadable file is ignored: it only feeds the report's comparison line)."""
+  try:
+    with open(path) as f:
+      prev = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if not isinstance(prev, dict) or prev.get("variant") != variant or not isinstance(
+      prev.get("stages"), dict):
+    return None
+  return prev
+
+
 def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = None,
                      reading_fn: Callable[[Dict], List[str]] = None) -> Dict:
   """Runs ``stages`` (default ``config.stages``) under ``workdir`` and writes REPORT.md /
@@ -227,6 +264,7 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
   from crbm_jax.paper import scorecard as scorecard_lib
   os.makedirs(workdir, exist_ok=True)
   started = datetime.datetime.now().isoformat(timespec="seconds")
+  previous = _read_timings(os.path.join(workdir, "timings.json"), config.variant)
   sections, timings, results, compile_split = [], {}, {}, {}
   stages = tuple(stages) if stages else tuple(config.stages)
   for i, stage in enumerate(stages):
@@ -245,8 +283,10 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
   rows = scorecard_lib.scorecard(scorecard_lib.collect(results)) + _extra_claims(results)
   write_json_atomic(os.path.join(workdir, "scorecard.json"), rows, sort_keys=False)
   paths = write_report(workdir, config, sections, timings, reading, started,
-                       scorecard_lib.scorecard_markdown(rows), compile_split)
-  write_json_atomic(os.path.join(workdir, "timings.json"), compile_split, sort_keys=False)
+                       scorecard_lib.scorecard_markdown(rows), compile_split, previous)
+  write_json_atomic(os.path.join(workdir, "timings.json"),
+                    dict(variant=config.variant, started=started, stages=compile_split),
+                    sort_keys=False)
   paths["scorecard_json"] = os.path.join(workdir, "scorecard.json")
   _log(f"report: {paths['markdown']} and {paths['html']} "
        f"({sum(timings.values()):.0f} s in all)")

@@ -38,11 +38,12 @@ from crbm_jax.configs import search as search_spec
 from crbm_jax.learn import engine
 from crbm_jax.learn.base import Dataset, TrainConfig, from_config
 from crbm_jax.model.pseudolikelihood import factored_baseline_pl
-from crbm_jax.paper import published
+from crbm_jax.paper.table2_report import to_csv, to_markdown
 from crbm_jax.util.atomic import write_json_atomic, write_npz_atomic, write_text_atomic
 from crbm_jax.util.fingerprint import stable_hash, stable_int
 from crbm_jax.util.progress import Progress
-from crbm_jax.util.stats import format_mean_se, mean_stderr
+from crbm_jax.util.result_store import ResultStore
+from crbm_jax.util.stats import mean_stderr
 
 VERSION = 3  # bump when a change alters results (part of every result key)
 ROLES = ("user", "track", "item")
@@ -182,6 +183,10 @@ class Runner:
   def __init__(self, config, workdir: str, prep: Prepared):
     self.config, self.prep = config, prep
     self.result_dir = os.path.join(workdir, "results", _slug(prep.name))
+    learner = config.get("learner", "cd")
+    self.store = ResultStore(self.result_dir, dict(
+        version=VERSION, data=prep.fingerprint, seed=config.seed, key_impl=config.key_impl,
+        train=config.train.to_dict(), **({} if learner == "cd" else {"learner": learner})))
     self.root = jax.random.key(config.seed, impl=config.key_impl)
     devices = jax.local_devices()  # several processes: each shards over its own devices
     self.method = resolve_method(config)
@@ -191,22 +196,10 @@ class Runner:
     self.num_computed = 0
 
   def key_of(self, stage, point, groups, split) -> str:
-    learner = self.config.get("learner", "cd")
-    return stable_hash(dict(
-        version=VERSION, data=self.prep.fingerprint, stage=stage, point=list(point),
-        groups=list(groups), split=split, seed=self.config.seed,
-        key_impl=self.config.key_impl, train=self.config.train.to_dict(),
-        **({} if learner == "cd" else {"learner": learner})))
-
-  def _path(self, key):
-    return os.path.join(self.result_dir, key[:2], key + ".json")
+    return self.store.key(stage=stage, point=list(point), groups=list(groups), split=split)
 
   def load(self, key) -> Optional[dict]:
-    path = self._path(key)
-    if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      return json.load(f)
+    return self.store.load(key)
 
   def run(self, stage: str, tasks: list, columns: list, progress=None) -> dict:
     """tasks: (point, groups tuple, split). Returns {task: result dict}."""
@@ -237,25 +230,16 @@ class Runner:
     out.update(self._compute(stage, pending, columns, chunk, max_h, progress))
     return out
 
-  def _wait(self, stage, tasks, out, progress, poll_s: float = 0.5) -> dict:
+  def _wait(self, stage, tasks, out, progress) -> dict:
     """Waits for the other processes' results (files in the shared workdir)."""
-    deadline = time.monotonic() + self.config.task_wait_s
-    while True:
-      missing = [t for t in tasks if t not in out]
-      for t in missing:
-        r = self.load(self.key_of(stage, *t))
-        if r is not None:
-          out[t] = r
-          if progress is not None:
-            progress.skip(1)
-      if len(out) == len(tasks):
-        return out
-      if time.monotonic() > deadline:
-        raise TimeoutError(
-            f"{self.result_dir}: {len(tasks) - len(out)} {stage} results from other "
-            f"processes (task_shard={task_shard(self.config)}) did not appear "
-            f"within {self.config.task_wait_s} s")
-      time.sleep(poll_s)
+    keys = {self.key_of(stage, *t): t for t in tasks if t not in out}
+    on_found = (lambda k, r: progress.skip(1)) if progress is not None else None
+    try:
+      found = self.store.wait(keys, self.config.task_wait_s, f"{stage} results", on_found)
+    except TimeoutError as e:
+      raise TimeoutError(f"{e} (task_shard={task_shard(self.config)})") from None
+    out.update({keys[k]: r for k, r in found.items()})
+    return out
 
   def adaptive(self, points, groups, columns, stream=None) -> dict:
     """The grid stage by successive halving (``learn.halving.run_halving``) over every point and
@@ -321,8 +305,7 @@ class Runner:
     if item is not None and stage == "combos" and task[2] == 0 and tuple(task[1]) == (item,):
       write_npz_atomic(os.path.join(self.result_dir, "item_model_split0.npz"),
                        W_aux=pick(res.params.W_aux), b=pick(res.params.b))
-    write_json_atomic(self._path(self.key_of(stage, *task)), r)
-    return r
+    return self.store.save(self.key_of(stage, *task), r)
 
   def _compute(self, stage, pending, columns, chunk, max_h, progress) -> dict:
     """Fits the pending tasks in one computation over (split, model) per stage ('vmap':
@@ -528,95 +511,6 @@ def aux_extremes(obs, group: str, W_aux: np.ndarray, num_entities: int,
     out.append(dict(entity=str(obs.entity_names[g][r - obs.offsets[g]]),
                     observations=int(counts[r]), positive=pos, negative=neg))
   return out
-
-
-def _paper_name(result) -> Optional[str]:
-  return published.TABLE2_NAMES.get(result["name"])
-
-
-def to_csv(results: list) -> str:
-  lines = ["dataset,simulated,user,track,item,mean,stderr,num_splits,paper_mean,"
-           "paper_stderr,missing"]
-  for res in results:
-    paper = published.TABLE2.get(_paper_name(res) or "", {})
-    for row in res["rows"]:
-      pat = row["pattern"]
-      cols = list(pat) if pat != "baseline" else ["baseline", "", ""]
-      mean = row.get("mean", "")
-      se = row.get("stderr", "")
-      pm, ps = paper.get(pat, ("", ""))
-      n = len(row["values"]) if row["values"] else 0
-      missing = row.get("missing", "").replace('"', "'")
-      lines.append(",".join(str(x) for x in [
-          f'"{res["name"]}"', res["simulated"], *cols, mean, se, n, pm, ps,
-          f'"{missing}"']))
-  return "\n".join(lines) + "\n"
-
-
-def _search_lines(res) -> list:
-  """How the grid point was chosen, and both picks when both searches ran."""
-  a = res.get("adaptive")
-  if not a:
-    return []
-  fmt = lambda p: ", ".join(f"{k}={v:g}" for k, v in p.items())
-  lines = [f"Adaptive search (successive halving, eta {a['halving']['eta']:g}, first rung "
-           f"{a['halving']['first_rung']} epoch(s)): picked {fmt(a['selected'])}, mean "
-           f"validation PL {a['mean_val_pl']:.4f}; {a['model_epochs']} model-epochs "
-           f"({100 * a['model_epochs'] / a['exhaustive_model_epochs']:.1f}% of the "
-           f"exhaustive grid's), {a['seconds']:.1f} s.  "]
-  if "exhaustive_selected" in a:
-    lines.append(
-        f"Exhaustive grid: picked {fmt(a['exhaustive_selected'])}, mean validation PL "
-        f"{format_mean_se(a['exhaustive_mean_val_pl'], a['exhaustive_val_pl_stderr'])}, "
-        f"{a['exhaustive_seconds']:.1f} s; the adaptive pick's exhaustive mean validation "
-        f"PL {a['pick_exhaustive_mean_val_pl']:.4f} is "
-        f"{'within' if a['within_one_stderr'] else 'NOT within'} one standard error of "
-        f"the winner's. The rows below use the "
-        f"{'exhaustive' if res['search'] == 'both' else 'adaptive'} pick.  ")
-  return lines + [""]
-
-
-def to_markdown(results: list) -> str:
-  out = ["# Table 2: test balanced per-bit log pseudo-likelihood (less negative is better)",
-         "", "Mean ± standard error over splits. User / Track / Item: auxiliary variables "
-         "present (+) or absent (−); Item is the clip (the artist for Last.fm). "
-         "Paper: Mandel, Eck & Bengio (2010), Table 2.", ""]
-  for res in results:
-    paper_name = _paper_name(res)
-    paper = published.TABLE2.get(paper_name or "", {})
-    sim = " — SIMULATED data" if res["simulated"] else ""
-    out += [f"## {res['name']}{sim}", "", f"{res['label']}  ",
-            f"{res['num_observations']} observations, {res['num_visible']} tags; grid "
-            f"conditioned on `{res['grid_group']}`; selected {res['selected']}", "",
-            *_search_lines(res),
-            f"| User | Track | Item | ours | paper ({paper_name or 'no counterpart'}) |",
-            "|---|---|---|---|---|"]
-    notes = []
-    for row in res["rows"]:
-      pat = row["pattern"]
-      cols = " | ".join(c.replace("-", "−") for c in pat) if pat != "baseline" else \
-          "baseline | | "
-      ours = format_mean_se(row["mean"], row["stderr"]) if row["values"] else "missing"
-      p = paper.get(pat)
-      theirs = format_mean_se(*p) if p else ""
-      if row["values"] is None and not p:
-        notes.append(f"- {pat}: {row['missing']}")
-        continue
-      out.append(f"| {cols} | {ours} | {theirs} |")
-      if row["values"] is None:
-        notes.append(f"- {pat}: {row['missing']}")
-    if notes:
-      out += ["", "Rows not run:"] + sorted(set(notes))
-    if res.get("qualitative"):
-      out += ["", f"W_aux of the most observed `{res['groups'][-1]}` entities "
-              "(item-only model, split 0):", "", "| entity | obs. | most positive | "
-              "most negative |", "|---|---|---|---|"]
-      for q in res["qualitative"]:
-        pos = ", ".join(f"{t} ({w:+.2f})" for t, w in q["positive"])
-        neg = ", ".join(f"{t} ({w:+.2f})" for t, w in q["negative"])
-        out.append(f"| {q['entity']} | {q['observations']} | {pos} | {neg} |")
-    out.append("")
-  return "\n".join(out)
 
 
 def run_table2(config, workdir: str, datasets=None) -> dict:
