@@ -18,6 +18,7 @@ os.environ.setdefault("CRBM_JAX_COMPILE_CACHE",
                       tempfile.mkdtemp(prefix="crbm-jax-test-compile-cache-"))
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 from crbm_jax.util import compile_cache  # noqa: E402
@@ -34,3 +35,13 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+  """An ``extended`` test is also ``slow``: the README's default command
+  (``-m "not slow"``) leaves it out, ``-m slow`` and CI's ``-m extended`` step run it.
+  Runs before pytest's own -m selection (tryfirst)."""
+  for item in items:
+    if item.get_closest_marker("extended") is not None:
+      item.add_marker(pytest.mark.slow)

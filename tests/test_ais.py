@@ -40,6 +40,7 @@ def test_exact_log_partition_matches_brute_force():
                              _exact_log_z(raw), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.extended
 def test_ais_is_exact_for_an_independent_model_started_at_its_own_biases():
   params, _ = _model(1, 1.0)
   params = params._replace(W=jnp.zeros_like(params.W))
@@ -50,6 +51,7 @@ def test_ais_is_exact_for_an_independent_model_started_at_its_own_biases():
   np.testing.assert_allclose(res.ess, 8.0, rtol=1e-5)
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("seed,scale", [(0, 0.5), (1, 1.0), (2, 1.5)])
 def test_forward_and_reverse_ais_cover_the_exact_log_z(seed, scale):
   params, raw = _model(seed, scale)
@@ -66,6 +68,7 @@ def test_forward_and_reverse_ais_cover_the_exact_log_z(seed, scale):
   assert np.all(np.abs(rev.log_z - exact) < 0.05)
 
 
+@pytest.mark.extended
 def test_short_annealing_sandwiches_log_z_between_forward_and_reverse():
   # With few intermediate distributions the bias is visible: E[log w] <= log E[w] makes
   # the forward per-run estimate low and the reverse (from exact samples) high.

@@ -160,6 +160,7 @@ def planted(seed, n, num_tags=5, num_features=3, num_users=4):
   return x, v, user.reshape(-1, 1)
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("objective", [
     "cd", pytest.param("discriminative", marks=pytest.mark.slow),
     pytest.param("pcd", marks=pytest.mark.slow)])

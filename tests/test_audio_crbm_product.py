@@ -52,6 +52,7 @@ def trained(tmp_path_factory):
   return dict(root=root, result=result)
 
 
+@pytest.mark.extended
 def test_trains_on_user_observations_and_tags_held_out_clips(trained):
   result = trained["result"]
   assert result["settings"]["observations"] == "per (clip, user)"

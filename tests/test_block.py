@@ -60,6 +60,7 @@ def test_expand_grid_is_the_cartesian_product():
   np.testing.assert_array_equal(mask.sum(1), [4, 4, 8])
 
 
+@pytest.mark.extended
 def test_padded_model_is_identical_to_unpadded():
   key = jax.random.split(jax.random.key(3), 1)
   small = _run(4, _points([4]), keys=key)
@@ -82,6 +83,7 @@ def test_vmapped_block_equals_models_run_one_at_a_time():
     np.testing.assert_allclose(block.params.W_aux[i], one.params.W_aux[0], atol=1e-5)
 
 
+@pytest.mark.extended
 def test_gibbs_noise_is_shared_by_the_block():
   # Common random numbers: the hidden-unit uniforms come from the split's data key, not
   # the model key. With W initialised to 0 (weight_scale 0) the model key has no effect,
@@ -98,6 +100,7 @@ def test_gibbs_noise_is_shared_by_the_block():
   assert np.abs(other.params.W[0] - out.params.W[0]).max() > 1e-3
 
 
+@pytest.mark.extended
 def test_different_hyperparameters_do_not_recompile():
   fn, traces = counted_jit(grid.make_block_fit(_config(4), A))
   for lr in (0.01, 0.2, 0.7):
@@ -109,6 +112,7 @@ def test_different_hyperparameters_do_not_recompile():
   assert len(traces) == 1
 
 
+@pytest.mark.extended
 def test_sharded_block_equals_unsharded():
   assert len(jax.devices()) >= 2, "conftest should give 2 host devices"
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]), (grid.AXIS,))
@@ -120,6 +124,7 @@ def test_sharded_block_equals_unsharded():
   np.testing.assert_allclose(sharded.params.W, plain.params.W, atol=1e-6)
 
 
+@pytest.mark.extended
 def test_group_mask_equals_training_without_that_group():
   key = jax.random.split(jax.random.key(5), 1)
   masked = _run(4, _points([4]), group_masks=np.array([[1, 0]], np.float32), keys=key)
@@ -131,6 +136,7 @@ def test_group_mask_equals_training_without_that_group():
   assert np.abs(masked.params.W_aux[0, :6]).max() > 0
 
 
+@pytest.mark.extended
 def test_block_without_auxiliary_columns_equals_all_groups_masked():
   # Data with no aux columns at all (G = 0) take the no-aux path; the same models with
   # both groups present but masked out must follow the same trajectory.
@@ -151,6 +157,7 @@ def _block_pl(params):
   return pl_lib.balanced_log_pl(params, TEST, 7, axis_name=grid.AXIS)
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("max_w,form", [(3.0, 0), (7.0, 1), (20.0, 2), (150.0, 3)],
                          ids=["product16", "product8", "product1", "softplus"])
 def test_block_pseudo_likelihood_matches_library(max_w, form):
@@ -209,6 +216,7 @@ def test_block_lazy_aux_update_equals_the_dense_prox_over_many_steps():
   np.testing.assert_array_equal(flushed[4:, 1], 0.0)
 
 
+@pytest.mark.extended
 def test_validation_on_a_schedule_selects_among_the_evaluated_epochs():
   # eval_every=2 over 5 epochs: validation after epochs 1, 3 (every 2nd) and 4 (the
   # last), the same values as validating every epoch there, NaN elsewhere; training is
@@ -233,6 +241,7 @@ def test_validation_on_a_schedule_selects_among_the_evaluated_epochs():
     np.testing.assert_allclose(out[2].best_val_pl[m], out[1].val_pl[m, want], rtol=1e-6)
 
 
+@pytest.mark.extended
 def test_block_evaluation_picks_the_exact_form_per_group_of_models():
   # 32 models in two groups of 16: one model of the second group has max|W| = 150 (the
   # softplus form for its group), the others small weights (the 16-factor product);

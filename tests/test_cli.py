@@ -216,6 +216,7 @@ def test_fit_searches_by_default_stops_by_itself_and_compares_honestly(tmp_path)
   assert "paired s.e." in proc.stdout
 
 
+@pytest.mark.extended
 def test_smooth_trains_when_asked_and_reports_the_auxiliary_effect(tmp_path):
   tags = str(tmp_path / "tags.tsv")
   _write_table(tags)
@@ -348,6 +349,7 @@ def make_shifted_evaluate(config):
   return lambda params, val: evaluate(params, val) + 1.0
 
 
+@pytest.mark.extended
 def test_the_fit_step_takes_the_selection_criterion(fitted, tmp_path):
   from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
   tags, workdir, _ = fitted  # crbm-fit --aux=user,track,clip --hidden=4 --epochs=3 ...

@@ -88,6 +88,7 @@ def _state_with(learner, data, hp, params):
   return learner.init(jax.random.key(0), data, hp)._replace(params=params)
 
 
+@pytest.mark.extended
 def test_drift_step_at_zero_length_equals_the_track_clip_cd_step():
   obs, nb, params = _setup(1)
   data, batch = _batch(obs)
@@ -134,6 +135,7 @@ def test_drift_gradient_reaches_neighbour_rows_through_the_kernel():
   assert np.any(np.asarray(vjp(dvis)[0][clip_b]) != 0)
 
 
+@pytest.mark.extended
 def test_fit_drift_runs_and_does_not_recompile_across_lengths():
   obs, nb, _ = _setup()
   data = cj.make_dataset(np.tile(obs.X, (4, 1)), np.tile(obs.aux, (4, 1)))

@@ -77,6 +77,7 @@ def test_a_block_of_one_model_equals_fit():
   assert np.abs(np.asarray(single.params.W_aux)).max() > 1e-3
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("method", ["vmap", pytest.param("map", marks=pytest.mark.slow)])
 def test_split_axis_block_equals_one_block_per_split(method):
   fn = jax.jit(block_lib.make_split_block_fit(CONFIG, A, method, chunk_size=2))
@@ -97,6 +98,7 @@ def test_split_axis_block_equals_one_block_per_split(method):
   assert np.abs(out.val_pl[0] - out.val_pl[1]).max() > 1e-3
 
 
+@pytest.mark.extended
 def test_successive_halving_over_splits_follows_the_exhaustive_trajectories():
   # Halving 4 -> 2 -> 1 configurations after epochs 1 and 2 (ranked by the mean over the
   # splits), with the survivors compacted into smaller blocks: every configuration's
@@ -143,6 +145,7 @@ SEARCH_POINTS = [GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0),
 SEARCH_RULE = engine.StopRule(patience=1, tol=0.01, max_epochs=8)   # some stop early
 
 
+@pytest.mark.extended
 def test_a_models_result_does_not_depend_on_its_block_mates_or_on_compaction():
   """Shared minibatches and Gibbs noise: freezing a neighbour (lr x 0) and training in a
   smaller bucket leave a model's trajectory unchanged, to float rounding."""
@@ -164,6 +167,7 @@ def test_a_models_result_does_not_depend_on_its_block_mates_or_on_compaction():
     assert evaluated.sum() == block.epochs[m] and evaluated[: block.epochs[m]].all()
 
 
+@pytest.mark.extended
 def test_the_scan_drivers_in_graph_stopping_equals_the_host_drivers():
   """One jitted call with the stop rule applied by masks (no host decision) stops every
   model where the host loop stops it, with the same best epochs and scores."""
@@ -188,6 +192,7 @@ def test_the_scan_drivers_in_graph_stopping_equals_the_host_drivers():
   assert np.isnan(scan_val[:, rounds:]).all()
 
 
+@pytest.mark.extended
 def test_fit_with_a_stop_rule_stops_early_and_keeps_its_best_epoch():
   config = TrainConfig(num_hidden=5, batch_size=10, num_epochs=6, eval_chunk=8)
   hp = learn.make_hparams(0.1, 0.5, 1e-3, 1e-2)
@@ -202,6 +207,7 @@ def test_fit_with_a_stop_rule_stops_early_and_keeps_its_best_epoch():
   assert np.isfinite(np.asarray(full.history.val_pl)).all()
 
 
+@pytest.mark.extended
 def test_any_block_learner_runs_through_the_host_driver():
   """PCD through the search: the learner is a factory argument, not hard-coded CD."""
   points = SEARCH_POINTS[:1]

@@ -42,6 +42,7 @@ CORE_CHECKS = ("check_estimators_fit_returns_self", "check_fit_idempotent",
                "check_estimator_sparse_matrix", "check_dont_overwrite_parameters")
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("check_name", CORE_CHECKS)
 def test_core_sklearn_checks(check_name):
   getattr(estimator_checks, check_name)("ConditionalRBM", BinarizedInputRBM(**SMALL))
@@ -103,6 +104,7 @@ def test_rejects_non_binary_input_with_a_clear_message():
     ConditionalRBM(**SMALL).fit(X)
 
 
+@pytest.mark.extended
 def test_fit_is_deterministic_for_a_fixed_random_state_and_dense_equals_sparse():
   X, aux = _data()
   a = ConditionalRBM(**SMALL, random_state=3).fit(X, aux=aux)
@@ -153,6 +155,7 @@ def test_sample_matches_exact_marginals_within_monte_carlo_error():
   assert np.all(np.abs(draws.mean(0) - exact) < 5 * stderr + 1e-9)
 
 
+@pytest.mark.extended
 def test_grid_search_over_n_hidden_and_pipeline():
   X, _ = _data(n=60)
   no_holdout = dict(SMALL, validation_fraction=0.0)
@@ -177,6 +180,7 @@ def test_clone_and_set_params_round_trip():
 
 # -- early stopping, partial_fit, random_state, chunked sparse input (issue 15) ----------
 
+@pytest.mark.extended
 def test_early_stopping_stops_by_itself_and_keeps_the_best_epoch():
   X, aux = _data(n=200)
   est = ConditionalRBM(n_hidden=4, batch_size=20, n_epochs=200, learning_rate=0.3,
@@ -237,6 +241,7 @@ def test_random_state_follows_scikit_learn():
   np.testing.assert_array_equal(first, fit(np.random.RandomState(7)))
 
 
+@pytest.mark.extended
 def test_sparse_input_is_trained_and_scored_chunk_by_chunk_like_dense_input():
   X, aux = _data(n=150)
   kw = dict(SMALL, chunk_rows=40, random_state=2)     # 90 training rows: 3 chunks

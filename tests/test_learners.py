@@ -60,6 +60,7 @@ def _run_epochs(data, hparams, epochs=3, dense=False, state=None):
   return learner.model(state, hparams)
 
 
+@pytest.mark.extended
 def test_lazy_l1_training_equals_the_dense_prox():
   data = _random_data(0)
   hparams = cj.make_hparams(learning_rate=0.1, momentum=0.5, weight_decay=1e-3, l1_aux=2e-3)
@@ -143,6 +144,7 @@ ALL_LEARNERS = {
 }
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("name", sorted(ALL_LEARNERS))
 def test_every_learner_honours_aux_lr_scale(name):
   # From W_aux = 0, the first step's W_aux gradient does not depend on the W_aux step
@@ -190,6 +192,7 @@ def test_l1_prox_produces_exact_zeros():
   assert np.mean(np.asarray(weak.W_aux) == 0.0) < np.mean(np.asarray(strong.W_aux) == 0.0)
 
 
+@pytest.mark.extended
 def test_changing_hyperparameter_values_does_not_recompile():
   config = cj.TrainConfig(num_hidden=4, batch_size=20, num_epochs=2)
   jitted, traces = counted_jit(cj.make_fit(config, num_aux=NUM_AUX))
@@ -201,6 +204,7 @@ def test_changing_hyperparameter_values_does_not_recompile():
   assert len(traces) == 1
 
 
+@pytest.mark.extended
 def test_hidden_mask_makes_a_padded_model_equal_to_an_unpadded_one():
   # The initial W and the hidden noise are drawn prefix-stably, so a model padded from 3
   # to 6 hidden units (masked) follows the unpadded model's trajectory.
@@ -221,6 +225,7 @@ def test_hidden_mask_makes_a_padded_model_equal_to_an_unpadded_one():
   assert np.abs(np.asarray(res_small.params.W)).min() > 0
 
 
+@pytest.mark.extended
 def test_fit_without_validation_keeps_the_last_epoch():
   train = _random_data(9)
   config = cj.TrainConfig(num_hidden=4, batch_size=20, num_epochs=3)

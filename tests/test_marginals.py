@@ -83,6 +83,7 @@ def test_exact_visible_marginals_match_full_enumeration():
                              _exact_marginals(raw, aux_rows), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.extended
 def test_sampled_affinities_match_exact_marginals_within_monte_carlo_error():
   params, raw = _params(2, 1.0)
   base = np.array([[1, 3], [-1, -1]], np.int32)
@@ -108,6 +109,7 @@ def test_mean_field_is_exact_without_hidden_coupling():
                              rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.extended
 def test_sampled_affinities_do_not_depend_on_batch_size():
   params, _ = _params(4, 1.0)
   aux_rows = np.array([[0, 1], [2, -1], [-1, -1], [3, 4], [1, 1]], np.int32)

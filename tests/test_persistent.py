@@ -29,6 +29,7 @@ def _exact_moments(raw, row):
   return mean_v, mean_vh
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("num_temperatures", [1, 4])
 def test_frozen_parameter_negative_statistics_match_enumeration(num_temperatures):
   # Scale 2.5 makes p(v | a) multi-modal; particles start all-zero, far from equilibrium.
@@ -96,6 +97,7 @@ def _exact_test_ll(params, v, aux):
   return np.asarray(ais.log_likelihood(params, v, aux, ais.exact_log_partition(params, aux)))
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("method", ["pcd", "pt"])
 def test_training_on_a_known_crbm_beats_the_factored_baseline(method):
   v, aux = _sample_known_crbm(0, 4200)
@@ -122,6 +124,7 @@ def test_training_on_a_known_crbm_beats_the_factored_baseline(method):
   assert int(res.best_epoch) >= 0 and np.isfinite(float(res.best_val_pl))
 
 
+@pytest.mark.extended
 def test_example_mode_with_two_chains_per_observation_does_not_recompile_per_hparam():
   v, aux = _sample_known_crbm(1, 200)
   train = cj.make_dataset(v[:100], aux[:100])

@@ -200,6 +200,7 @@ def _problems(stderr):
           and "models training" not in x]
 
 
+@pytest.mark.extended
 def test_item02_exploding_learning_rate_stops_with_one_line_and_saves_nothing(tmp_path):
   tags = _table(str(tmp_path / "tags.tsv"))
   workdir = tmp_path / "run"

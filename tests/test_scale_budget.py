@@ -58,6 +58,7 @@ def test_segmented_training_under_a_budget_equals_whole_rounds(monkeypatch):
   np.testing.assert_array_equal(large.epochs, whole.epochs)
 
 
+@pytest.mark.extended
 def test_a_tiny_budget_stops_after_the_first_cut_round_and_says_why():
   clock = TickClock(1.0)
   result = search.run_search(*_block(), seconds=3.0, clock=clock)

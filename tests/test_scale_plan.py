@@ -18,6 +18,7 @@ def _data():
   return topic_track_data(200, cuts=(120, 157))
 
 
+@pytest.mark.extended
 def test_row_chunked_evaluation_equals_the_one_pass_figure():
   train, val, _, num_aux = _data()
   points = [GridPoint(h, lr, 0.5, 1e-4, 0.0, 5.0) for h in (3, 6) for lr in (0.05, 0.2)]
@@ -48,6 +49,7 @@ def _select(models_per_chunk, make_evaluate=block.make_block_evaluate, halving=N
                                 models_per_chunk=models_per_chunk)
 
 
+@pytest.mark.extended
 def test_a_budget_that_forces_chunking_selects_the_same_model_as_no_chunking():
   whole = _select(None)
   assert len(whole.table) == 8  # 6 conditioned + 2 unconditional

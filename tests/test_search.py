@@ -66,6 +66,7 @@ def test_halving_keeps_the_best_fraction_of_the_race_and_never_restarts_stopped_
   assert keep.tolist() == [False, True, True, True, True, False]
 
 
+@pytest.mark.extended
 def test_a_stopped_model_is_frozen_and_keeps_its_best_epoch():
   points = [GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0), GridPoint(6, 0.2, 0.5, 1e-4, 0.0, 5.0)]
   rule = search.StopRule(patience=1, tol=0.5, max_epochs=6)   # tol too high: stops at 2
@@ -96,6 +97,7 @@ def test_diverging_models_are_caught_and_excluded_and_all_diverging_raises():
     search.select_model(jax.random.key(0), train, val, num_aux, space, rule=RULE)
 
 
+@pytest.mark.extended
 def test_select_model_returns_the_best_validation_row_and_its_parameters():
   train, val, _, num_aux = _data()
   space = search.SearchSpace(num_hidden=(3, 6), learning_rate=(0.05, 0.2), l1_aux=(0.0,),

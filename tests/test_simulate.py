@@ -248,3 +248,16 @@ def test_small_studies_assign_distinct_workers(seed):
   pairs = set(zip(s.worker.tolist(), s.hit_clip.tolist()))
   assert len(pairs) == s.num_hits
   assert set(s.worker.tolist()) == set(s.worker_ids.tolist())
+
+
+def test_majorminer_tag_kinds_are_a_checked_committed_list():
+  from crbm_jax.data import tag_kinds  # pylint: disable=import-outside-toplevel
+  from crbm_jax.data.errors import DataError  # pylint: disable=import-outside-toplevel
+  kinds = tag_kinds.load_majorminer_kinds()
+  assert kinds["drums"] == "instrument" and kinds["female"] == "vocals"
+  assert kinds["rock"] == "genre" and kinds["fast"] == "tempo" and kinds["quiet"] == "mood"
+  assert set(kinds.values()) <= set(tag_kinds.KINDS)
+  with pytest.raises(DataError, match=r"^k\.tsv:3: tag 'hiss' has unknown kind 'noise'"):
+    tag_kinds.load_majorminer_kinds("# c\nrock\tgenre\nhiss\tnoise\n", "k.tsv")
+  with pytest.raises(DataError, match=r"^k\.tsv:2: tag 'rock' listed twice, first on line 1"):
+    tag_kinds.load_majorminer_kinds("rock\tgenre\nrock\tmood\n", "k.tsv")

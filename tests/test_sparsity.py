@@ -137,6 +137,7 @@ def smoke(tmp_path_factory):
   return config, sparsity.run_sparsity(config, workdir, jax.random.key(0), progress=False)
 
 
+@pytest.mark.extended
 def test_smoke_run_writes_table_figure_and_json(smoke):
   config, res = smoke
   paths = res["paths"]
@@ -161,6 +162,7 @@ def test_smoke_run_writes_table_figure_and_json(smoke):
   assert info["clips_without_observation"] > 0      # thinning empties some clips
 
 
+@pytest.mark.extended
 def test_smoke_run_p1_tests_coincide(smoke):
   _, res = smoke
   for name in sparsity.TRAIN:
@@ -207,6 +209,7 @@ def test_summarize_baselines_pairs_with_raw_and_the_crbm():
     assert e["vs_raw"][0]["mean"] == pytest.approx(np.mean([10.0, -10.0]))
 
 
+@pytest.mark.extended
 def test_smoke_run_has_the_baseline_smoothers_at_every_p(smoke):
   _, res = smoke
   base = res["summary"]["baselines"]

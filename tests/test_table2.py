@@ -32,6 +32,7 @@ def smoke_run(tmp_path_factory):
   return workdir, table2.run_table2(_smoke(), workdir)
 
 
+@pytest.mark.extended
 def test_smoke_protocol_writes_the_table(smoke_run):
   workdir, out = smoke_run
   (res,) = out["datasets"]
@@ -50,6 +51,7 @@ def test_smoke_protocol_writes_the_table(smoke_run):
   assert "SIMULATED" in md and "-1.3000 ± 0.0070" in md
 
 
+@pytest.mark.extended
 def test_selection_picks_the_best_mean_validation_configuration(smoke_run):
   workdir, out = smoke_run
   (res,) = out["datasets"]
@@ -68,6 +70,7 @@ def test_selection_picks_the_best_mean_validation_configuration(smoke_run):
   assert tuple(res["selected"].values()) == max(means, key=means.get)
 
 
+@pytest.mark.extended
 @pytest.mark.parametrize("method", ["vmap", "auto"])
 def test_interrupted_run_resumes_to_the_same_table(smoke_run, tmp_path, monkeypatch, method):
   # Either method (one call per stage; 'auto' is 'map' on a CPU): killed in the
@@ -106,6 +109,7 @@ def test_interrupted_run_resumes_to_the_same_table(smoke_run, tmp_path, monkeypa
   assert again["datasets"][0]["computed_fits"] == 0
 
 
+@pytest.mark.extended
 def test_rows_the_data_cannot_support_are_reported_missing(tmp_path):
   # Aggregated (clip, track, tag) data: no users; every clip one observation.
   rng = np.random.default_rng(0)
@@ -152,6 +156,7 @@ def test_progress_counts_rate_and_eta_with_a_fake_clock():
   assert "ETA 0:04" in out.getvalue().splitlines()[-1]
 
 
+@pytest.mark.extended
 def test_two_processes_sharing_a_workdir_split_the_tasks(smoke_run, tmp_path):
   import threading  # pylint: disable=import-outside-toplevel
   _, reference = smoke_run
@@ -173,6 +178,7 @@ def test_two_processes_sharing_a_workdir_split_the_tasks(smoke_run, tmp_path):
     _same_values(outs[i]["datasets"][0]["rows"], reference["datasets"][0]["rows"])
 
 
+@pytest.mark.extended
 def test_jax_distributed_processes_split_the_tasks(smoke_run, tmp_path):
   # Two real processes joined by jax.distributed (the launcher's --distributed): each
   # fits its share into the shared workdir, and the table equals the one-process run's.
@@ -203,6 +209,7 @@ def test_jax_distributed_processes_split_the_tasks(smoke_run, tmp_path):
   _same_values(out["datasets"][0]["rows"], reference["datasets"][0]["rows"])
 
 
+@pytest.mark.extended
 def test_model_axis_sharded_over_two_devices_gives_the_same_table(smoke_run, tmp_path):
   # The Runner's NamedSharding path (2 host devices from conftest) end to end: block
   # trainer, W_aux [A, M, V] and pseudo-likelihood sharded along the model axis.

@@ -25,6 +25,7 @@ def smoke(tmp_path_factory):
   return config, out, labels
 
 
+@pytest.mark.extended
 def test_smoke_run_writes_table_figure_and_recovery(smoke):
   config, out, _ = smoke
   summary = out["datasets"]["simulated"]
@@ -50,6 +51,7 @@ def test_smoke_run_writes_table_figure_and_recovery(smoke):
   assert os.path.exists(out["summary_json"])
 
 
+@pytest.mark.extended
 def test_folds_never_split_a_track(smoke):
   _, _, labels = smoke
   groups, folds = labels["groups"], labels["fold_ids"]
@@ -59,6 +61,7 @@ def test_folds_never_split_a_track(smoke):
   assert len(np.unique(folds)) == 5
 
 
+@pytest.mark.extended
 def test_user_is_factored_out_of_the_smoothing_rows(smoke):
   _, _, labels = smoke
   groups = labels["aux_groups"].tolist()
@@ -72,6 +75,7 @@ def test_user_is_factored_out_of_the_smoothing_rows(smoke):
     assert len(np.unique(rows[labels["groups"] == g, 1])) == 1
 
 
+@pytest.mark.extended
 def test_raw_labels_equal_the_counts_of_the_table(smoke):
   config, _, labels = smoke
   bundle = load_dataset("simulated", seed=config.seed, **config.simulation.to_dict())
@@ -88,6 +92,7 @@ def test_raw_labels_equal_the_counts_of_the_table(smoke):
   assert labels["raw"].max() <= 3
 
 
+@pytest.mark.extended
 def test_smoothed_affinities_are_probabilities(smoke):
   _, out, labels = smoke
   for key in ("sampled", "mean_field"):
@@ -186,6 +191,7 @@ def test_load_hparams_layouts_and_errors(tmp_path):
     ae.load_hparams(str(text), "simulated")
 
 
+@pytest.mark.extended
 def test_train_crbm_uses_a_plain_split_when_every_clip_is_seen_once():
   rng = np.random.default_rng(0)
   n = 40
@@ -215,6 +221,7 @@ def test_config_variants():
     table3_config.get_config("huge")
 
 
+@pytest.mark.extended
 def test_smoothing_model_is_chosen_by_validation_search(smoke):
   config, out, _ = smoke
   info = out["datasets"]["simulated"]["training"]
@@ -285,6 +292,7 @@ def test_sparsity_p1_column_is_this_runs_majorminer_table3(tmp_path):
       assert sp["tests"][test][name][1][0] == pytest.approx(t3["mean"][i][0])
 
 
+@pytest.mark.extended
 def test_baseline_smoothers_are_compared_beside_the_crbm(smoke):
   _, out, _ = smoke
   summary = out["datasets"]["simulated"]
@@ -317,6 +325,7 @@ def test_baseline_autotagger_table_exact_small_case():
   assert "| track_pool |" in ae.baseline_markdown(table)
 
 
+@pytest.mark.extended
 def test_table3_trains_autotaggers_on_the_baseline_smoothers(smoke):
   _, out, _ = smoke
   table = out["datasets"]["simulated"]["smoothers"]["table3"]

@@ -95,3 +95,28 @@ def kinds_of(surfaces, kinds: dict | None = None) -> list:
     raise DataError(f"{len(missing)} simulator tag(s) have no kind, first {missing[0]!r}: "
                     "add them to crbm_jax/data/resources/tag_kinds.tsv", "tag_kinds.tsv")
   return [kinds[str(s)] for s in surfaces]
+
+
+def load_majorminer_kinds(text: str | None = None,
+                          source: str = "majorminer_tag_kinds.tsv") -> dict:
+  """{MajorMiner tag: kind} from ``resources/majorminer_tag_kinds.tsv`` (or ``text``): tag
+  <TAB> kind per line, kinds of ``KINDS``. Raises DataError naming the file and line of an
+  unknown kind, a line without a kind, or a tag listed twice."""
+  if text is None:
+    text = (importlib.resources.files("crbm_jax.data") / "resources" / source).read_text(
+        encoding="utf-8")
+  out, first = {}, {}
+  for line_no, line in enumerate(text.splitlines(), 1):
+    if not line.strip() or line.startswith("#"):
+      continue
+    fields = line.split("\t")
+    tag, kind = fields[0].strip(), fields[1].strip() if len(fields) > 1 else ""
+    if kind not in KINDS:
+      raise DataError(f"tag {tag!r} has unknown kind {kind!r}; expected one of "
+                      f"{', '.join(KINDS)}", source, line_no)
+    if tag in out:
+      raise DataError(f"tag {tag!r} listed twice, first on line {first[tag]}", source,
+                      line_no)
+    out[tag], first[tag] = kind, line_no
+  return out
+

@@ -50,6 +50,7 @@ from crbm_jax.autotag import features as features_lib
 from crbm_jax.autotag import folds as folds_lib
 from crbm_jax.autotag import protocol as protocol_lib
 from crbm_jax.data import observations as obs_lib
+from crbm_jax.data import tag_kinds as tag_kinds_lib
 from crbm_jax.data.aux_rows import aux_rows_from_names
 from crbm_jax.data.tagtable import TagTable
 from crbm_jax.model import marginals
@@ -63,19 +64,9 @@ TESTS = ("thinned", "unthinned")
 TEST_TITLES = {"thinned": "(a) tested on thinned raw labels (the paper's protocol)",
                "unthinned": "(b) tested on unthinned labels of the held-out clips"}
 
-# Kinds of MajorMiner's tags, in the kinds of crbm_jax/data/resources/tag_kinds.tsv where
-# that list has the tag; the rest by the same rule (a voice word is vocals, an energy word
-# is mood, a rhythm word is tempo). A tag not listed here is 'other'.
-TAG_KINDS = {
-    **{t: "instrument" for t in ("drums", "guitar", "synth", "bass", "piano", "strings",
-                                 "horns", "trumpet", "organ", "acoustic", "solo")},
-    **{t: "vocals" for t in ("male", "female", "vocal", "voice", "rap", "instrumental")},
-    **{t: "genre" for t in ("rock", "electronic", "pop", "dance", "techno", "hip hop",
-                            "electronica", "jazz", "country", "house", "ambient", "punk",
-                            "folk", "metal", "trance", "noise")},
-    **{t: "mood" for t in ("soft", "quiet", "loud", "silence")},
-    **{t: "tempo" for t in ("slow", "fast", "beat")},
-}
+# Kinds of MajorMiner's tags: the committed list crbm_jax/data/resources/
+# majorminer_tag_kinds.tsv (a tag not listed there is 'other').
+TAG_KINDS = tag_kinds_lib.load_majorminer_kinds()
 
 
 def tag_kind(tag: str) -> str:
