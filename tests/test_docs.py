@@ -185,6 +185,12 @@ def subcommand_of(rest):
 # -- what each program accepts --------------------------------------------------------------
 
 
+def _markers() -> set:
+  """The markers pyproject.toml registers for pytest."""
+  text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+  return set(re.findall(r'^\s*"(\w+):', text, re.M))
+
+
 class FlagSet:
   """Flags a program accepts: names, boolean names (--noX), config flags (--X.anything)."""
 
@@ -416,6 +422,11 @@ class DocChecker:
           path = word.split("::")[0]
           if path.startswith("tests/") and not (REPO / path).exists():
             found.append(f"{where}: {path} does not exist")
+        for flag, expr in zip(rest, rest[1:]):
+          if flag == "-m":
+            found.extend(f"{where}: marker {m!r} is not registered in pyproject.toml"
+                         for m in re.findall(r"[A-Za-z_]\w*", expr)
+                         if m not in ("and", "or", "not") and m not in _markers())
       elif kind == "flags":
         for flag in flag_names(rest[:1]):
           if not (self.everything.accepts(flag) or flag in OTHER_PROGRAMS_FLAGS):
@@ -457,6 +468,7 @@ MISTAKES = textwrap.dedent("""\
     python experiments/bench_grid.py --protocoll
     python experiments/no_such_launcher.py
     python -m pytest tests/test_no_such_file.py
+    python -m pytest -m "not slo"
     ```
     Prose: `crbm-smooth --methd sample` and `--serch_seconds`, `crbm-convrt`.
     """)
@@ -468,6 +480,7 @@ CORRECT = textwrap.dedent("""\
     python experiments/table2_pseudolikelihood.py --workdir=/tmp/t2 \\
         --config=crbm_jax/configs/table2.py:full --config.search=both
     python tools/calibrate_simulation.py --search
+    python -m pytest -m "extended and not slow"
     ```
     Prose: `crbm-smooth --method mean_field`, `--search_*`, `--noprogress`.
     """)
@@ -504,6 +517,7 @@ def test_the_check_catches_misspelt_scripts_and_flags(checker):
               "experiments/bench_grid.py has no flag --protocoll",
               "experiments/no_such_launcher.py does not exist",
               "tests/test_no_such_file.py does not exist",
+              "marker 'slo' is not registered in pyproject.toml",
               "crbm-smooth has no flag --methd",
               "--serch_seconds is a flag of no tool or launcher",
               "crbm-convrt is not a console script"]
