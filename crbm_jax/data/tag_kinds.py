@@ -53,6 +53,20 @@ def _path():
   return importlib.resources.files("crbm_jax.data") / "resources" / "tag_kinds.tsv"
 
 
+def _kind_rows(text: str, source: str):
+  """(line number, tag, kind, fields) of each line that is not blank or a comment;
+  DataError naming the file and line of a kind not in ``KINDS``."""
+  for line_no, line in enumerate(text.splitlines(), 1):
+    if not line.strip() or line.startswith("#"):
+      continue
+    fields = line.split("\t")
+    tag, kind = fields[0].strip(), fields[1].strip() if len(fields) > 1 else ""
+    if kind not in KINDS:
+      raise DataError(f"tag {tag!r} has unknown kind {kind!r}; expected one of "
+                      f"{', '.join(KINDS)}", source, line_no)
+    yield line_no, tag, kind, fields
+
+
 def load_tag_kinds(text: str | None = None, source: str = "tag_kinds.tsv") -> dict:
   """{surface form: TagKind} from the committed list (or from ``text``).
 
@@ -63,14 +77,7 @@ def load_tag_kinds(text: str | None = None, source: str = "tag_kinds.tsv") -> di
   if text is None:
     text = _path().read_text(encoding="utf-8")
   out = {}
-  for line_no, line in enumerate(text.splitlines(), 1):
-    if not line.strip() or line.startswith("#"):
-      continue
-    fields = line.split("\t")
-    tag, kind = fields[0].strip(), fields[1].strip() if len(fields) > 1 else ""
-    if kind not in KINDS:
-      raise DataError(f"tag {tag!r} has unknown kind {kind!r}; expected one of "
-                      f"{', '.join(KINDS)}", source, line_no)
+  for line_no, tag, kind, fields in _kind_rows(text, source):
     if tag in out:
       raise DataError(f"tag {tag!r} listed twice, first on line {out[tag].line}",
                       source, line_no)
@@ -106,14 +113,7 @@ def load_majorminer_kinds(text: str | None = None,
     text = (importlib.resources.files("crbm_jax.data") / "resources" / source).read_text(
         encoding="utf-8")
   out, first = {}, {}
-  for line_no, line in enumerate(text.splitlines(), 1):
-    if not line.strip() or line.startswith("#"):
-      continue
-    fields = line.split("\t")
-    tag, kind = fields[0].strip(), fields[1].strip() if len(fields) > 1 else ""
-    if kind not in KINDS:
-      raise DataError(f"tag {tag!r} has unknown kind {kind!r}; expected one of "
-                      f"{', '.join(KINDS)}", source, line_no)
+  for line_no, tag, kind, _ in _kind_rows(text, source):
     if tag in out:
       raise DataError(f"tag {tag!r} listed twice, first on line {first[tag]}", source,
                       line_no)
