@@ -199,6 +199,7 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str,
             compile_split: Optional[Dict[str, dict]] = None,
             previous: Optional[dict] = None) -> str:
   total = sum(timings.values())
+  against = _previous_line(previous, compile_split)
   lines = [
       "# Learning tags that vary within a song — reproduction report", "",
       "Mandel, Eck & Bengio (ISMIR 2010), reproduced by crbm_jax on the embedded default "
@@ -209,8 +210,7 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str,
       f"total {total:.0f} s.",
       "- Stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ".",
       *([_compile_line(compile_split)] if compile_split else []),
-      *([_previous_line(previous, compile_split)]
-        if _previous_line(previous, compile_split) else []),
+      *([against] if against else []),
       f"- Python {env['python']} on {env['platform']}, {env['cpu_count']} CPUs, JAX devices "
       f"{', '.join(env['jax_devices'])}.",
       "- Packages: " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()) + ".", ""]
