@@ -5,6 +5,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from crbm_jax.configs import reproduce as reproduce_config
 from crbm_jax.paper import reproduce
@@ -75,3 +76,54 @@ def test_a_stage_claim_joins_the_scorecard(tmp_path, monkeypatch):
   assert "**reproduced**" in line and "+0.03 ± 0.01" in line
   saved = json.loads((tmp_path / "scorecard.json").read_text(encoding="utf-8"))
   assert saved[-1]["claim"] == "A1" and saved[-1]["cells"][0]["dataset"] == "majorminer"
+
+
+def _untimed(value):
+  """A stage's JSON without what depends on the clock or the folder (seconds, paths)."""
+  if isinstance(value, dict):
+    return {k: _untimed(v) for k, v in value.items()
+            if not any(w in k for w in ("seconds", "timings", "path"))}
+  if isinstance(value, list):
+    return [_untimed(v) for v in value]
+  return value
+
+
+def _stage_files(workdir, stages):
+  """Every Markdown and CSV file the stages wrote, and their JSON untimed, by path."""
+  out = {}
+  for stage in stages:
+    for root, _, files in os.walk(os.path.join(workdir, stage)):
+      for name in files:
+        if name.endswith((".md", ".csv", ".json")) and "results" not in root.split(os.sep):
+          path = os.path.join(root, name)
+          with open(path, encoding="utf-8") as f:
+            text = f.read()
+          out[os.path.relpath(path, workdir)] = (
+              _untimed(json.loads(text)) if name.endswith(".json") else text)
+  return out
+
+
+@pytest.mark.extended
+def test_stages_in_two_processes_give_the_same_report(tmp_path):
+  """--processes 2 runs the stages at the same time in spawned workers; every table,
+  the scorecard and the report's sections equal those of one process."""
+  stages = ["table1", "table2"]
+  config = reproduce_config.get_config("smoke")
+  one = reproduce.run_reproduction(config, str(tmp_path / "one"), stages=stages,
+                                   processes=1)
+  two = reproduce.run_reproduction(config, str(tmp_path / "two"), stages=stages,
+                                   processes=2)
+  files_one, files_two = (_stage_files(str(tmp_path / d), stages) for d in ("one", "two"))
+  assert files_one and sorted(files_one) == sorted(files_two)
+  for path, text in files_one.items():
+    assert files_two[path] == text, path
+  assert one["results"].keys() == two["results"].keys()
+  for name in ("scorecard.json",):
+    assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
+  body = lambda d: (tmp_path / d / "REPORT.md").read_text(encoding="utf-8").split(
+      "## Claims scorecard", 1)[1]
+  assert body("one") == body("two")  # all but the header's timings
+  saved = json.loads((tmp_path / "two" / "timings.json").read_text(encoding="utf-8"))
+  assert saved["processes"] == 2 and list(saved["stages"]) == stages
+  header = (tmp_path / "two" / "REPORT.md").read_text(encoding="utf-8")
+  assert "of stage time in 2 processes at once" in header

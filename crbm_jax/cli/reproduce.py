@@ -27,6 +27,10 @@ def define_flags(define) -> None:
          "smoke: about a minute on small data (what the tests run); default: the "
          "embedded run, about 10 minutes on an idle 2-core CPU (less with a warm compilation cache); full: the paper's complete "
          "grid and settings (hours).")
+  define(flags.DEFINE_integer, "processes", None, "Run the stages at the same time in this "
+         "many processes, longest first (default: the config's, 2 for default and full, 1 "
+         "for smoke; 1: one after the other). The report and its numbers are the same.",
+         lower_bound=1)
   define(flags.DEFINE_list, "stages", None, "Run only these stages, comma-separated, "
          f"among {','.join(reproduce.STAGES)} (default: all).")
 
@@ -43,7 +47,7 @@ def run(f) -> None:
     if unknown:
       raise runner.CLIError(f"unknown stage(s) {', '.join(unknown)}; choose among "
                             f"{', '.join(reproduce.STAGES)}")
-  reproduce.run_reproduction(config, f.workdir, stages=f.stages)
+  reproduce.run_reproduction(config, f.workdir, stages=f.stages, processes=f.processes)
 
 
 def errors() -> tuple:

@@ -176,7 +176,8 @@ def _compile_line(compile_split: Dict[str, dict]) -> str:
           "(docs/benchmarks.md gives cold and warm runs measured side by side).")
 
 
-def _previous_line(previous: Optional[dict], compile_split: Dict[str, dict]) -> str:
+def _previous_line(previous: Optional[dict], compile_split: Dict[str, dict],
+                   wall: Optional[float] = None) -> str:
   """'- Against the previous run in this workdir: ...' (the same stages), or ''."""
   if not previous or not compile_split or set(previous.get("stages", {})) != set(
       compile_split):
@@ -188,8 +189,11 @@ def _previous_line(previous: Optional[dict], compile_split: Dict[str, dict]) -> 
   c_now = sum(v["compile_seconds"] for v in compile_split.values())
   per = ", ".join(f"{k} {prev[k]['seconds']:.0f} → {v['seconds']:.0f} s"
                   for k, v in compile_split.items())
+  walls = (f"wall {previous['wall']:.0f} s → {wall:.0f} s, " if wall is not None
+           and previous.get("wall") is not None else "")
   return (f"- Against the previous run in this workdir ({previous.get('started', '?')}): "
-          f"{before:.0f} s → {now:.0f} s in all ({before / max(now, 1e-9):.1f}x), "
+          f"{walls}{before:.0f} s → {now:.0f} s of stage time "
+          f"({before / max(now, 1e-9):.1f}x), "
           f"compilation {c_before:.0f} s → {c_now:.0f} s; {per}. A rerun also reuses the "
           "Table 2 fits stored under `results/`, so this is not the compilation cache's "
           "effect alone.")
@@ -197,9 +201,12 @@ def _previous_line(previous: Optional[dict], compile_split: Dict[str, dict]) -> 
 
 def _header(config, env: Dict, timings: Dict[str, float], started: str,
             compile_split: Optional[Dict[str, dict]] = None,
-            previous: Optional[dict] = None) -> str:
-  total = sum(timings.values())
-  against = _previous_line(previous, compile_split)
+            previous: Optional[dict] = None, wall: Optional[float] = None,
+            processes: int = 1) -> str:
+  total = sum(timings.values()) if wall is None else wall
+  at_once = (f" ({sum(timings.values()):.0f} s of stage time in {processes} processes at "
+             "once)" if processes > 1 else "")
+  against = _previous_line(previous, compile_split, wall)
   lines = [
       "# Learning tags that vary within a song — reproduction report", "",
       "Mandel, Eck & Bengio (ISMIR 2010), reproduced by crbm_jax on the embedded default "
@@ -207,7 +214,7 @@ def _header(config, env: Dict, timings: Dict[str, float], started: str,
       "data is not public), MajorMiner clip tags with Essentia features, HetRec 2011 "
       "Last.fm tags and demo audio. Each table shows the paper's numbers beside ours.", "",
       f"- Configuration: `{config.variant}` (seed {config.seed}); started {started}; "
-      f"total {total:.0f} s.",
+      f"total {total:.0f} s{at_once}.",
       "- Stage timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + ".",
       *([_compile_line(compile_split)] if compile_split else []),
       *([against] if against else []),
@@ -221,9 +228,11 @@ def write_report(workdir: str, config, sections: List[tuple], timings: Dict[str,
                  reading: List[str], started: str,
                  scorecard_md: str = "",
                  compile_split: Optional[Dict[str, dict]] = None,
-                 previous: Optional[dict] = None) -> Dict[str, str]:
+                 previous: Optional[dict] = None, wall: Optional[float] = None,
+                 processes: int = 1) -> Dict[str, str]:
   env = report_lib.environment_info()
-  parts = [_header(config, env, timings, started, compile_split, previous)]
+  parts = [_header(config, env, timings, started, compile_split, previous, wall,
+                   processes)]
   if scorecard_md:
     parts.append(scorecard_md)
   if reading:
@@ -256,38 +265,105 @@ def _read_timings(path: str, variant: str) -> Optional[dict]:
   return prev
 
 
+# Stages longest first (measured: Table 3, then Table 2, ...), so that with two processes
+# the longest stage starts at once and the others share the second process.
+LONGEST_FIRST = ("table3", "table2", "beyond", "audio_tags", "table1")
+
+
+def _run_stage(stage: str, stage_config, workdir: str) -> tuple:
+  """One stage and its compile/compute split: (stage output, CompileClock.split())."""
+  clock = compile_cache.CompileClock()
+  out = STAGES[stage][1](stage_config, workdir)
+  return out, clock.split()
+
+
+def _run_stage_in_worker(stage: str, stage_config, workdir: str,
+                         cache_folder: Optional[str]) -> tuple:
+  """``_run_stage`` in a spawned worker process, with the parent's compilation cache."""
+  compile_cache.enable(cache_folder if cache_folder else "off")
+  return _run_stage(stage, stage_config, workdir)
+
+
+def _stages_in_processes(config, workdir: str, stages: Sequence[str], processes: int,
+                         done: Callable[[str, tuple], None]) -> None:
+  """Runs ``stages`` in ``processes`` spawned worker processes, longest first; calls
+  ``done(stage, (output, split))`` as each finishes. The stages share nothing but the
+  workdir's separate subfolders and the compilation cache (safe to share), and each is
+  seeded by its own config, so their numbers equal those of a run in one process."""
+  import concurrent.futures  # pylint: disable=import-outside-toplevel
+  import multiprocessing  # pylint: disable=import-outside-toplevel
+  order = sorted(stages, key=lambda s: LONGEST_FIRST.index(s) if s in LONGEST_FIRST
+                 else -1)
+  folder = compile_cache.active_dir()
+  pool = concurrent.futures.ProcessPoolExecutor(
+      processes, mp_context=multiprocessing.get_context("spawn"))
+  try:
+    futures = {}
+    for stage in order:
+      _log(f"stage {stages.index(stage) + 1}/{len(stages)} queued: {STAGES[stage][0]}")
+      futures[pool.submit(_run_stage_in_worker, stage, config[stage], workdir,
+                          folder)] = stage
+    for future in concurrent.futures.as_completed(futures):
+      done(futures[future], future.result())
+  finally:
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = None,
-                     reading_fn: Callable[[Dict], List[str]] = None) -> Dict:
+                     reading_fn: Callable[[Dict], List[str]] = None,
+                     processes: Optional[int] = None) -> Dict:
   """Runs ``stages`` (default ``config.stages``) under ``workdir`` and writes REPORT.md /
-  REPORT.html."""
+  REPORT.html.
+
+  ``processes`` (default ``config.processes``, else 1): with more than one, the stages run
+  at the same time in that many spawned worker processes, longest first; the report is
+  the same, in the same order (each stage is seeded by its own config)."""
   from crbm_jax.paper import reading as reading_lib
   from crbm_jax.paper import scorecard as scorecard_lib
   os.makedirs(workdir, exist_ok=True)
   started = datetime.datetime.now().isoformat(timespec="seconds")
   previous = _read_timings(os.path.join(workdir, "timings.json"), config.variant)
-  sections, timings, results, compile_split = [], {}, {}, {}
+  timings, outputs, compile_split = {}, {}, {}
   stages = tuple(stages) if stages else tuple(config.stages)
-  for i, stage in enumerate(stages):
+  for stage in stages:
     if stage not in STAGES:
       raise ValueError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
-    title, fn = STAGES[stage]
-    _log(f"stage {i + 1}/{len(stages)}: {title}")
-    clock = compile_cache.CompileClock()
-    out = fn(config[stage], workdir)
-    compile_split[stage] = clock.split()
-    timings[stage] = compile_split[stage]["seconds"]
-    _log(f"stage {stage} done in {timings[stage]:.1f} s ({clock.line()})")
-    sections.append((title, out["markdown"]))
-    results[stage] = out["data"]
+  if processes is None:
+    processes = int(config.get("processes", 1) or 1)
+  processes = max(1, min(int(processes), len(stages)))
+
+  def done(stage: str, result: tuple) -> None:
+    outputs[stage], compile_split[stage] = result
+    split = compile_split[stage]
+    _log(f"stage {stage} done in {split['seconds']:.1f} s "
+         f"({compile_cache.describe(split)})")
+
+  start = time.perf_counter()
+  if processes > 1:
+    _log(f"{len(stages)} stages in {processes} processes, longest first")
+    _stages_in_processes(config, workdir, stages, processes, done)
+  else:
+    for i, stage in enumerate(stages):
+      _log(f"stage {i + 1}/{len(stages)}: {STAGES[stage][0]}")
+      done(stage, _run_stage(stage, config[stage], workdir))
+  wall = time.perf_counter() - start
+  compile_split = {s: compile_split[s] for s in stages}  # the report's order
+  timings = {s: compile_split[s]["seconds"] for s in stages}
+  sections = [(STAGES[s][0], outputs[s]["markdown"]) for s in stages]
+  results = {s: outputs[s]["data"] for s in stages}
   reading = (reading_fn or reading_lib.reading)(results)
   rows = scorecard_lib.scorecard(scorecard_lib.collect(results)) + _extra_claims(results)
   write_json_atomic(os.path.join(workdir, "scorecard.json"), rows, sort_keys=False)
   paths = write_report(workdir, config, sections, timings, reading, started,
-                       scorecard_lib.scorecard_markdown(rows), compile_split, previous)
+                       scorecard_lib.scorecard_markdown(rows), compile_split, previous,
+                       wall=wall, processes=processes)
   write_json_atomic(os.path.join(workdir, "timings.json"),
-                    dict(variant=config.variant, started=started, stages=compile_split),
+                    dict(variant=config.variant, started=started, wall=wall,
+                         processes=processes, stages=compile_split),
                     sort_keys=False)
   paths["scorecard_json"] = os.path.join(workdir, "scorecard.json")
-  _log(f"report: {paths['markdown']} and {paths['html']} "
-       f"({sum(timings.values()):.0f} s in all)")
-  return {"paths": paths, "timings": timings, "compile": compile_split, "results": results}
+  _log(f"report: {paths['markdown']} and {paths['html']} ({wall:.0f} s wall"
+       + (f", {sum(timings.values()):.0f} s of stage time in {processes} processes)"
+          if processes > 1 else ")"))
+  return {"paths": paths, "timings": timings, "compile": compile_split, "results": results,
+          "wall": wall}
