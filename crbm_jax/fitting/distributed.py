@@ -63,8 +63,10 @@ def fit_tag_table_data_parallel(tags: str, workdir: str, *, aux: str = "auto",
       f"aux groups {list(groups) or 'none'} ({obs.num_aux} entities); minibatches of "
       f"{batch_size} split over {mesh.size} devices in {jax.process_count()} processes")
   prepared = time.perf_counter() - t0
+  stamps = [time.perf_counter()]
   result = distributed.fit_data_parallel(jax.random.key(seed), train, val, config, hparams,
-                                         obs.num_aux, mesh, log=say)
+                                         obs.num_aux, mesh, log=say,
+                                         on_epoch=lambda _: stamps.append(time.perf_counter()))
   trained = time.perf_counter() - t0 - prepared
   evaluate = jax.jit(distributed.make_sharded_evaluate(config, mesh))
   params = distributed.replicate(result.params, mesh)
@@ -75,7 +77,10 @@ def fit_tag_table_data_parallel(tags: str, workdir: str, *, aux: str = "auto",
       recon_error=[float(x) for x in result.history.recon_error],
       val_history=[float(x) for x in result.history.val_pl],
       num_observations=int(obs.num_observations), num_tags=int(obs.num_visible),
-      num_aux=int(obs.num_aux), prepare_seconds=prepared, train_seconds=trained)
+      num_aux=int(obs.num_aux), prepare_seconds=prepared, train_seconds=trained,
+      # from the training's start to each epoch's end (the first includes compiling;
+      # an evaluation's time counts in the next epoch's)
+      epoch_seconds=np.diff(stamps).tolist())
   say(f"fit_distributed: best epoch {metrics['best_epoch'] + 1}, validation PL "
       f"{metrics['val_pl']:.5f}, test PL {test_pl:.5f}; training {trained:.1f} s")
   if writer:

@@ -161,7 +161,8 @@ def make_epoch(learner, config: TrainConfig, num_rows: int) -> Callable:
 def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
                       config: TrainConfig, hparams: HParams, num_aux: int,
                       mesh: Optional[Mesh] = None, learner=None,
-                      log: Optional[Callable[[str], None]] = None) -> FitResult:
+                      log: Optional[Callable[[str], None]] = None,
+                      on_epoch: Optional[Callable[[int], None]] = None) -> FitResult:
   """``learn.fit.make_fit(config, num_aux, learner)(rng_key, hparams, train, val)`` with
   each minibatch's rows split over ``mesh`` (default ``data_mesh()``, every process's
   devices). Same key, same data: the same model to float summation order.
@@ -170,6 +171,7 @@ def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
     train, val: host Datasets (numpy; every process passes the whole of them).
     learner: default CD-k (``learn.cd``).
     log: called with one line per evaluation (None: quiet).
+    on_epoch: called with the epoch (0-based) once its training has finished (timing).
   Returns:
     FitResult with host (numpy) arrays: the best epoch's parameters by validation
     (without ``val``: the last epoch's), its epoch and score, the history.
@@ -221,7 +223,9 @@ def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
     order = np.asarray(order_fn(local_key, epoch))
     batches = shard_minibatches(train, order, mesh)
     state, info = run_epoch(raw_key, jnp.int32(epoch), state, batches, hp)
-    recon[epoch] = float(info.recon_error)
+    recon[epoch] = float(info.recon_error)  # (waits for the epoch)
+    if on_epoch is not None:
+      on_epoch(epoch)
     last = epoch == config.num_epochs - 1
     if evaluate is not None and ((epoch + 1) % every == 0 or last):
       params = model_fn(state, hp)
