@@ -17,7 +17,7 @@ import pytest
 from crbm_jax import learn
 from crbm_jax.learn import distributed
 from crbm_jax.learn.base import Dataset, TrainConfig
-from crbm_jax.util import model_io
+from crbm_jax.util import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RTOL, ATOL = 1e-5, 1e-6
@@ -136,7 +136,7 @@ def _launch(tags, workdir, *extra):
                         env=_env())
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(os.path.join(workdir, "metrics.json")) as f:
-    return model_io.load_model(os.path.join(workdir, "model")), json.load(f)
+    return runs.load_run_model(workdir), json.load(f)  # as crbm-smooth --workdir reads
 
 
 @pytest.mark.extended
