@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -58,8 +59,8 @@ _SPAWN = flags.DEFINE_integer("spawn", 0, "Start this many processes of this com
 
 
 def spawn(count: int, argv) -> int:
-  """Runs ``count`` copies of this script as processes 0..count-1; the first nonzero exit
-  status (or 0)."""
+  """Runs ``count`` copies of this script as processes 0..count-1 and waits for them (when
+  one fails, the others are stopped); the first nonzero exit status, or 0."""
   with socket.socket() as s:
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
@@ -75,8 +76,13 @@ def spawn(count: int, argv) -> int:
                              f"--coordinator_address=localhost:{port}",
                              f"--num_processes={count}", f"--process_id={i}"])
            for i in range(count)]
-  codes = [p.wait() for p in procs]
-  return next((c for c in codes if c), 0)
+  while any(p.poll() is None for p in procs):
+    if any(p.poll() for p in procs):  # one failed: the others would wait on it forever
+      for p in procs:
+        if p.poll() is None:
+          p.terminate()
+    time.sleep(0.2)
+  return next((p.returncode for p in procs if p.returncode), 0)
 
 
 def main(argv):
@@ -96,7 +102,16 @@ def main(argv):
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                            cpu=_CPU.value)
   from crbm_jax.fitting.distributed import fit_tag_table_data_parallel  # pylint: disable=import-outside-toplevel
-  fit_tag_table_data_parallel(
+  try:
+    run(fit_tag_table_data_parallel)
+  except (ValueError, OSError) as e:  # bad flags or table (InputError, DataError): one line
+    print(f"fit_distributed: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run(fit_fn):
+  """``fit_fn`` (fitting.distributed.fit_tag_table_data_parallel) called with the flags."""
+  fit_fn(
       _TAGS.value, _WORKDIR.value, aux=_AUX.value, num_hidden=_HIDDEN.value,
       num_epochs=_EPOCHS.value, learning_rate=_LR.value, momentum=_MOMENTUM.value,
       weight_decay=_WD.value, l1_aux=_L1.value, aux_lr_scale=_AUX_LR.value,
