@@ -37,11 +37,12 @@ def _assert_params_close(got, want):
                                err_msg=name)
 
 
-def _env(**extra):
+def _env():
+  """This environment for a launcher process: this checkout first on the path, CPU, and
+  no XLA_FLAGS (tests/conftest.py's 2 devices; the launcher sets its own)."""
   env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-             JAX_PLATFORMS="cpu", **extra)
+             JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
-  env.update(extra)
   return env
 
 
@@ -74,9 +75,10 @@ def _two_devices():
   return jax.devices()[:2]
 
 
+@pytest.mark.extended
 def test_one_device_mesh_is_learn_fit():
   """On a one-device mesh the driver is ``learn.fit`` step for step (train 230 rows: the
-  last batch padded, as ``learn.fit`` pads)."""
+  last batch padded, as ``learn.fit`` pads). (The 2-device test below implies it.)"""
   want, got, _, _ = _fit_both(learn.cd, jax.devices()[:1])
   _assert_same_fit(got, want)
 
@@ -96,6 +98,29 @@ def test_two_devices_equal_one_device_pcd():
   """Any learner: persistent CD (chains kept per observation, gathered by row number)."""
   want, got, _, _ = _fit_both(learn.pcd, _two_devices())
   _assert_same_fit(got, want)
+
+
+def test_more_epochs_compile_nothing_more():
+  """The epoch number is traced: 4 epochs trace as many programs as 2 (STYLE.md 12)."""
+  traces = []
+  listener = lambda name, secs, **kw: traces.append(name) if name.endswith(
+      "jaxpr_trace_duration") else None
+  train, val = _data(100, 4), _data(30, 5)
+  fit = lambda epochs: distributed.fit_data_parallel(
+      jax.random.key(0), train, val, TrainConfig(num_hidden=4, batch_size=20,
+                                                 num_epochs=epochs, eval_chunk=16),
+      learn.make_hparams(), 12, distributed.data_mesh(jax.devices()[:1]))
+  fit(1)  # the eager operations' programs, compiled once per process
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    counts = []
+    for epochs in (2, 4):
+      traces.clear()
+      fit(epochs)
+      counts.append(len(traces))
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert counts[0] == counts[1] > 0, counts
 
 
 def test_batch_size_must_split_over_the_devices():

@@ -49,7 +49,7 @@ def fit_tag_table_data_parallel(tags: str, workdir: str, *, aux: str = "auto",
                                         seed=seed, canonicalize=canonicalize, log=say)
 
   def dataset(idx):
-    return learn.Dataset(np.asarray(obs.X[idx], np.float32),
+    return learn.Dataset(np.asarray(obs.X[idx]),  # uint8 on the host; float32 per batch
                          np.asarray(obs.aux[idx], np.int32).reshape(len(idx), -1),
                          np.ones(len(idx), np.float32))
 

@@ -14,9 +14,9 @@ processes or hosts (``jax.distributed``). Equal to one device, to float summatio
   sharded ``P(None, 'data')`` and the state replicated: XLA's SPMD partitioner turns the
   gradient's sum over the batch (``contrastive_grads``: a mean over the global batch,
   weights normalised by the global weight sum) and the W_aux scatter into per-device work
-  plus all-reduces. Gibbs noise is drawn with the partitionable threefry
-  (``jax_threefry_partitionable``, JAX's default), so a row's uniforms do not depend on
-  the sharding.
+  plus all-reduces. A jitted function's values do not depend on how its inputs are
+  sharded, Gibbs noise included; the partitionable threefry
+  (``jax_threefry_partitionable``, JAX's default) lets each device draw only its rows'.
 * **Host data per process.** Each process holds the table on the host (every process
   reads it) and puts on its own devices only the rows of its share of each minibatch
   (``jax.make_array_from_callback``): device memory per epoch is N x V / devices.
@@ -27,8 +27,9 @@ Multi-process: call ``initialize(coordinator_address, num_processes, process_id)
 every process before anything else touches JAX (on CPU it selects the gloo collectives);
 ``data_mesh()`` then spans every process's devices. Limits: the batch size must be a
 multiple of the device count (checked, one line); the learner's ``init`` runs once per
-process on its first local device (the CD learner reads only the train rows' tag
-frequencies there).
+process on its first local device, with the whole train set put there for it (CD reads
+the tags' frequencies, PCD draws its initial chains); W_aux and the other parameters are
+replicated on every device, not sharded.
 """
 from __future__ import annotations
 
