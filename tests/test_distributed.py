@@ -45,7 +45,7 @@ def _env():
   return env
 
 
-def _fit_both(factory, devices):
+def _fit_both(factory, devices, steps_per_call=None):
   """(learn.fit on one device, fit_data_parallel over ``devices``) on the same data."""
   train, val = _data(230, 1), _data(51, 2)
   config = TrainConfig(num_hidden=8, batch_size=20, num_epochs=3, eval_chunk=16)
@@ -57,7 +57,8 @@ def _fit_both(factory, devices):
                    learner=factory(config, 12))
   mesh = distributed.data_mesh(devices)
   got = distributed.fit_data_parallel(key, train, val, config, hparams, 12, mesh,
-                                      learner=factory(config, 12))
+                                      learner=factory(config, 12),
+                                      steps_per_call=steps_per_call)
   return want, got, mesh, train
 
 
@@ -84,8 +85,9 @@ def test_one_device_mesh_is_learn_fit():
 
 def test_two_devices_equal_one_device():
   """2 CPU devices: each 20-row minibatch is split 10 + 10 and the gradient all-reduced;
-  the CD model equals the one-device ``learn.fit``."""
-  want, got, mesh, train = _fit_both(learn.cd, _two_devices())
+  the CD model equals the one-device ``learn.fit``. Each epoch's 12 steps run in jitted
+  calls of 5, 5 and 2 (the whole-epoch call: the PCD and two-process tests)."""
+  want, got, mesh, train = _fit_both(learn.cd, _two_devices(), steps_per_call=5)
   batch = distributed.shard_minibatches(distributed.pad_rows(train, 20),
                                         np.arange(240).reshape(12, 20), mesh)
   assert [s.data.shape for s in batch.v.addressable_shards] == [(12, 10, 16)] * 2

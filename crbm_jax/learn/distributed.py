@@ -143,27 +143,31 @@ def make_sharded_evaluate(config: TrainConfig, mesh: Mesh) -> Callable:
   return lambda params, val: balanced_from_sums(sums(params, val))
 
 
-def make_epoch(learner, config: TrainConfig, num_rows: int) -> Callable:
-  """Pure ``epoch_fn(data_key, epoch, state, batches, hparams) -> (state, StepInfo)``:
-  one pass over the pre-gathered minibatches [S, B, ...] with the step keys of
-  ``engine.run_epoch`` (the permutation ``epoch_minibatches`` also draws is unused here
-  and left out by XLA; the host drew the same one to gather ``batches``)."""
+def make_segment(learner, config: TrainConfig, num_rows: int) -> Callable:
+  """Pure ``segment_fn(data_key, epoch, start, state, batches, hparams) -> (state,
+  StepInfo summed over the steps)``: steps ``start`` .. ``start + K`` of an epoch over the
+  pre-gathered minibatches [K, B, ...], with the step keys ``engine.run_epoch`` uses (the
+  permutation ``epoch_minibatches`` also draws is unused here and left out by XLA; the
+  host drew the same one to gather ``batches``). A whole epoch is one segment or several:
+  the same steps with the same keys."""
 
-  def epoch_fn(data_key, epoch, state, batches: Batch, hparams: HParams):
+  def segment_fn(data_key, epoch, start, state, batches: Batch, hparams: HParams):
     keys, _ = epoch_minibatches(jax.random.fold_in(data_key, epoch), num_rows,
                                 config.batch_size)
+    keys = jax.lax.dynamic_slice_in_dim(keys, start, batches.v.shape[0])
     state, info = jax.lax.scan(lambda s, xs: learner.step(xs[0], s, xs[1], hparams),
                                state, (keys, batches))
-    return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), info)
+    return state, jax.tree.map(lambda x: jnp.sum(x, axis=0), info)
 
-  return epoch_fn
+  return segment_fn
 
 
 def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
                       config: TrainConfig, hparams: HParams, num_aux: int,
                       mesh: Optional[Mesh] = None, learner=None,
                       log: Optional[Callable[[str], None]] = None,
-                      on_epoch: Optional[Callable[[int], None]] = None) -> FitResult:
+                      on_epoch: Optional[Callable[[int], None]] = None,
+                      steps_per_call: Optional[int] = None) -> FitResult:
   """``learn.fit.make_fit(config, num_aux, learner)(rng_key, hparams, train, val)`` with
   each minibatch's rows split over ``mesh`` (default ``data_mesh()``, every process's
   devices). Same key, same data: the same model to float summation order.
@@ -173,6 +177,10 @@ def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
     learner: default CD-k (``learn.cd``).
     log: called with one line per evaluation (None: quiet).
     on_epoch: called with the epoch (0-based) once its training has finished (timing).
+    steps_per_call: minibatches per jitted call (None: a whole epoch). The host gathers
+      the next call's minibatches while the devices train on the current ones, so the
+      devices hold two calls' rows: 2 x steps x batch x tags / devices floats (at most
+      two programs compile: the full segments and the epoch's remainder).
   Returns:
     FitResult with host (numpy) arrays: the best epoch's parameters by validation
     (without ``val``: the last epoch's), its epoch and score, the history.
@@ -199,9 +207,9 @@ def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
   wrap = (lambda k: jax.random.wrap_key_data(k, impl=impl)) if typed else (lambda k: k)
 
   replicated = NamedSharding(mesh, P())
-  epoch_fn = make_epoch(learner, config, n)
-  run_epoch = jax.jit(lambda k, e, s, b, h: epoch_fn(wrap(k), e, s, b, h),
-                      out_shardings=replicated, donate_argnums=(2,))
+  segment_fn = make_segment(learner, config, n)
+  run_segment = jax.jit(lambda k, e, a, s, b, h: segment_fn(wrap(k), e, a, s, b, h),
+                        out_shardings=replicated, donate_argnums=(3,))
   model_fn = jax.jit(learner.model, out_shardings=replicated)
   # (on this process's first device: its input is committed there)
   order_fn = jax.jit(lambda k, e: epoch_minibatches(jax.random.fold_in(k, e), n,
@@ -212,6 +220,19 @@ def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
     evaluate = jax.jit(make_sharded_evaluate(config, mesh), out_shardings=replicated)
     val = shard_rows(val, mesh)
 
+  steps = n // config.batch_size
+  per_call = max(1, steps if not steps_per_call else min(int(steps_per_call), steps))
+  segments = [(e, a, min(a + per_call, steps)) for e in range(config.num_epochs)
+              for a in range(0, steps, per_call)]
+  orders = {}
+
+  def gather(segment):
+    epoch, a, b = segment
+    if epoch not in orders:
+      orders.clear()
+      orders[epoch] = np.asarray(order_fn(local_key, epoch))
+    return shard_minibatches(train, orders[epoch][a:b], mesh)
+
   every = max(1, int(config.eval_every))
   recon = np.full(config.num_epochs, np.nan, np.float32)
   val_hist = np.full(config.num_epochs, np.nan, np.float32)
@@ -219,12 +240,17 @@ def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
   # scores better; without, the last epoch's.
   best_params = None if evaluate is None else jax.device_get(model_fn(state, hp))
   best_pl, best_epoch = -np.inf, -1
-  for epoch in range(config.num_epochs):
-    t0 = time.perf_counter()
-    order = np.asarray(order_fn(local_key, epoch))
-    batches = shard_minibatches(train, order, mesh)
-    state, info = run_epoch(raw_key, jnp.int32(epoch), state, batches, hp)
-    recon[epoch] = float(info.recon_error)  # (waits for the epoch)
+  batches = gather(segments[0]) if segments else None
+  recon_sum, t0 = 0.0, time.perf_counter()
+  for i, (epoch, a, b) in enumerate(segments):
+    state, info = run_segment(raw_key, jnp.int32(epoch), jnp.int32(a), state, batches, hp)
+    # the next segment's rows are gathered and sent while the devices train (async)
+    batches = gather(segments[i + 1]) if i + 1 < len(segments) else None
+    recon_sum += float(info.recon_error)  # (waits for the segment)
+    if b < steps:
+      continue
+    recon[epoch] = recon_sum / steps
+    recon_sum = 0.0
     if on_epoch is not None:
       on_epoch(epoch)
     last = epoch == config.num_epochs - 1
@@ -237,6 +263,7 @@ def fit_data_parallel(rng_key: PRNGKey, train: Dataset, val: Optional[Dataset],
       if log is not None:
         log(f"epoch {epoch + 1}/{config.num_epochs}: validation PL {score:.5f}, "
             f"recon {recon[epoch]:.5f}, {time.perf_counter() - t0:.2f} s")
+    t0 = time.perf_counter()
   if evaluate is None:
     best_params = jax.device_get(model_fn(state, hp))
     best_pl, best_epoch = np.nan, config.num_epochs - 1
