@@ -43,6 +43,8 @@ _CD_K = flags.DEFINE_integer("cd_k", 1, "Gibbs steps per CD update.")
 _MIN_USERS = flags.DEFINE_integer("min_users", 2, "Keep tags used by >= this many users.")
 _TOP_TAGS = flags.DEFINE_integer("top_tags", 0, "Keep the N most used tags (0 = all).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the split and of training.")
+_STEPS = flags.DEFINE_integer("steps_per_call", 0, "Minibatches per jitted call (0 = a "
+                              "whole epoch); the devices hold two calls' rows at a time.")
 _HOST_DEVICES = flags.DEFINE_integer("host_devices", 0, "Split each process's CPU into "
                                      "this many XLA devices (0 = leave as is).")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize "
@@ -116,7 +118,8 @@ def run(fit_fn):
       num_epochs=_EPOCHS.value, learning_rate=_LR.value, momentum=_MOMENTUM.value,
       weight_decay=_WD.value, l1_aux=_L1.value, aux_lr_scale=_AUX_LR.value,
       batch_size=_BATCH.value, cd_k=_CD_K.value, eval_every=_EVAL_EVERY.value,
-      min_users=_MIN_USERS.value, top_tags=_TOP_TAGS.value, seed=_SEED.value)
+      min_users=_MIN_USERS.value, top_tags=_TOP_TAGS.value, seed=_SEED.value,
+      steps_per_call=_STEPS.value)
 
 
 if __name__ == "__main__":

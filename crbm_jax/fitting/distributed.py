@@ -26,16 +26,18 @@ def fit_tag_table_data_parallel(tags: str, workdir: str, *, aux: str = "auto",
                                 aux_lr_scale: float = 10.0, batch_size: int = 100,
                                 cd_k: int = 1, eval_every: int = 1, min_users: int = 2,
                                 top_tags: int = 0, seed: int = 0, canonicalize: bool = True,
-                                log: Log = print) -> dict:
+                                steps_per_call: int = 0, log: Log = print) -> dict:
   """Trains one model data-parallel over every process's devices; returns the metrics
-  (the same dict in every process; only process 0 writes files)."""
+  (the same dict in every process; only process 0 writes files). ``steps_per_call``:
+  minibatches per jitted call (0: a whole epoch; bounds the rows on the devices)."""
   from crbm_jax import learn  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn import distributed  # pylint: disable=import-outside-toplevel
   from crbm_jax.util import model_io  # pylint: disable=import-outside-toplevel
   check_hparams(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
                 l1_aux=l1_aux, aux_lr_scale=aux_lr_scale)
-  if min(num_hidden, num_epochs, batch_size, cd_k, eval_every) < 1:
-    raise InputError("--hidden, --epochs, --batch_size, --cd_k and --eval_every must be >= 1")
+  if min(num_hidden, num_epochs, batch_size, cd_k, eval_every) < 1 or steps_per_call < 0:
+    raise InputError("--hidden, --epochs, --batch_size, --cd_k and --eval_every must be "
+                     ">= 1 and --steps_per_call >= 0")
   mesh = distributed.data_mesh()
   try:
     distributed.check_batch_size(batch_size, mesh)
@@ -65,7 +67,8 @@ def fit_tag_table_data_parallel(tags: str, workdir: str, *, aux: str = "auto",
   stamps = [time.perf_counter()]
   result = distributed.fit_data_parallel(jax.random.key(seed), train, val, config, hparams,
                                          obs.num_aux, mesh, log=say,
-                                         on_epoch=lambda _: stamps.append(time.perf_counter()))
+                                         on_epoch=lambda _: stamps.append(time.perf_counter()),
+                                         steps_per_call=steps_per_call or None)
   trained = time.perf_counter() - t0 - prepared
   evaluate = jax.jit(distributed.make_sharded_evaluate(config, mesh))
   params = distributed.replicate(result.params, mesh)
