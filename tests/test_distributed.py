@@ -154,12 +154,28 @@ def _write_table(path):
                            user=user, track=track), path)
 
 
-def _launch(tags, workdir, *extra):
+def _run_launcher(tags, workdir, *extra):
   args = [sys.executable, str(REPO / "experiments" / "fit_distributed.py"),
           f"--tags={tags}", f"--workdir={workdir}", "--hidden=6", "--epochs=4",
           "--batch_size=16", "--learning_rate=0.1", "--l1_aux=0.001", "--cpu", *extra]
-  proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO,
+  return subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO,
                         env=_env())
+
+
+def test_launcher_refuses_a_batch_that_does_not_split(tmp_path):
+  """--batch_size 16 over 3 devices: one line, exit 2, nothing written."""
+  tags = str(tmp_path / "tags.tsv")
+  _write_table(tags)
+  proc = _run_launcher(tags, str(tmp_path / "out"), "--host_devices=3")
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines()[-1] == (
+      "fit_distributed: --batch_size: batch size 16 is not a multiple of the 3 devices the "
+      "minibatch rows are split over; choose a batch size that is (or fewer devices)")
+  assert not (tmp_path / "out").exists()
+
+
+def _launch(tags, workdir, *extra):
+  proc = _run_launcher(tags, workdir, *extra)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(os.path.join(workdir, "metrics.json")) as f:
     return runs.load_run_model(workdir), json.load(f)  # as crbm-smooth --workdir reads
