@@ -218,3 +218,19 @@ def test_smoke_run_has_the_baseline_smoothers_at_every_p(smoke):
     for test in sparsity.TESTS:
       assert len(base["tests"][test][name]["vs_crbm"]) == len(res["summary"]["keep"])
   assert "Baseline smoothers at every p" in open(res["paths"]["markdown"]).read()
+
+
+@pytest.mark.extended
+def test_labels_in_two_processes_give_the_same_experiment(smoke, tmp_path):
+  """sparsity.label_processes = 2 computes each p's labels in a spawned process; the
+  summary and every draw's model equal the one-process run's (the smoke fixture)."""
+  config, one = smoke
+  assert int(config.sparsity.label_processes) == 1
+  config = _fast_config()
+  config.sparsity.label_processes = 2
+  two = sparsity.run_sparsity(config, str(tmp_path), jax.random.key(0), progress=False)
+  np.testing.assert_equal(two["summary"], one["summary"])
+  untimed = lambda info: {k: v for k, v in info.items() if "seconds" not in k}
+  assert list(two["models"]) == list(one["models"])
+  for name in one["models"]:
+    np.testing.assert_equal(untimed(two["models"][name]), untimed(one["models"][name]))

@@ -93,6 +93,9 @@ def get_config(arg=None):
       search_every_draw=False,   # False: search on draw 0 of each p, reuse its settings
       num_tags=95,               # the most used tags (MajorMiner has 40)
       processes=1,               # SVM scoring in a spawned worker (0: in this process)
+      # the labels (CRBM search, smoothing, baselines) of each p in this many spawned
+      # processes at once (1: in this process); the numbers are the same either way
+      label_processes=2,
       # baseline smoothers also trained on at every p (numpy, no CRBM fit; issue 23)
       baselines=("track_pool", "low_rank")))
   config.demo_audio = True
@@ -111,7 +114,8 @@ def get_config(arg=None):
     config.smoothing.num_samples = 20
     config.smoothing.burn_in = 10
     config.table3.num_tags = 5
-    config.sparsity.update(dict(keep=(0.5, 1.0), num_draws=1, num_tags=4, processes=0))
+    config.sparsity.update(dict(keep=(0.5, 1.0), num_draws=1, num_tags=4, processes=0,
+                                label_processes=1))
     config.table3.max_per_class = 20
     config.figure_top = 5
     config.demo_audio = False

@@ -610,6 +610,34 @@ def load_inputs(config) -> SparsityInputs:
                      int(config.table3.num_folds), int(config.seed))
 
 
+def labels_of_p(config, key_data: np.ndarray, inputs: SparsityInputs, i: int, p: float,
+                draws: Sequence[int], base_names: Sequence[str],
+                progress: bool = True) -> List[dict]:
+  """The labels of every draw ``draws`` of keep probability ``p`` (index ``i``): thinned
+  counts, the CRBM's smoothed affinities (draw 0 searches; the others reuse its settings
+  unless ``search_every_draw``) and the baseline smoothers'. ``key_data`` is the
+  experiment's key (``jax.random.key_data``), so a spawned process draws what this one
+  would. Returns one dict per draw: i, p, d, raw_thin, smoothed, info, base, reasons."""
+  rng_key = jax.random.wrap_key_data(np.asarray(key_data))
+  out, selected = [], None
+  for d in draws:
+    rng = np.random.default_rng([int(config.seed), d, int(round(p * 1000))])
+    thinned = thin_table(inputs.table, p, rng)
+    key = jax.random.fold_in(jax.random.fold_in(rng_key, i), d)
+    fixed = None if (d == 0 or config.sparsity.search_every_draw) else selected
+    smoothed, info = smoothed_labels(key, inputs, thinned, config,
+                                     f"sparsity p={p:g} draw {d}", fixed, progress)
+    if d == 0:
+      selected = dict(info["selected"], best_epoch=info.get(
+          "best_epoch", info.get("training", {}).get("best_epoch", 0)))
+    base, reasons = (baseline_labels(inputs, thinned, config, base_names) if base_names
+                     else (None, {}))
+    out.append(dict(i=i, p=p, d=d, raw_thin=counts_matrix(thinned, inputs.clips,
+                                                          inputs.vocab),
+                    smoothed=smoothed, info=info, base=base, reasons=reasons))
+  return out
+
+
 def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None,
                  pool: Optional[concurrent.futures.Executor] = None,
                  progress: bool = True) -> dict:
@@ -656,29 +684,38 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
            if not (p == 1.0 and reference is not None)
            for d in range(1 if p == 1.0 else int(sp.num_draws))]
   bar = Progress(len(units), "sparsity", "draws", stream=sys.stderr if progress else None)
-  jobs, models, selected_by_p = {}, {}, {}
+  jobs, models = {}, {}
   base_names = tuple(sp.get("baselines", ()))
   not_applicable, base_per_fold = {}, []
+  by_p = [(i, p, [d for (j, _, d) in units if j == i]) for i, p in enumerate(keep)]
+  by_p = [u for u in by_p if u[2]]
+  key_data = np.asarray(jax.random.key_data(rng_key))
+  label_processes = max(1, min(int(sp.get("label_processes", 1) or 1), len(by_p)))
+  label_pool = None
   try:
-    for i, p, d in units:
-      rng = np.random.default_rng([int(config.seed), d, int(round(p * 1000))])
-      thinned = thin_table(inputs.table, p, rng)
-      raw_thin = counts_matrix(thinned, inputs.clips, inputs.vocab)
-      key = jax.random.fold_in(jax.random.fold_in(rng_key, i), d)
-      fixed = None if (d == 0 or sp.search_every_draw) else selected_by_p.get(i)
-      smoothed, info = smoothed_labels(key, inputs, thinned, config,
-                                       f"sparsity p={p:g} draw {d}", fixed, progress)
-      if d == 0:
-        selected_by_p[i] = dict(info["selected"], best_epoch=info.get(
-            "best_epoch", info.get("training", {}).get("best_epoch", 0)))
-      models[f"p={p:g} draw={d}"] = info
-      base, reasons = (baseline_labels(inputs, thinned, config, base_names) if base_names
-                       else (None, {}))
-      not_applicable.update(reasons)
-      args = (inputs.features, raw_thin, smoothed, inputs.full_raw, inputs.fold_ids,
-              inputs.tags, settings, base)
-      jobs[i, d] = pool.submit(score_unit, *args) if pool is not None else score_unit(*args)
-      bar.update(1)
+    if label_processes > 1:  # the draws of each p in spawned processes (same numbers)
+      from crbm_jax.util import compile_cache  # pylint: disable=import-outside-toplevel
+      label_pool = concurrent.futures.ProcessPoolExecutor(
+          label_processes, mp_context=multiprocessing.get_context("spawn"),
+          initializer=compile_cache.enable,
+          initargs=(compile_cache.active_dir() or "off",))
+      _log(f"labels of {len(by_p)} keep probabilities in {label_processes} processes")
+      labelled = [label_pool.submit(labels_of_p, config, key_data, inputs, i, p, draws,
+                                    base_names, progress) for i, p, draws in by_p]
+    else:
+      labelled = [(i, p, draws) for i, p, draws in by_p]
+    for job in labelled:
+      got = (job.result() if label_pool is not None else
+             labels_of_p(config, key_data, inputs, *job, base_names, progress))
+      for unit in got:
+        i, p, d = unit["i"], unit["p"], unit["d"]
+        models[f"p={p:g} draw={d}"] = unit["info"]
+        not_applicable.update(unit["reasons"])
+        args = (inputs.features, unit["raw_thin"], unit["smoothed"], inputs.full_raw,
+                inputs.fold_ids, inputs.tags, settings, unit["base"])
+        jobs[i, d] = (pool.submit(score_unit, *args) if pool is not None
+                      else score_unit(*args))
+        bar.update(1)
     per_fold = []
     for i, p in enumerate(keep):
       if p == 1.0 and reference is not None:
@@ -698,8 +735,9 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
       per_fold.append(np.stack(got))
   finally:
     bar.close()
-    if own_pool is not None:
-      own_pool.shutdown(cancel_futures=True)
+    for executor in (own_pool, label_pool):
+      if executor is not None:
+        executor.shutdown(cancel_futures=True)
   tag_names = [str(inputs.vocab[t]) for t in inputs.tags]
   usage = inputs.full_raw.sum(axis=0)[inputs.tags]
   summary = summarize(keep, per_fold, tag_names, usage)
