@@ -15,7 +15,7 @@ from crbm_jax import learn
 from crbm_jax.learn import block as block_lib
 from crbm_jax.learn import engine, halving as halving_lib, search
 from crbm_jax.learn.base import Dataset, TrainConfig
-from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from datagen import topic_track_data
 
 V, A, S = 12, 10, 3
@@ -33,7 +33,7 @@ def _split(seed, n, pad=3):
 SPLITS = [tuple(_split(10 * s + i, n) for i, n in enumerate((40, 16, 16))) for s in range(S)]
 TRAIN, VAL, TEST = (_split(100 + i, n, pad=0) for i, n in enumerate((40, 16, 16)))
 CONFIG = TrainConfig(num_hidden=5, batch_size=10, num_epochs=3, eval_chunk=8)
-POINTS = [GridPoint(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
+POINTS = [Point(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
           [(5, 0.1, 1e-2, 1.0), (3, 0.3, 0.0, 10.0), (5, 0.05, 1e-3, 3.0), (4, 0.2, 1e-2, 1.0)]]
 GROUPS = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], np.float32)
 
@@ -138,10 +138,10 @@ def _run_search(points, rule, **kw):
                            np.ones((len(points), 2)), rule, **kw)
 
 
-SEARCH_POINTS = [GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0),
-                 GridPoint(6, 2.0, 0.5, 1e-4, 0.0, 5.0),     # a high rate: stops early
-                 GridPoint(3, 0.05, 0.5, 0.0, 1e-3, 1.0),
-                 GridPoint(6, 0.3, 0.5, 1e-4, 0.0, 5.0)]
+SEARCH_POINTS = [Point(6, 0.1, 0.5, 1e-4, 0.0, 5.0),
+                 Point(6, 2.0, 0.5, 1e-4, 0.0, 5.0),     # a high rate: stops early
+                 Point(3, 0.05, 0.5, 0.0, 1e-3, 1.0),
+                 Point(6, 0.3, 0.5, 1e-4, 0.0, 5.0)]
 SEARCH_RULE = engine.StopRule(patience=1, tol=0.01, max_epochs=8)   # some stop early
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from crbm_jax import learn
 from crbm_jax.learn import engine, search
-from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from datagen import topic_track_data
 
 RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=6, eval_every=2)
@@ -30,7 +30,7 @@ class TickClock:
 
 def _block(lrs=(0.03, 0.1, 0.3, 0.05)):
   train, val, _, num_aux = topic_track_data(200, cuts=(120, 157))
-  points = [GridPoint(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in lrs]
+  points = [Point(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in lrs]
   config = learn.TrainConfig(num_hidden=4, batch_size=20)       # 6 steps an epoch
   return (jax.random.key(0), train, val, num_aux, config, stack_hparams(points),
           hidden_masks(points, 4), np.ones((len(lrs), 2), np.float32), RULE)
