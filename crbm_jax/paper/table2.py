@@ -301,7 +301,7 @@ class Runner:
     r = dict(best_val_pl=float(pick(res.best_val_pl)), test_pl=float(pick(res.test_pl)),
              best_epoch=int(pick(res.best_epoch)),
              val_pl=[None if not np.isfinite(x) else float(x) for x in val_pl],
-             recon_error=pick(res.recon_error).tolist(), point=list(task[0]),
+             recon_error=pick(res.recon_error).tolist(), point=list(task[0].model_values()),
              groups=list(task[1]), split=task[2], stage=stage)
     item = self.prep.roles.get("item")  # W_aux of the item-only model on split 0
     if item is not None and stage == "combos" and task[2] == 0 and tuple(task[1]) == (item,):
