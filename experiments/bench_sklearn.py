@@ -144,7 +144,7 @@ def time_to_good(x, cv):
         f"{t_ex:.1f} s incl. compiles; best {points[best].num_hidden} hidden, lr "
         f"{points[best].learning_rate:.3g}: mean val PL {mean[best]:.4f} ± {se:.4f}",
         flush=True)
-  rule = engine.StopRule(patience=2 ** 30, tol=0.0, max_epochs=epochs, eval_every=1,
+  rule = engine.StopRule(patience=2 ** 30, tol=0.0, num_epochs=epochs, eval_every=1,
                          diverge_margin=2.0 ** 30)
   t0 = time.perf_counter()
   res = halving.run_halving(config, 0, model_keys, hp, np.asarray(masks), np.asarray(groups),

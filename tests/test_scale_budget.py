@@ -13,7 +13,7 @@ from crbm_jax.learn import engine, search
 from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from datagen import topic_track_data
 
-RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=6, eval_every=2)
+RULE = search.StopRule(patience=2, tol=1e-4, num_epochs=6, eval_every=2)
 
 
 class TickClock:
@@ -166,7 +166,7 @@ def test_segments_over_splits_with_halving_and_compaction_follow_the_whole_round
     monkeypatch):
   from crbm_jax.learn import halving as halving_lib  # pylint: disable=import-outside-toplevel
   import test_engine as te  # pylint: disable=import-outside-toplevel
-  rule = engine.StopRule(patience=1000, tol=0.0, max_epochs=3, eval_every=1,
+  rule = engine.StopRule(patience=1000, tol=0.0, num_epochs=3, eval_every=1,
                          diverge_margin=1e9)
 
   def run():

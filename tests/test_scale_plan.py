@@ -11,7 +11,7 @@ from crbm_jax.learn import block, plan, search, select
 from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from datagen import topic_track_data
 
-RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=6)
+RULE = search.StopRule(patience=2, tol=1e-4, num_epochs=6)
 
 
 def _data():

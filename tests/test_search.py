@@ -10,7 +10,7 @@ from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from crbm_jax.model.pseudolikelihood import balanced_log_pl
 from datagen import topic_track_data
 
-RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=8)
+RULE = search.StopRule(patience=2, tol=1e-4, num_epochs=8)
 
 
 def _data():
@@ -32,7 +32,7 @@ def _tracker(**kw):
 
 
 def test_update_tracker_stops_for_each_reason():
-  rule = search.StopRule(patience=2, tol=0.01, max_epochs=10, diverge_margin=0.5)
+  rule = search.StopRule(patience=2, tol=0.01, num_epochs=10, diverge_margin=0.5)
   best = jnp.array([-0.9, -0.9, -0.9])
   # improvement resets; a tiny one (< tol) counts as stale; a big fall is divergence
   t = search.update_tracker(_tracker(stale=[1, 1, 0]), best, jnp.array([-0.85, -0.895, -2.0]),
@@ -69,7 +69,7 @@ def test_halving_keeps_the_best_fraction_of_the_race_and_never_restarts_stopped_
 @pytest.mark.extended
 def test_a_stopped_model_is_frozen_and_keeps_its_best_epoch():
   points = [Point(6, 0.1, 0.5, 1e-4, 0.0, 5.0), Point(6, 0.2, 0.5, 1e-4, 0.0, 5.0)]
-  rule = search.StopRule(patience=1, tol=0.5, max_epochs=6)   # tol too high: stops at 2
+  rule = search.StopRule(patience=1, tol=0.5, num_epochs=6)   # tol too high: stops at 2
   result = _run(points, rule=rule)
   assert result.reason == ["converged", "converged"] and result.epochs.tolist() == [2, 2]
   # the best epoch is the better of the two evaluations (any improvement counts for the

@@ -58,7 +58,7 @@ def stop_rule(config, num_epochs=None):
   off = 2 ** 30
   return engine.StopRule(
       patience=int(s.patience) or off, tol=float(s.tol),
-      max_epochs=int(s.num_epochs if num_epochs is None else num_epochs),
+      num_epochs=int(s.num_epochs if num_epochs is None else num_epochs),
       eval_every=int(s.eval_every), diverge_margin=float(s.diverge_margin) or float(off))
 
 
