@@ -32,6 +32,7 @@ from crbm_jax.configs import training
 from crbm_jax.data.splits import random_split
 from crbm_jax.learn import lazy_l1
 from crbm_jax.learn import engine
+from crbm_jax.learn.space import Point
 from crbm_jax.model.crbm import CRBMParams, hidden_given_visible
 from crbm_jax.model.gibbs import sample_visible
 from crbm_jax.model.pseudolikelihood import pseudo_log_likelihood
@@ -69,11 +70,12 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     learning_rate, momentum, weight_decay (on W), l1_aux (on W_aux), aux_lr_scale (the
       W_aux step is learning_rate x aux_lr_scale): see ``crbm_jax.learn.HParams``.
     cd_k: Gibbs steps per CD update; batch_size: observations per minibatch.
-    n_epochs: the most passes over the training data (scikit-learn's ``max_iter``).
+    num_epochs: the most passes over the training data (scikit-learn's ``max_iter``;
+      spelt as everywhere else in the package, ``configs/search.py``).
     early_stopping: hold out ``validation_fraction`` of the rows, stop when the balanced
       validation pseudo-likelihood has not improved by ``tol`` for ``n_iter_no_change``
       epochs, and keep the best epoch's parameters (the paper's model selection; a
-      diverging fit stops too). False: train on every row for ``n_epochs`` and keep the
+      diverging fit stops too). False: train on every row for ``num_epochs`` and keep the
       last epoch. A validation_fraction of 0, or fewer than 2 held-out or training rows,
       also means no hold-out.
     validation_fraction, n_iter_no_change, tol: as in scikit-learn's ``MLPClassifier``.
@@ -99,7 +101,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
 
   def __init__(self, n_hidden: int = 100, learning_rate: float = 0.05,
                momentum: float = 0.5, weight_decay: float = 1e-4, l1_aux: float = 1e-3,
-               cd_k: int = 1, batch_size: int = 100, n_epochs: int = 100,
+               cd_k: int = 1, batch_size: int = 100, num_epochs: int = 100,
                early_stopping: bool = True, validation_fraction: float = 0.2,
                n_iter_no_change: int = 8, tol: float = 1e-4, aux_lr_scale: float = 1.0,
                random_state=0, chunk_size: int = 64, chunk_rows: int = 8192,
@@ -111,7 +113,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     self.l1_aux = l1_aux
     self.cd_k = cd_k
     self.batch_size = batch_size
-    self.n_epochs = n_epochs
+    self.num_epochs = num_epochs
     self.early_stopping = early_stopping
     self.validation_fraction = validation_fraction
     self.n_iter_no_change = n_iter_no_change
@@ -155,9 +157,9 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       yield slice(start, min(start + step, n))
 
   def _check_params(self) -> None:
-    if (self.n_hidden < 1 or self.batch_size < 1 or self.n_epochs < 1 or self.cd_k < 1
+    if (self.n_hidden < 1 or self.batch_size < 1 or self.num_epochs < 1 or self.cd_k < 1
         or self.n_iter_no_change < 1 or self.chunk_rows < 1):
-      raise ValueError("n_hidden, batch_size, n_epochs, cd_k, n_iter_no_change and "
+      raise ValueError("n_hidden, batch_size, num_epochs, cd_k, n_iter_no_change and "
                        "chunk_rows must be >= 1")
     if not 0.0 <= self.validation_fraction < 1.0:
       raise ValueError(f"validation_fraction must be in [0, 1), got "
@@ -170,13 +172,14 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
                   l1_aux=self.l1_aux, aux_lr_scale=self.aux_lr_scale)
 
   def _settings(self, num_rows: int):
-    batch = int(min(self.batch_size, max(num_rows, 1)))
+    """(TrainConfig, HParams) of the constructor's ``Point`` (the point type of every
+    search, ``learn.space``; batch size at most the rows)."""
+    point = Point(int(self.n_hidden), float(self.learning_rate), float(self.momentum),
+                  float(self.weight_decay), float(self.l1_aux), float(self.aux_lr_scale),
+                  int(min(self.batch_size, max(num_rows, 1))))
     return learn.from_config(training.get_config(
-        num_hidden=int(self.n_hidden), cd_k=int(self.cd_k), batch_size=batch,
-        num_epochs=int(self.n_epochs), eval_chunk=int(self.chunk_size),
-        learning_rate=float(self.learning_rate), momentum=float(self.momentum),
-        weight_decay=float(self.weight_decay), l1_aux=float(self.l1_aux),
-        aux_lr_scale=float(self.aux_lr_scale)))
+        **point.training(), cd_k=int(self.cd_k), num_epochs=int(self.num_epochs),
+        eval_chunk=int(self.chunk_size)))
 
   def _validate_aux(self, aux, n: int, fitting: bool) -> np.ndarray:
     if aux is None:
@@ -243,7 +246,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     first = self._dataset(X, aux, train_idx[: min(len(train_idx), self.chunk_rows)])
     state = _compiled_init(config, num_aux, self.learner)(key_init, first, hparams)
     rule = engine.StopRule(patience=int(self.n_iter_no_change), tol=float(self.tol),
-                           max_epochs=int(self.n_epochs))
+                           num_epochs=int(self.num_epochs))
     score = None
     if self.validation_used_:
       score = lambda params: self._balanced_pl(params, X[val_idx], aux[val_idx])
@@ -345,16 +348,16 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     history = {"recon_error": [], "val_pl": []}
     if score is None:
       params = None
-      for epoch in range(rule.max_epochs):
+      for epoch in range(rule.num_epochs):
         state, recon, params = self._epoch(key, state, config, hparams, num_aux, X, aux,
                                            index, epoch)
         history["recon_error"].append(float(recon))
-      return jax.device_get(params), rule.max_epochs - 1, history, "max_epochs"
+      return jax.device_get(params), rule.num_epochs - 1, history, "max_epochs"
     learner, _ = _compiled_epoch(config, num_aux, self.learner)
     initial = learner.model(state, hparams)
     tracker = engine.init_tracker((), score(initial))
     best_pl, best_params, best_epoch = -np.inf, initial, -1
-    for epoch in range(rule.max_epochs):
+    for epoch in range(rule.num_epochs):
       state, recon, params = self._epoch(key, state, config, hparams, num_aux, X, aux,
                                          index, epoch)
       val_pl = score(params)
@@ -377,7 +380,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
           f"ConditionalRBM: training stopped at epoch {len(history['val_pl'])} because "
           + ("it diverged; the best epoch before it is kept (lower learning_rate)"
              if reason == "diverged" else
-             "n_epochs was reached before validation stopped improving (raise n_epochs)"),
+             "num_epochs was reached before validation stopped improving (raise num_epochs)"),
           ConvergenceWarning)
     return best_params, best_epoch, history, reason
 

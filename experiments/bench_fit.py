@@ -63,7 +63,7 @@ def exhaustive(tags: str, seed: int, block: int) -> dict:
   train, val, test = ds(split.train), ds(split.val), ds(split.test)
   space = search.SearchSpace(**{k: tuple(v) for k, v in fitting.SEARCH_DEFAULTS.items()},
                              batch_size=(100,), momentum=(0.5,))
-  configs = search.sample_configs(space, None, seed)
+  configs = search.sample_points(space, None, seed)
   rows = []
   for b in range(0, len(configs), block):
     part = configs[b: b + block]

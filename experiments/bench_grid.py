@@ -27,6 +27,7 @@ import numpy as np
 
 from benchlib import best_time, matmul_peak, synthetic
 from crbm_jax.learn import block as block_lib
+from crbm_jax.learn import space as space_lib
 from crbm_jax.learn.base import Dataset, TrainConfig
 
 FLAGS = flags.FLAGS
@@ -93,7 +94,7 @@ def main(argv):
   config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.epochs,
                        eval_chunk=FLAGS.eval_chunk)
   fn = jax.jit(block_lib.make_block_fit(config, A))
-  points = block_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3], [1e-4, 1e-3])
+  points = space_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3], [1e-4, 1e-3])
   root = jax.random.key(0, impl=FLAGS.key_impl)
   data_key = jax.random.key(1, impl=FLAGS.key_impl)
   m = FLAGS.models
@@ -175,11 +176,11 @@ def compare_split_methods(num_splits: int = 5):
   m = FLAGS.models
   config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.epochs,
                        eval_chunk=FLAGS.eval_chunk)
-  points = block_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3],
+  points = space_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3],
                                  [1e-4, 1e-3])
   pts = (points * (-(-m // len(points))))[:m]
-  hp = block_lib.stack_hparams(pts)
-  masks = jnp.asarray(block_lib.hidden_masks(pts, H))
+  hp = space_lib.stack_hparams(pts)
+  masks = jnp.asarray(space_lib.hidden_masks(pts, H))
   gmask = jnp.ones((m, FLAGS.groups), jnp.float32)
   splits = []
   for s in range(num_splits):

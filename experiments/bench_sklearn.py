@@ -24,6 +24,7 @@ import numpy as np
 
 from benchlib import synthetic
 from crbm_jax.learn import block as block_lib
+from crbm_jax.learn import space as space_lib
 from crbm_jax.learn.base import Dataset, TrainConfig
 
 FLAGS = flags.FLAGS
@@ -73,15 +74,15 @@ def ours(x, aux, cv):
   for h in HIDDEN:  # one block per hidden size, all in one jitted call
     config = TrainConfig(num_hidden=h, batch_size=batch, num_epochs=FLAGS.epochs,
                          eval_every=every)
-    points = block_lib.expand_grid([h], RATES, [0.0], [1e-4], aux_lr_scale=[10.0])
+    points = space_lib.expand_grid([h], RATES, [0.0], [1e-4], aux_lr_scale=[10.0])
     fns.append((block_lib.make_split_block_fit(config, A, FLAGS.method, 16), points))
   k = len(cv)
   data_keys = jax.random.split(jax.random.key(1), k)
   blocks = []
   for i, (_, points) in enumerate(fns):
     keys = jax.random.split(jax.random.key(10 + i), k * len(points)).reshape(k, len(points))
-    blocks.append((keys, block_lib.stack_hparams(points),
-                   jnp.asarray(block_lib.hidden_masks(points, points[0].num_hidden)),
+    blocks.append((keys, space_lib.stack_hparams(points),
+                   jnp.asarray(space_lib.hidden_masks(points, points[0].num_hidden)),
                    jnp.ones((len(points), 3), jnp.float32)))
 
   @jax.jit
@@ -121,12 +122,12 @@ def time_to_good(x, cv):
   n_train = max(len(t) for t, _ in cv)
   n_train += (-n_train) % batch
   train, val = _no_aux_data(x, cv, n_train)
-  points = block_lib.expand_grid(HIDDEN, RATES, [0.0], [0.0])          # hidden outermost
+  points = space_lib.expand_grid(HIDDEN, RATES, [0.0], [0.0])          # hidden outermost
   h_max = max(HIDDEN)
   data_keys = jax.random.split(jax.random.key(1), k)
   model_keys = jax.random.split(jax.random.key(10), k * len(points)).reshape(k, -1)
-  hp = block_lib.stack_hparams(points)
-  masks = jnp.asarray(block_lib.hidden_masks(points, h_max))
+  hp = space_lib.stack_hparams(points)
+  masks = jnp.asarray(space_lib.hidden_masks(points, h_max))
   groups = jnp.zeros((len(points), 0), jnp.float32)
   # the reference: every point on every fold, validation after every epoch (best epoch)
   config = TrainConfig(num_hidden=h_max, batch_size=batch, num_epochs=epochs)
@@ -143,7 +144,7 @@ def time_to_good(x, cv):
         f"{t_ex:.1f} s incl. compiles; best {points[best].num_hidden} hidden, lr "
         f"{points[best].learning_rate:.3g}: mean val PL {mean[best]:.4f} ± {se:.4f}",
         flush=True)
-  rule = engine.StopRule(patience=2 ** 30, tol=0.0, max_epochs=epochs, eval_every=1,
+  rule = engine.StopRule(patience=2 ** 30, tol=0.0, num_epochs=epochs, eval_every=1,
                          diverge_margin=2.0 ** 30)
   t0 = time.perf_counter()
   res = halving.run_halving(config, 0, model_keys, hp, np.asarray(masks), np.asarray(groups),

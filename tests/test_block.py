@@ -12,6 +12,7 @@ from brute_force import dense_l1_step
 from tracing import counted_jit
 from crbm_jax import learn
 from crbm_jax.learn import block as grid
+from crbm_jax.learn import space
 from crbm_jax.learn import lazy_l1
 from crbm_jax.learn.base import Dataset, TrainConfig
 from crbm_jax.model import init_params
@@ -36,7 +37,7 @@ def _config(num_hidden, **kw):
 
 
 def _points(sizes, lrs=(0.1,)):
-  return [grid.GridPoint(h, lr, 0.5, 1e-3, 1e-2) for h, lr in zip(sizes, lrs * len(sizes))]
+  return [space.Point(h, lr, 0.5, 1e-3, 1e-2) for h, lr in zip(sizes, lrs * len(sizes))]
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,10 +54,10 @@ def _run(num_hidden, points, group_masks=None, keys=None, mesh=None, data=(TRAIN
 
 
 def test_expand_grid_is_the_cartesian_product():
-  pts = grid.expand_grid([4, 8], [0.1, 0.2, 0.3], [0.0], [1e-3, 1e-2])
+  pts = space.expand_grid([4, 8], [0.1, 0.2, 0.3], [0.0], [1e-3, 1e-2])
   assert len(pts) == 12 and len(set(pts)) == 12
   assert {p.num_hidden for p in pts} == {4, 8}
-  mask = grid.hidden_masks(pts[:2] + pts[-1:], 8)
+  mask = space.hidden_masks(pts[:2] + pts[-1:], 8)
   np.testing.assert_array_equal(mask.sum(1), [4, 4, 8])
 
 

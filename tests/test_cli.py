@@ -18,7 +18,7 @@ from crbm_jax.cli import runner
 from crbm_jax.data.tagtable import TagTable, load_tag_table, write_tag_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIT_FLAGS = ("tags", "workdir", "aux", "hidden", "epochs", "learning_rate", "momentum",
+FIT_FLAGS = ("tags", "workdir", "aux", "hidden", "num_epochs", "learning_rate", "momentum",
              "l1_aux", "aux_lr_scale", "weight_decay", "batch_size", "cd_k", "min_users",
              "top_tags", "seed", "canonicalize", "search", "search_configs",
              "search_seconds", "search_num_hidden", "search_learning_rate", "search_l1_aux",
@@ -64,7 +64,7 @@ def fitted(tmp_path_factory):
   _write_table(tags)
   workdir = str(root / "run")
   proc = _run("fit", f"--tags={tags}", f"--workdir={workdir}", "--aux=user,track,clip",
-              "--hidden=4", "--epochs=3", "--batch_size=16", "--nosearch")
+              "--hidden=4", "--num_epochs=3", "--batch_size=16", "--nosearch")
   assert proc.returncode == 0, proc.stderr
   return tags, workdir, proc
 
@@ -248,6 +248,39 @@ def test_bad_flags_and_stray_arguments_are_one_line_errors(tmp_path):
   assert "usage: python -m crbm_jax.cli" in err.getvalue()
 
 
+def test_renamed_and_search_only_flags_are_refused_in_one_line_never_ignored(tmp_path):
+  tags = str(tmp_path / "tags.tsv")
+  _write_table(tags)
+  base = (f"--tags={tags}", f"--workdir={tmp_path / 'run'}")
+  line = _error_line(_run("fit", *base, "--epochs=3"))
+  assert "--epochs is now --num_epochs" in line
+  line = _error_line(_run("fit", *base, "--nosearch", "--search_learning_rate=0.1,0.2"))
+  assert "--search_learning_rate given with --nosearch" in line and "--learning_rate" in line
+  line = _error_line(_run("fit", *base, "--nosearch", "--search_configs=4"))
+  assert "--search_configs given with --nosearch" in line
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flag", ["hidden", "learning_rate", "l1_aux", "aux_lr_scale",
+                                  "weight_decay"])
+def test_a_searched_flag_given_with_search_is_searched_around_its_value(flag):
+  from crbm_jax.cli.fit import SEARCHED_FLAGS  # pylint: disable=import-outside-toplevel
+  from crbm_jax.fitting import fit  # pylint: disable=import-outside-toplevel
+  name = SEARCHED_FLAGS[flag]
+  given = dict(num_hidden=20, learning_rate=0.2, l1_aux=3e-4, aux_lr_scale=20.0,
+               weight_decay=5e-5)
+  space, _, _, _ = fit.search_plan(True, None, 8, **given, batch_size=100, momentum=0.5,
+                                   around_given=[name])
+  values = getattr(space, name)
+  assert given[name] in values and len(values) == 3
+  assert values == fit.around(name, given[name])
+  others = [n for n in fit.SEARCH_DEFAULTS if n != name]
+  assert all(tuple(getattr(space, n)) == tuple(fit.SEARCH_DEFAULTS[n]) for n in others)
+  with pytest.raises(fit.InputError, match=f"--search_{name} both given"):
+    fit.search_plan(True, {name: (1,)}, 8, **given, batch_size=100, momentum=0.5,
+                    around_given=[name])
+
+
 def test_every_tool_defines_only_its_own_flags_and_tools_run_one_after_another(tmp_path):
   names = {tool: set(runner.tool_flags(__import__(module, fromlist=["x"])))
            for tool, module in cli.TOOLS.items() if tool != "autotag"}
@@ -352,7 +385,7 @@ def make_shifted_evaluate(config):
 @pytest.mark.extended
 def test_the_fit_step_takes_the_selection_criterion(fitted, tmp_path):
   from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
-  tags, workdir, _ = fitted  # crbm-fit --aux=user,track,clip --hidden=4 --epochs=3 ...
+  tags, workdir, _ = fitted  # crbm-fit --aux=user,track,clip --hidden=4 --num_epochs=3 ...
   with open(os.path.join(workdir, "metrics.json")) as f:
     plain = json.load(f)
   shifted = fitting.fit_tag_table(

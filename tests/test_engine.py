@@ -15,7 +15,7 @@ from crbm_jax import learn
 from crbm_jax.learn import block as block_lib
 from crbm_jax.learn import engine, halving as halving_lib, search
 from crbm_jax.learn.base import Dataset, TrainConfig
-from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from datagen import topic_track_data
 
 V, A, S = 12, 10, 3
@@ -33,7 +33,7 @@ def _split(seed, n, pad=3):
 SPLITS = [tuple(_split(10 * s + i, n) for i, n in enumerate((40, 16, 16))) for s in range(S)]
 TRAIN, VAL, TEST = (_split(100 + i, n, pad=0) for i, n in enumerate((40, 16, 16)))
 CONFIG = TrainConfig(num_hidden=5, batch_size=10, num_epochs=3, eval_chunk=8)
-POINTS = [GridPoint(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
+POINTS = [Point(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
           [(5, 0.1, 1e-2, 1.0), (3, 0.3, 0.0, 10.0), (5, 0.05, 1e-3, 3.0), (4, 0.2, 1e-2, 1.0)]]
 GROUPS = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], np.float32)
 
@@ -105,7 +105,7 @@ def test_successive_halving_over_splits_follows_the_exhaustive_trajectories():
   # validation PL on every split must be the exhaustive block's for as long as it
   # trained (masks freeze, compaction moves models without changing them).
   model_keys, data_keys = _keys()
-  rule = engine.StopRule(patience=1000, tol=0.0, max_epochs=3, eval_every=1,
+  rule = engine.StopRule(patience=1000, tol=0.0, num_epochs=3, eval_every=1,
                          diverge_margin=1e9)
   res = halving_lib.run_halving(CONFIG, A, model_keys, stack_hparams(POINTS),
                                 hidden_masks(POINTS, 5), GROUPS, data_keys,
@@ -138,11 +138,11 @@ def _run_search(points, rule, **kw):
                            np.ones((len(points), 2)), rule, **kw)
 
 
-SEARCH_POINTS = [GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0),
-                 GridPoint(6, 2.0, 0.5, 1e-4, 0.0, 5.0),     # a high rate: stops early
-                 GridPoint(3, 0.05, 0.5, 0.0, 1e-3, 1.0),
-                 GridPoint(6, 0.3, 0.5, 1e-4, 0.0, 5.0)]
-SEARCH_RULE = engine.StopRule(patience=1, tol=0.01, max_epochs=8)   # some stop early
+SEARCH_POINTS = [Point(6, 0.1, 0.5, 1e-4, 0.0, 5.0),
+                 Point(6, 2.0, 0.5, 1e-4, 0.0, 5.0),     # a high rate: stops early
+                 Point(3, 0.05, 0.5, 0.0, 1e-3, 1.0),
+                 Point(6, 0.3, 0.5, 1e-4, 0.0, 5.0)]
+SEARCH_RULE = engine.StopRule(patience=1, tol=0.01, num_epochs=8)   # some stop early
 
 
 @pytest.mark.extended
@@ -174,7 +174,7 @@ def test_the_scan_drivers_in_graph_stopping_equals_the_host_drivers():
   host = _run_search(SEARCH_POINTS, SEARCH_RULE, compact=False)
   assert len(set(host.epochs.tolist())) > 1            # models stop at different epochs
   train, val, num_aux = _search_data()
-  config = TrainConfig(num_hidden=6, batch_size=20, num_epochs=SEARCH_RULE.max_epochs)
+  config = TrainConfig(num_hidden=6, batch_size=20, num_epochs=SEARCH_RULE.num_epochs)
   learner = learn.cd(config, num_aux, over_models=True)
   run = jax.jit(engine.make_scan(learner, config, block_lib.make_block_evaluate(config),
                                  SEARCH_RULE))
@@ -211,7 +211,7 @@ def test_fit_with_a_stop_rule_stops_early_and_keeps_its_best_epoch():
 def test_any_block_learner_runs_through_the_host_driver():
   """PCD through the search: the learner is a factory argument, not hard-coded CD."""
   points = SEARCH_POINTS[:1]
-  rule = engine.StopRule(patience=2, tol=1e-4, max_epochs=3)
+  rule = engine.StopRule(patience=2, tol=1e-4, num_epochs=3)
   cd = _run_search(points, rule)
   pcd = _run_search(points, rule, learner=learn.pcd)
   assert np.isfinite(pcd.best_val_pl).all() and pcd.epochs[0] == 3

@@ -16,7 +16,7 @@ from crbm_jax.model import marginals as smoothing
 from crbm_jax.estimator import ConditionalRBM
 from crbm_jax.model.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
 
-SMALL = dict(n_hidden=3, n_epochs=2, batch_size=10)
+SMALL = dict(n_hidden=3, num_epochs=2, batch_size=10)
 
 
 class BinarizedInputRBM(ConditionalRBM):
@@ -183,7 +183,7 @@ def test_clone_and_set_params_round_trip():
 @pytest.mark.extended
 def test_early_stopping_stops_by_itself_and_keeps_the_best_epoch():
   X, aux = _data(n=200)
-  est = ConditionalRBM(n_hidden=4, batch_size=20, n_epochs=200, learning_rate=0.3,
+  est = ConditionalRBM(n_hidden=4, batch_size=20, num_epochs=200, learning_rate=0.3,
                        n_iter_no_change=3, tol=1e-3).fit(X, aux=aux)
   assert est.stopped_ == "converged" and est.n_iter_ < 200
   val = est.history_["val_pl"]
@@ -193,7 +193,7 @@ def test_early_stopping_stops_by_itself_and_keeps_the_best_epoch():
                   if e == 0 or val[e] > max(val[:e]) + 1e-3)
   assert est.n_iter_ == last_gain + 1 + 3
   # without early stopping every epoch runs and the last is kept
-  full = ConditionalRBM(n_hidden=4, batch_size=20, n_epochs=5,
+  full = ConditionalRBM(n_hidden=4, batch_size=20, num_epochs=5,
                         early_stopping=False).fit(X, aux=aux)
   assert full.n_iter_ == 5 and full.best_epoch_ == 4 and not full.validation_used_
 
@@ -205,7 +205,7 @@ def test_invalid_hyperparameters_and_divergence_are_one_clear_error():
     with pytest.raises(ValueError):
       ConditionalRBM(**SMALL, **bad).fit(X, aux=aux)
   with pytest.raises(ValueError, match="diverged.*lower learning_rate"):
-    ConditionalRBM(n_hidden=3, batch_size=10, n_epochs=5, learning_rate=1e7,
+    ConditionalRBM(n_hidden=3, batch_size=10, num_epochs=5, learning_rate=1e7,
                    aux_lr_scale=10.0).fit(X, aux=aux)
 
 

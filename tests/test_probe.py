@@ -205,7 +205,7 @@ def test_item02_exploding_learning_rate_stops_with_one_line_and_saves_nothing(tm
   tags = _table(str(tmp_path / "tags.tsv"))
   workdir = tmp_path / "run"
   proc = _run_tool("fit", f"--tags={tags}", f"--workdir={workdir}", "--learning_rate=1e6",
-                   "--epochs=20", *FIT_FLAGS)
+                   "--num_epochs=20", *FIT_FLAGS)
   lines = _problems(proc.stderr)
   assert proc.returncode == 1 and len(lines) == 1, proc.stderr
   assert lines[0].startswith("crbm-fit: error: training diverged")
@@ -714,7 +714,7 @@ def test_item17_ctrl_c_ends_crbm_fit_with_one_line_and_status_130(tmp_path):
   tags = _table(str(tmp_path / "tags.tsv"))
   workdir = tmp_path / "w"
   proc = _start(["-m", "crbm_jax.cli", "fit", f"--tags={tags}", f"--workdir={workdir}",
-                 "--epochs=1000000", "--patience=1000000", *FIT_FLAGS])
+                 "--num_epochs=1000000", "--patience=1000000", *FIT_FLAGS])
   first, _, err = _interrupt_after_first_line(proc)
   assert "training" in first
   lines = [x for x in err.splitlines() if x.strip() and not x.startswith("I")]
@@ -769,7 +769,7 @@ def test_item18_closed_stdout_finishes_quietly_with_outputs_complete(tmp_path):
   tags = _table(str(tmp_path / "tags.tsv"))
   workdir = tmp_path / "w"
   proc = _start(["-m", "crbm_jax.cli", "fit", f"--tags={tags}", f"--workdir={workdir}",
-                 "--epochs=2", *FIT_FLAGS])
+                 "--num_epochs=2", *FIT_FLAGS])
   proc.stdout.readline()
   proc.stdout.close()  # `| head -1`
   err = proc.stderr.read()

@@ -287,7 +287,7 @@ def sigint_setup(tmp_path_factory):
       "cooccurrence": ([f"--tags={big}"], "--workdir=", "{out}"),
       "features": ([f"--audio={audio}", "--workers=1", "--cache_dir=none"], "--out=",
                    "{out}.npz") if audio else None,
-      "fit": ([f"--tags={small}", "--epochs=100000", "--patience=100000", "--hidden=4",
+      "fit": ([f"--tags={small}", "--num_epochs=100000", "--patience=100000", "--hidden=4",
                "--nosearch"], "--workdir=", "{out}"),
       "smooth": ([f"--workdir={run}", f"--tags={small}"], "--out=", "{out}.tsv"),
       "reproduce": ([], "--workdir=", "{out}"),
@@ -877,6 +877,6 @@ def test_weak_fit_logs_the_overrun_of_a_tiny_search_budget(tmp_path):
   tags = tmp_path / "t.tsv"
   tags.write_text("\n".join(rows) + "\n")
   res = _run_tool("fit", f"--tags={tags}", f"--workdir={tmp_path / 'w'}",
-                  "--search_seconds=0.01", "--search_configs=2", "--epochs=4")
+                  "--search_seconds=0.01", "--search_configs=2", "--num_epochs=4")
   assert res.returncode == 0, res.stderr
   assert "of a --search_seconds 0.01 budget" in res.stdout, res.stdout

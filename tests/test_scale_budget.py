@@ -10,10 +10,10 @@ import pytest
 
 from crbm_jax import learn
 from crbm_jax.learn import engine, search
-from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from datagen import topic_track_data
 
-RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=6, eval_every=2)
+RULE = search.StopRule(patience=2, tol=1e-4, num_epochs=6, eval_every=2)
 
 
 class TickClock:
@@ -30,7 +30,7 @@ class TickClock:
 
 def _block(lrs=(0.03, 0.1, 0.3, 0.05)):
   train, val, _, num_aux = topic_track_data(200, cuts=(120, 157))
-  points = [GridPoint(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in lrs]
+  points = [Point(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in lrs]
   config = learn.TrainConfig(num_hidden=4, batch_size=20)       # 6 steps an epoch
   return (jax.random.key(0), train, val, num_aux, config, stack_hparams(points),
           hidden_masks(points, 4), np.ones((len(lrs), 2), np.float32), RULE)
@@ -166,7 +166,7 @@ def test_segments_over_splits_with_halving_and_compaction_follow_the_whole_round
     monkeypatch):
   from crbm_jax.learn import halving as halving_lib  # pylint: disable=import-outside-toplevel
   import test_engine as te  # pylint: disable=import-outside-toplevel
-  rule = engine.StopRule(patience=1000, tol=0.0, max_epochs=3, eval_every=1,
+  rule = engine.StopRule(patience=1000, tol=0.0, num_epochs=3, eval_every=1,
                          diverge_margin=1e9)
 
   def run():

@@ -8,10 +8,10 @@ import pytest
 
 from crbm_jax import learn
 from crbm_jax.learn import block, plan, search, select
-from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from datagen import topic_track_data
 
-RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=6)
+RULE = search.StopRule(patience=2, tol=1e-4, num_epochs=6)
 
 
 def _data():
@@ -21,7 +21,7 @@ def _data():
 @pytest.mark.extended
 def test_row_chunked_evaluation_equals_the_one_pass_figure():
   train, val, _, num_aux = _data()
-  points = [GridPoint(h, lr, 0.5, 1e-4, 0.0, 5.0) for h in (3, 6) for lr in (0.05, 0.2)]
+  points = [Point(h, lr, 0.5, 1e-4, 0.0, 5.0) for h in (3, 6) for lr in (0.05, 0.2)]
   config = learn.TrainConfig(num_hidden=6, batch_size=20)
   from crbm_jax.learn.learner import cd  # pylint: disable=import-outside-toplevel
   learner = cd(config, num_aux, over_models=True)
@@ -132,7 +132,7 @@ def test_search_seconds_nan_and_infinity_are_refused():
 @pytest.mark.slow
 def test_a_spent_budget_leaves_the_remaining_chunks_untrained():
   train, val, _, num_aux = _data()
-  points = [GridPoint(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in (0.03, 0.1, 0.3, 0.05)]
+  points = [Point(4, lr, 0.5, 1e-4, 0.0, 5.0) for lr in (0.03, 0.1, 0.3, 0.05)]
   config = learn.TrainConfig(num_hidden=4, batch_size=20)
   result = search.run_search_chunked(
       jax.random.key(0), train, val, num_aux, config, stack_hparams(points),

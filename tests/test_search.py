@@ -6,11 +6,11 @@ import pytest
 
 from crbm_jax import learn
 from crbm_jax.learn import search, select
-from crbm_jax.learn.block import GridPoint, hidden_masks, stack_hparams
+from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from crbm_jax.model.pseudolikelihood import balanced_log_pl
 from datagen import topic_track_data
 
-RULE = search.StopRule(patience=2, tol=1e-4, max_epochs=8)
+RULE = search.StopRule(patience=2, tol=1e-4, num_epochs=8)
 
 
 def _data():
@@ -32,7 +32,7 @@ def _tracker(**kw):
 
 
 def test_update_tracker_stops_for_each_reason():
-  rule = search.StopRule(patience=2, tol=0.01, max_epochs=10, diverge_margin=0.5)
+  rule = search.StopRule(patience=2, tol=0.01, num_epochs=10, diverge_margin=0.5)
   best = jnp.array([-0.9, -0.9, -0.9])
   # improvement resets; a tiny one (< tol) counts as stale; a big fall is divergence
   t = search.update_tracker(_tracker(stale=[1, 1, 0]), best, jnp.array([-0.85, -0.895, -2.0]),
@@ -68,8 +68,8 @@ def test_halving_keeps_the_best_fraction_of_the_race_and_never_restarts_stopped_
 
 @pytest.mark.extended
 def test_a_stopped_model_is_frozen_and_keeps_its_best_epoch():
-  points = [GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0), GridPoint(6, 0.2, 0.5, 1e-4, 0.0, 5.0)]
-  rule = search.StopRule(patience=1, tol=0.5, max_epochs=6)   # tol too high: stops at 2
+  points = [Point(6, 0.1, 0.5, 1e-4, 0.0, 5.0), Point(6, 0.2, 0.5, 1e-4, 0.0, 5.0)]
+  rule = search.StopRule(patience=1, tol=0.5, num_epochs=6)   # tol too high: stops at 2
   result = _run(points, rule=rule)
   assert result.reason == ["converged", "converged"] and result.epochs.tolist() == [2, 2]
   # the best epoch is the better of the two evaluations (any improvement counts for the
@@ -85,8 +85,8 @@ def test_a_stopped_model_is_frozen_and_keeps_its_best_epoch():
 
 
 def test_diverging_models_are_caught_and_excluded_and_all_diverging_raises():
-  good = GridPoint(6, 0.1, 0.5, 1e-4, 0.0, 5.0)
-  bad = GridPoint(6, 1e6, 0.5, 1e-4, 0.0, 5.0)
+  good = Point(6, 0.1, 0.5, 1e-4, 0.0, 5.0)
+  bad = Point(6, 1e6, 0.5, 1e-4, 0.0, 5.0)
   result = _run([good, bad])
   assert result.reason[1] == "diverged" and result.epochs[1] == 1
   assert result.best_epoch[1] == -1 and np.isfinite(result.best_val_pl[0])

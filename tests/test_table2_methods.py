@@ -9,6 +9,7 @@ import pytest
 
 from crbm_jax.configs import table2 as table2_config
 from crbm_jax.learn import block as block_lib
+from crbm_jax.learn import space as space_lib
 from crbm_jax.learn.base import Dataset, TrainConfig
 from crbm_jax.paper import table2
 
@@ -26,7 +27,7 @@ def _split(seed, n):
 
 SPLITS = [tuple(_split(10 * s + i, n) for i, n in enumerate((40, 16, 16))) for s in range(S)]
 CONFIG = TrainConfig(num_hidden=5, batch_size=10, num_epochs=3, eval_chunk=8)
-POINTS = [block_lib.GridPoint(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
+POINTS = [space_lib.Point(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
           [(5, 0.1, 1e-2, 1.0), (3, 0.3, 0.0, 10.0), (5, 0.05, 1e-3, 3.0), (4, 0.2, 1e-2, 1.0)]]
 GROUPS = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], np.float32)
 
@@ -43,8 +44,8 @@ def test_map_needs_whole_chunks():
   model_keys, data_keys = _keys()
   stacked = [jax.tree.map(lambda *x: jnp.stack(x), *[s[i] for s in SPLITS]) for i in range(3)]
   with pytest.raises(ValueError, match="multiple of chunk_size"):
-    fn(model_keys, block_lib.stack_hparams(POINTS),
-       jnp.asarray(block_lib.hidden_masks(POINTS, 5)), jnp.asarray(GROUPS), data_keys,
+    fn(model_keys, space_lib.stack_hparams(POINTS),
+       jnp.asarray(space_lib.hidden_masks(POINTS, 5)), jnp.asarray(GROUPS), data_keys,
        *stacked)
 
 

@@ -22,7 +22,7 @@ entity in training, and chooses a model on validation:
     --weight_decay given, the search tries values around the given one (never ignores it).
 
 Every model stops when validation pseudo-likelihood has not improved by --tol for
---patience evaluations (or at --epochs); the log says why. A model that diverges stops
+--patience evaluations (or at --num_epochs); the log says why. A model that diverges stops
 with an error naming the value to lower. The test split is used once, after selection:
 the chosen CRBM, the best unconditional RBM of the same search and the factored baseline,
 with paired differences and standard errors. Writes one run folder (model, metrics.json,
@@ -78,8 +78,11 @@ def define_flags(define) -> None:
            f"Values of {name} the search tries (comma-separated).")
   define(integer, "hidden", 64, "Number of hidden units (with --nosearch; with --search, "
          "given: the search tries it and its neighbours in --search_num_hidden's defaults).")
-  define(integer, "epochs", stop["num_epochs"], "The most epochs a model trains; early stopping on "
-         "validation pseudo-likelihood usually stops it sooner (see --patience).")
+  define(integer, "num_epochs", stop["num_epochs"], "The most epochs a model trains; early "
+         "stopping on validation pseudo-likelihood usually stops it sooner (see "
+         "--patience).")
+  define(integer, "epochs", None, "Renamed --num_epochs (the one spelling of epochs); "
+         "refused, with a line naming --num_epochs.")
   define(integer, "patience", stop["patience"], "Stop a model after this many evaluations without a "
          "validation improvement larger than --tol.")
   define(real, "tol", stop["tol"], "The validation improvement (balanced log PL per bit) that "
@@ -137,8 +140,14 @@ def search_space(f) -> dict:
 
 def run(f) -> dict:
   from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
+  if f["epochs"].present:
+    raise runner.CLIError("--epochs is now --num_epochs (the one spelling of epochs); "
+                          "pass --num_epochs")
+  if not f.search and f["search_configs"].present:
+    raise runner.CLIError("--search_configs given with --nosearch, which trains one "
+                          "configuration: drop one of them")
   return fitting.fit_tag_table(
-      f.tags, f.workdir, aux=f.aux, num_hidden=f.hidden, num_epochs=f.epochs,
+      f.tags, f.workdir, aux=f.aux, num_hidden=f.hidden, num_epochs=f.num_epochs,
       learning_rate=f.learning_rate, momentum=f.momentum, weight_decay=f.weight_decay,
       l1_aux=f.l1_aux, aux_lr_scale=f.aux_lr_scale, batch_size=f.batch_size, cd_k=f.cd_k,
       min_users=f.min_users, top_tags=f.top_tags, seed=f.seed,

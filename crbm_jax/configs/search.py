@@ -5,8 +5,9 @@
 (``crbm_jax.learn.engine``) runs it. Fields:
 
   learner: the learning algorithm by name ('cd', 'pcd', 'pt'; ``engine.LEARNERS``).
-  space: the values tried per hyperparameter (a grid; ``num_configs`` random points of it
-    are drawn, seeded): num_hidden, learning_rate, l1_aux, aux_lr_scale, weight_decay,
+  space: the values tried per hyperparameter (a grid, ``learn.space.SearchSpace``;
+    ``num_configs`` random points of it are drawn, seeded, each a ``learn.space.Point``,
+    the one point type): num_hidden, learning_rate, l1_aux, aux_lr_scale, weight_decay,
     momentum, batch_size (static: one block per value).
   num_configs: points of the grid tried (0 = all of it).
   inits_per_config: initialisations per point (the splits of Table 2 play this role
@@ -58,7 +59,7 @@ def stop_rule(config, num_epochs=None):
   off = 2 ** 30
   return engine.StopRule(
       patience=int(s.patience) or off, tol=float(s.tol),
-      max_epochs=int(s.num_epochs if num_epochs is None else num_epochs),
+      num_epochs=int(s.num_epochs if num_epochs is None else num_epochs),
       eval_every=int(s.eval_every), diverge_margin=float(s.diverge_margin) or float(off))
 
 

@@ -70,8 +70,8 @@ def check_fit_options(*, num_hidden: int, num_epochs: int, learning_rate: float,
   if learner not in engine.LEARNERS:
     raise InputError(f"--learner {learner!r}: use one of {', '.join(engine.LEARNERS)}")
   if min(num_hidden, num_epochs, batch_size, cd_k, min_users) < 1 or top_tags < 0:
-    raise InputError("--hidden, --epochs, --batch_size, --cd_k and --min_users must be "
-                     ">= 1 and --top_tags >= 0")
+    raise InputError("--hidden, --num_epochs, --batch_size, --cd_k and --min_users must "
+                     "be >= 1 and --top_tags >= 0")
   check_hparams(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
                 l1_aux=l1_aux, aux_lr_scale=aux_lr_scale)
   if patience < 1 or eval_every < 1 or search_configs < 1 or not (
@@ -88,18 +88,22 @@ def search_plan(search: bool, search_space: Optional[dict], search_configs: int,
                 around_given: Sequence[str] = ()):
   """(SearchSpace, Halving or None, configurations to try or None, what it does in
   words): the ``search_space`` lists (default SEARCH_DEFAULTS, each value checked) with
-  successive halving, or exactly the given configuration. ``around_given``: searched
+  successive halving, or exactly the given configuration (then ``search_space`` must be
+  empty: an InputError names the list given). ``around_given``: searched
   hyperparameters given as single values (``--learning_rate`` with ``--search``): the
   search tries values around them (``around``) instead of its default list; one also
   given as a list (``--search_learning_rate``) is an InputError."""
   from crbm_jax.learn import search as search_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.learn.base import HPARAM_RANGES  # pylint: disable=import-outside-toplevel
   if not search:
-    space = search_lib.SearchSpace(
-        num_hidden=(num_hidden,), learning_rate=(learning_rate,), l1_aux=(l1_aux,),
-        aux_lr_scale=(aux_lr_scale,), weight_decay=(weight_decay,),
-        batch_size=(batch_size,), momentum=(momentum,))
-    return space, None, None, "training the given configuration"
+    if search_space:
+      name = next(iter(search_space))
+      raise InputError(f"--search_{name} given with --nosearch, which trains one "
+                       f"configuration: give {flag_of(name)} instead (or drop --nosearch)")
+    point = search_lib.Point(num_hidden, learning_rate, momentum, weight_decay, l1_aux,
+                             aux_lr_scale, batch_size)
+    return (search_lib.SearchSpace.of_point(point), None, None,
+            "training the given configuration")
   given = dict(search_space or {})
   values = dict(num_hidden=num_hidden, learning_rate=learning_rate, l1_aux=l1_aux,
                 aux_lr_scale=aux_lr_scale, weight_decay=weight_decay)
@@ -272,7 +276,7 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   def dataset(idx):
     return learn.make_dataset(obs.X[idx], obs.aux[idx])
 
-  rule = search_lib.StopRule(patience=patience, tol=tol, max_epochs=num_epochs,
+  rule = search_lib.StopRule(patience=patience, tol=tol, num_epochs=num_epochs,
                              eval_every=eval_every)
   base = learn.TrainConfig(num_hidden=num_hidden, cd_k=cd_k, batch_size=batch_size)
   space, halving, num_configs, what = search_plan(
@@ -327,10 +331,10 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
     log(f"crbm-fit: {line}")
   over_budget_note(budget_seconds, time.time() - start_time,
                    first_round[0] if first_round else None, log)
-  chosen, curve = comparison.selected.config, comparison.curve
+  point, curve = comparison.selected.point, comparison.curve
   if curve["stopped"] == "diverged" and not allow_divergence:
-    raise _divergence(f"at epoch {curve['epochs']}", chosen["learning_rate"],
-                      chosen["aux_lr_scale"], search, bool(groups))
+    raise _divergence(f"at epoch {curve['epochs']}", point.learning_rate,
+                      point.aux_lr_scale, search, bool(groups))
   params = comparison.selected.params
   train_pl, zero_fraction = _train_statistics(params, train, obs, split)
   metrics = report.fit_metrics(
@@ -346,13 +350,12 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
                  num_val_searched=int(len(val_rows)))
   run_config = {
       "tags": os.path.abspath(tags), "aux": list(groups),
-      "num_hidden": int(chosen["num_hidden"]), "max_epochs": num_epochs,
-      "learning_rate": chosen["learning_rate"], "momentum": chosen["momentum"],
-      "weight_decay": chosen["weight_decay"], "l1_aux": chosen["l1_aux"],
-      "aux_lr_scale": chosen["aux_lr_scale"], "batch_size": int(chosen["batch_size"]),
+      **point.training(), "num_hidden": int(point.num_hidden),
+      "batch_size": int(point.batch_size), "num_epochs": num_epochs,
       "cd_k": cd_k, "min_users": min_users, "top_tags": top_tags, "seed": seed,
       "canonicalize": canonicalize, "split_fractions": [0.6, 0.2, 0.2],
-      "search": bool(search), "learner": learner, "patience": patience, "tol": tol, "eval_every": eval_every,
+      "search": bool(search), "learner": learner, "patience": patience, "tol": tol,
+      "eval_every": eval_every,
   }
   # One run folder (model, metrics.json and any extra outputs) made current atomically.
   run_dir = runs_lib.publish_run(

@@ -17,7 +17,8 @@ SEARCH_COLUMNS = ("conditioned", "num_hidden", "learning_rate", "l1_aux", "aux_l
                   "epochs", "stopped")
 STOP_REASONS = {
     "converged": "validation PL stopped improving (patience exhausted)",
-    "max_epochs": "it reached --epochs (raise --epochs: it may not have converged)",
+    "max_epochs": ("it reached --num_epochs (raise --num_epochs: it may not have "
+                   "converged)"),
     "halved": "successive halving stopped it", "budget": "the time budget ran out",
     "diverged": "it diverged (kept the best epoch before; --allow_divergence)"}
 

@@ -5,9 +5,11 @@ One interface, ``Learner(init, step, model)`` (``base``), built by one assembly
 ``cd`` (CD-k), ``pcd`` and ``parallel_tempering`` (``persistent``) and
 ``distance_aware`` (the clip model of ``clip_distance``). ``fit`` / ``make_fit`` run any
 of them with best-epoch selection (``fit``); the block trainer runs the CD learner over
-many models at once for Table 2's grid (``block``); ``search`` adds per-model early
-stopping and the validation search by masked freezing (``select``: choose on validation,
-compare once on test; ``halving``: successive halving over splits). The lazy L1 prox
+many models at once for Table 2's grid (``block``); ``space`` holds the one point type
+of every search (``Point``) and the space points are drawn from; ``search`` adds
+per-model early stopping and the validation search by masked freezing (``select``:
+choose on validation, compare once on test; ``halving``: successive halving over
+splits). The lazy L1 prox
 on W_aux and the contrastive gradient are written once (``lazy_l1``, ``contrastive``).
 
 A new sampler is a ``Sampler(init, negative)`` passed to ``make_learner``.

@@ -35,7 +35,6 @@ same block in rounds with ``learn.search``'s masked freezing.
 """
 from __future__ import annotations
 
-import itertools
 from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import jax
@@ -47,6 +46,7 @@ from crbm_jax.learn.engine import AXIS, SPLIT_AXIS, make_scan
 from crbm_jax.learn.evaluate import (  # noqa: F401  (re-exported: the block's criterion)
     FORM_GROUP, make_block_evaluate, split_evaluate)
 from crbm_jax.learn.learner import cd
+from crbm_jax.learn.space import Point, hidden_masks, stack_hparams
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.types import Array
 
@@ -54,42 +54,6 @@ from crbm_jax.types import Array
 # block; ``lax.map`` with one chunk) or 'map' (``lax.map`` over chunks of models).
 # Per-split calls and one-model loops are benchmarks only (experiments/bench_grid.py).
 METHODS = ("vmap", "map")
-
-
-class GridPoint(NamedTuple):
-  """One hyperparameter configuration."""
-  num_hidden: int
-  learning_rate: float
-  momentum: float
-  weight_decay: float
-  l1_aux: float
-  aux_lr_scale: float = 1.0  # multiplies learning_rate for W_aux (learn.HParams)
-
-
-def expand_grid(num_hidden: Sequence[int], learning_rate: Sequence[float],
-                weight_decay: Sequence[float], l1_aux: Sequence[float],
-                momentum: Sequence[float] = (0.5,),
-                aux_lr_scale: Sequence[float] = (1.0,)) -> list:
-  """Cartesian product of the value lists, as GridPoints (hidden sizes outermost)."""
-  return [GridPoint(int(h), float(lr), float(m), float(wd), float(l1), float(s))
-          for h, lr, wd, l1, m, s in itertools.product(num_hidden, learning_rate,
-                                                        weight_decay, l1_aux, momentum,
-                                                        aux_lr_scale)]
-
-
-def stack_hparams(points: Sequence[GridPoint]) -> HParams:
-  """HParams with a leading model axis [M]."""
-  col = lambda name: jnp.asarray([getattr(p, name) for p in points], jnp.float32)
-  return HParams(col("learning_rate"), col("momentum"), col("weight_decay"), col("l1_aux"),
-                 col("aux_lr_scale"))
-
-
-def hidden_masks(points: Sequence[GridPoint], num_hidden: int) -> np.ndarray:
-  """[M, num_hidden] float32: 1 for the first ``point.num_hidden`` units."""
-  sizes = np.array([p.num_hidden for p in points])
-  if (sizes > num_hidden).any():
-    raise ValueError(f"a point has {sizes.max()} hidden units > the block's {num_hidden}")
-  return (np.arange(num_hidden)[None, :] < sizes[:, None]).astype(np.float32)
 
 
 class BlockResult(NamedTuple):
@@ -188,7 +152,7 @@ def model_sharding(mesh: jax.sharding.Mesh):
           jax.sharding.NamedSharding(mesh, P()))
 
 
-def run_block(block_fn, model_keys, points: Sequence[GridPoint], group_masks: np.ndarray,
+def run_block(block_fn, model_keys, points: Sequence[Point], group_masks: np.ndarray,
               num_hidden: int, data_key, train: Dataset, val: Dataset, test: Dataset,
               mesh: Optional[jax.sharding.Mesh] = None) -> BlockResult:
   """Calls a jitted ``block_fn`` on one block; with ``mesh``, shards the model axis.

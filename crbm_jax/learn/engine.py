@@ -36,6 +36,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 from typing import Callable, List, NamedTuple, Optional
 
 import jax
@@ -111,21 +112,34 @@ def keep_best(best: BestEpoch, params: CRBMParams, val_pl: Array, epoch: Array,
                    jnp.where(better, epoch, best.epoch))
 
 
-class StopRule(NamedTuple):
+class _StopFields(NamedTuple):
+  patience: int = 8
+  tol: float = 1e-4
+  num_epochs: int = 300
+  eval_every: int = 1
+  diverge_margin: float = 0.5
+
+
+class StopRule(_StopFields):
   """When a model stops (static: part of the compiled round).
 
   patience: evaluations without an improvement larger than ``tol`` before it stops.
   tol: the improvement (of the validation criterion) that counts.
-  max_epochs: the epoch budget.
+  num_epochs: the epoch budget (the one spelling of epochs; ``max_epochs=`` is a
+    deprecated keyword for it, kept while ``paper/smoothing_model.py`` passes it).
   eval_every: epochs per round (between validation evaluations).
   diverge_margin: a validation score this far below the model's best (or non-finite)
     means it diverged.
   """
-  patience: int = 8
-  tol: float = 1e-4
-  max_epochs: int = 300
-  eval_every: int = 1
-  diverge_margin: float = 0.5
+  __slots__ = ()
+
+  def __new__(cls, patience: int = 8, tol: float = 1e-4, num_epochs: int = 300,
+              eval_every: int = 1, diverge_margin: float = 0.5, *, max_epochs=None):
+    if max_epochs is not None:
+      warnings.warn("StopRule(max_epochs=...) is deprecated; pass num_epochs=",
+                    DeprecationWarning, stacklevel=2)
+      num_epochs = max_epochs
+    return super().__new__(cls, patience, tol, num_epochs, eval_every, diverge_margin)
 
 
 class Tracker(NamedTuple):
@@ -160,7 +174,7 @@ def update_tracker(tracker: Tracker, best_before: Array, val_pl: Array, epochs_d
                                                  tracker.start, -jnp.inf))
   diverged = ~jnp.isfinite(val_pl) | (val_pl < reference - rule.diverge_margin)
   stops = [(diverged, DIVERGED), (stale >= rule.patience, CONVERGED),
-           (jnp.broadcast_to(epochs_done >= rule.max_epochs, active.shape), MAX_EPOCHS)]
+           (jnp.broadcast_to(epochs_done >= rule.num_epochs, active.shape), MAX_EPOCHS)]
   if keep is not None:
     stops.append((~keep, HALVED))
   reason, stopped = tracker.reason, jnp.zeros_like(active)
@@ -333,7 +347,7 @@ def make_scan(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Calla
   decision; jit it, vmap it over splits.
 
   ``rule`` None trains every model for every epoch (the paper's fixed-epoch protocol,
-  best epoch by validation); a ``StopRule`` (its max_epochs / eval_every replaced by the
+  best epoch by validation); a ``StopRule`` (its num_epochs / eval_every replaced by the
   config's) stops models in-graph by freezing them. Without ``evaluate_fn`` the last
   epoch is kept. History: recon_error and val_pl [E, *M], val_pl NaN at the epochs not
   evaluated.
@@ -342,7 +356,7 @@ def make_scan(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Calla
   every = max(1, int(config.eval_every))
   rounds, rest = divmod(num_epochs, every)
   if rule is not None:
-    rule = rule._replace(max_epochs=num_epochs, eval_every=every)
+    rule = rule._replace(num_epochs=num_epochs, eval_every=every)
   full_round = make_round(learner, config, evaluate_fn, rule, every)
   last_round = make_round(learner, config, evaluate_fn, rule, rest) if rest else None
 
@@ -392,10 +406,10 @@ class Halving(NamedTuple):
   min_models: int = 1
 
 
-def halving_rungs(halving: Halving, max_epochs: int) -> list:
-  """The epochs at which successive halving cuts: first_rung x eta^k below max_epochs."""
+def halving_rungs(halving: Halving, num_epochs: int) -> list:
+  """The epochs at which successive halving cuts: first_rung x eta^k below num_epochs."""
   rungs, r = [], float(halving.first_rung)
-  while r < max_epochs:
+  while r < num_epochs:
     rungs.append(int(round(r)))
     r *= halving.eta
   return rungs
@@ -616,7 +630,7 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
         whole[(slice(None),) * ax + (members,)] = np.asarray(part)
       jax.tree.map(lambda ax, w, p: put(w, p, ax), param_axes, params, best)
 
-  rungs = [] if halving is None else halving_rungs(halving, rule.max_epochs)
+  rungs = [] if halving is None else halving_rungs(halving, rule.num_epochs)
   val_hist, recon_hist, eval_epochs, buckets = [], [], [], set()
   alive = np.ones(m, bool)        # not diverged and not halved: still in the race
   rounds = model_epochs = 0

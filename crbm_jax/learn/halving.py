@@ -47,7 +47,7 @@ def run_halving(config: TrainConfig, num_aux: int, model_keys, hparams: HParams,
   Args:
     model_keys: [S, M]; hparams: HParams of [M]; hidden_mask [M, H]; group_mask [M, G];
     data_keys: [S]; train, val: stacked splits ([S, N, ...]).
-    halving: ``engine.Halving``; rule: ``engine.StopRule`` (its ``max_epochs`` is the
+    halving: ``engine.Halving``; rule: ``engine.StopRule`` (its ``num_epochs`` is the
       epoch budget of a configuration that survives every rung).
     progress: called as ``progress(epoch, configurations still training, best)``.
     learner: the learner factory.

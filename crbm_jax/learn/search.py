@@ -5,14 +5,13 @@ Uses of the engine's host driver (``learn.engine.run_host``): a block of M model
 ``StopRule.eval_every`` epochs with per-model early stopping by masked freezing, optional
 successive halving, a wall-clock budget and compaction (module docstring of
 ``learn.engine``; REASONS says why each model stopped). ``select_model`` runs the search
-over a ``SearchSpace`` (random configurations of a grid; batch size, being static, gets
-one block per value) and returns the best by the validation criterion.
+over a ``SearchSpace`` (random ``Point``s of a grid, ``learn.space``; batch size, being
+static, gets one block per value) and returns the best by the validation criterion.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import math
 import time
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
@@ -22,14 +21,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.learn.base import Dataset, HParams, TrainConfig, pad_dataset
-from crbm_jax.learn.block import (GridPoint, hidden_masks, make_block_evaluate,
-                                  stack_hparams)
+from crbm_jax.learn.evaluate import make_block_evaluate
 from crbm_jax.learn.engine import (  # noqa: F401  (the engine's names, as before)
     BUDGET, CARRY_AXES, CONVERGED, DIVERGED, HALVED, MAX_EPOCHS, REASONS, RUNNING, Carry,
     DivergenceError, Halving, RoundInfo, StopRule, Tracker, bucket_size, halving_keep,
     halving_rungs, init_carry, init_tracker, make_round, run_host, stop_models,
     take_models, tree_axes_map, update_tracker)
 from crbm_jax.learn.learner import BLOCK_PARAM_AXES, cd
+from crbm_jax.learn.space import (  # noqa: F401  (the search's space, as before)
+    SPACE_FIELDS, Point, SearchSpace, as_point, hidden_masks, sample_points, stack_hparams,
+    unconditional_space)
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.types import PRNGKey
 
@@ -119,44 +120,14 @@ def model_params(params: CRBMParams, index: int) -> CRBMParams:
 
 # -- the search space and model selection ------------------------------------------------
 
-class SearchSpace(NamedTuple):
-  """Values to search (each a sequence). ``batch_size`` is static: one block per value.
-  ``conditioned``: True trains with the auxiliary groups, False without (an unconditional
-  RBM in the same block, for the honest comparison)."""
-  num_hidden: Sequence[int] = (25, 50, 100)
-  learning_rate: Sequence[float] = (0.02, 0.05, 0.1, 0.2)
-  l1_aux: Sequence[float] = (0.0, 1e-4, 1e-3)
-  aux_lr_scale: Sequence[float] = (1.0, 10.0, 30.0, 100.0)
-  weight_decay: Sequence[float] = (0.0, 1e-4, 1e-3)
-  batch_size: Sequence[int] = (100,)
-  momentum: Sequence[float] = (0.5,)
-  conditioned: Sequence[bool] = (True,)
-
-  def size(self) -> int:
-    return int(np.prod([len(v) for v in self]))
-
-
-SPACE_FIELDS = SearchSpace._fields
-
-
-def sample_configs(space: SearchSpace, num_configs: Optional[int], seed: int) -> List[dict]:
-  """``num_configs`` distinct points of the grid (all of it when None or larger),
-  drawn without replacement by a seeded permutation; sorted by batch size."""
-  grid = [dict(zip(SPACE_FIELDS, values))
-          for values in itertools.product(*[getattr(space, f) for f in SPACE_FIELDS])]
-  if num_configs is not None and num_configs < len(grid):
-    order = np.random.default_rng(seed).permutation(len(grid))[:num_configs]
-    grid = [grid[i] for i in sorted(order)]
-  return sorted(grid, key=lambda c: c["batch_size"])
-
-
 class Selection(NamedTuple):
   """The outcome of ``select_model``.
 
-  config: the chosen configuration (a dict of SPACE_FIELDS); params: its best-epoch
-  parameters (one model); val_pl, best_epoch: its validation PL and epoch; table: one
-  dict per configuration tried (its values, best_val_pl, best_epoch, epochs, stopped);
-  results: batch size -> (configs, SearchResult) for callers that want more (curves).
+  config: the chosen configuration (its Point as a dict of SPACE_FIELDS; ``point``: the
+  Point); params: its best-epoch parameters (one model); val_pl, best_epoch: its
+  validation PL and epoch; table: one dict per configuration tried (its values,
+  best_val_pl, best_epoch, epochs, stopped); results: batch size -> (Points,
+  SearchResult) for callers that want more (curves).
   """
   config: dict
   params: CRBMParams
@@ -166,6 +137,10 @@ class Selection(NamedTuple):
   results: Dict[int, tuple]
   seconds: float
 
+  @property
+  def point(self) -> Point:
+    return as_point(self.config)
+
 
 def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  space: SearchSpace = SearchSpace(), *, rule: StopRule = StopRule(),
@@ -174,7 +149,7 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
                  group_mask: Optional[np.ndarray] = None, seed: int = 0,
                  progress: Optional[Callable[[str], None]] = None,
                  only_conditioned: bool = True,
-                 configs: Optional[List[dict]] = None,
+                 configs: Optional[Sequence[Point]] = None,
                  compact: Optional[bool] = None,
                  make_evaluate: Callable = make_block_evaluate,
                  learner: Callable = cd,
@@ -185,14 +160,15 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
   Args:
     train, val: Datasets (val: held-out observations of entities seen in training, so
       the auxiliary rows are what is judged).
-    space, num_configs, seed: what to try (``sample_configs``).
+    space, num_configs, seed: what to try (``sample_points``).
     rule: the early-stopping rule of every model; halving: successive halving rungs.
     seconds: the wall-clock budget of the whole search, shared among batch sizes.
     base: static settings other than num_hidden / batch_size (cd_k, weight_scale, ...).
     group_mask: [G] the conditioned models' auxiliary groups (default all).
     only_conditioned: choose among conditioned configurations only (the unconditional
       ones, if the space has them, are for comparison).
-    configs: the configurations to try (dicts of SPACE_FIELDS), instead of sampling
+    configs: the configurations to try (Points, or dicts of SPACE_FIELDS), instead of
+      sampling ``space``.
       ``space``.
     compact, make_evaluate, learner: passed to ``run_search``.
     models_per_chunk: train at most this many models at once (``learn.plan``'s memory
@@ -204,26 +180,23 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
   clock = clock or time.perf_counter
   start = clock()
   base = base or TrainConfig()
-  configs = sample_configs(space, num_configs, seed) if configs is None else sorted(
-      configs, key=lambda c: c["batch_size"])
+  configs = sample_points(space, num_configs, seed) if configs is None else sorted(
+      map(as_point, configs), key=lambda p: p.batch_size)
   num_groups = train.aux.shape[-1]
   gm = np.ones(num_groups, np.float32) if group_mask is None else np.asarray(group_mask,
                                                                              np.float32)
   by_batch: Dict[int, list] = {}
-  for c in configs:
-    by_batch.setdefault(int(c["batch_size"]), []).append(c)
+  for p in configs:
+    by_batch.setdefault(int(p.batch_size), []).append(p)
   table, results = [], {}
   for i, (batch, cs) in enumerate(sorted(by_batch.items())):
     remaining = None
     if seconds is not None:
       left = seconds - (clock() - start)
       remaining = max(left / (len(by_batch) - i), 1e-3)
-    points = [GridPoint(int(c["num_hidden"]), float(c["learning_rate"]),
-                        float(c["momentum"]), float(c["weight_decay"]), float(c["l1_aux"]),
-                        float(c["aux_lr_scale"])) for c in cs]
-    num_hidden = max(p.num_hidden for p in points)
+    num_hidden = int(max(p.num_hidden for p in cs))
     config = dataclasses.replace(base, num_hidden=num_hidden, batch_size=batch)
-    groups = np.stack([gm if c["conditioned"] else np.zeros_like(gm) for c in cs])
+    groups = np.stack([gm if p.conditioned else np.zeros_like(gm) for p in cs])
     report = None
     if progress is not None:
       report = lambda e, a, b, batch=batch, n=len(cs): progress(
@@ -231,22 +204,22 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
     run = run_search
     if models_per_chunk is not None and models_per_chunk < len(cs):
       run = functools.partial(run_search_chunked, models_per_chunk=models_per_chunk,
-                              conditioned=np.array([bool(c["conditioned"]) for c in cs]))
+                              conditioned=np.array([bool(p.conditioned) for p in cs]))
     result = run(jax.random.fold_in(rng_key, batch), train, val, num_aux, config,
-                 stack_hparams(points), hidden_masks(points, num_hidden), groups,
+                 stack_hparams(cs), hidden_masks(cs, num_hidden), groups,
                  rule, halving=halving, seconds=remaining, progress=report,
                  compact=compact, make_evaluate=make_evaluate, learner=learner,
                  clock=clock)
     results[batch] = (cs, result)
-    for j, c in enumerate(cs):
-      table.append(dict(c, best_val_pl=float(result.best_val_pl[j]),
+    for j, p in enumerate(cs):
+      table.append(dict({f: getattr(p, f) for f in SPACE_FIELDS}, best_val_pl=float(result.best_val_pl[j]),
                         best_epoch=int(result.best_epoch[j]),
                         epochs=int(result.epochs[j]), stopped=result.reason[j]))
   candidates = [k for k, row in enumerate(table)
                 if np.isfinite(row["best_val_pl"]) and row["best_epoch"] >= 0
                 and (row["conditioned"] or not only_conditioned)]
   if not candidates:
-    lrs = sorted({c["learning_rate"] for c in configs})
+    lrs = sorted({p.learning_rate for p in configs})
     raise DivergenceError(
         f"every configuration of the search diverged or never improved on its start "
         f"(learning rates {lrs}); lower the learning rates or the aux_lr_scale values")
@@ -259,8 +232,8 @@ def select_model(rng_key: PRNGKey, train: Dataset, val: Dataset, num_aux: int,
 def row_index(results: Dict[int, tuple], row: dict):
   """(SearchResult, model index) of a search-table row."""
   cs, result = results[int(row["batch_size"])]
-  return result, next(j for j, c in enumerate(cs)
-                      if all(c[f] == row[f] for f in SPACE_FIELDS))
+  return result, next(j for j, p in enumerate(cs)
+                      if all(getattr(p, f) == row[f] for f in SPACE_FIELDS))
 
 
 def row_params(results: Dict[int, tuple], row: dict) -> CRBMParams:
@@ -273,11 +246,6 @@ def row_params(results: Dict[int, tuple], row: dict) -> CRBMParams:
   params = jax.device_get(model_params(result.params, j))
   h = int(row["num_hidden"])
   return params._replace(W=params.W[:, :h], c=params.c[:h])
-
-
-def unconditional_space(space: SearchSpace) -> SearchSpace:
-  """The same search without the auxiliary terms: L1 and the W_aux step do not apply."""
-  return space._replace(l1_aux=(0.0,), aux_lr_scale=(1.0,), conditioned=(False,))
 
 
 # ------------------------------------------------------------------ chunks of models

@@ -104,7 +104,7 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
     counts.append(None if num_configs is None else max(num_configs // 3, 1))
   configs: list = []
   for i, (sp, k) in enumerate(zip(spaces, counts)):
-    configs.extend(search.sample_configs(sp, k, seed + i))
+    configs.extend(search.sample_points(sp, k, seed + i))
   selection = search.select_model(rng_key, train, val, num_aux, space, rule=rule,
                                   configs=configs, seconds=seconds, halving=halving,
                                   base=base, progress=progress, compact=compact,
@@ -141,8 +141,8 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
 
 def search_models(space, num_configs: Optional[int], has_aux: bool, seed: int = 0) -> int:
   """How many models ``select.fit_and_compare`` trains (conditioned + unconditional)."""
-  n = len(search.sample_configs(space._replace(conditioned=(True,)), num_configs, seed))
+  n = len(search.sample_points(space._replace(conditioned=(True,)), num_configs, seed))
   if has_aux:
     k = None if num_configs is None else max(num_configs // 3, 1)
-    n += len(search.sample_configs(search.unconditional_space(space), k, seed + 1))
+    n += len(search.sample_points(search.unconditional_space(space), k, seed + 1))
   return n

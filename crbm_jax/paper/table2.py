@@ -34,6 +34,7 @@ import numpy as np
 from crbm_jax.data import splits as splits_lib
 from crbm_jax.learn import block as block_lib
 from crbm_jax.learn import halving as halving_lib
+from crbm_jax.learn import space as space_lib
 from crbm_jax.configs import search as search_spec
 from crbm_jax.learn import engine
 from crbm_jax.learn.base import Dataset, TrainConfig, from_config
@@ -196,7 +197,8 @@ class Runner:
     self.num_computed = 0
 
   def key_of(self, stage, point, groups, split) -> str:
-    return self.store.key(stage=stage, point=list(point), groups=list(groups), split=split)
+    return self.store.key(stage=stage, point=list(point.model_values()),
+                          groups=list(groups), split=split)
 
   def load(self, key) -> Optional[dict]:
     return self.store.load(key)
@@ -268,14 +270,14 @@ class Runner:
       prog.update(epoch - last[0])
       last[0] = epoch
 
-    res = halving_lib.run_halving(cfg, num_aux, keys, block_lib.stack_hparams(points),
-                                block_lib.hidden_masks(points, max_h), gmask, data_keys,
+    res = halving_lib.run_halving(cfg, num_aux, keys, space_lib.stack_hparams(points),
+                                space_lib.hidden_masks(points, max_h), gmask, data_keys,
                                 train, val, halving, rule, int(a.halving.min_bucket),
                                 report, learner=learner_of(self.config))
     prog.close()
     order = sorted(range(len(points)), key=lambda i: (-res.mean_val_pl[i], i))
     pick = order[0]
-    return dict(selected=points[pick]._asdict(), mean_val_pl=float(res.mean_val_pl[pick]),
+    return dict(selected=points[pick].model_dict(), mean_val_pl=float(res.mean_val_pl[pick]),
                 val_pl=res.best_val_pl[:, pick].tolist(),
                 best_epoch=res.best_epoch[:, pick].tolist(), seconds=time.perf_counter() - t0,
                 model_epochs=res.model_epochs,
@@ -287,7 +289,7 @@ class Runner:
 
   def _model_keys(self, split, point, groups):
     return jax.random.fold_in(jax.random.fold_in(self.root, 2 + split),
-                              stable_int([list(point), list(groups)]))
+                              stable_int([list(point.model_values()), list(groups)]))
 
   def _data_key(self, split):
     return jax.random.fold_in(jax.random.fold_in(self.root, 1), split)
@@ -299,7 +301,7 @@ class Runner:
     r = dict(best_val_pl=float(pick(res.best_val_pl)), test_pl=float(pick(res.test_pl)),
              best_epoch=int(pick(res.best_epoch)),
              val_pl=[None if not np.isfinite(x) else float(x) for x in val_pl],
-             recon_error=pick(res.recon_error).tolist(), point=list(task[0]),
+             recon_error=pick(res.recon_error).tolist(), point=list(task[0].model_values()),
              groups=list(task[1]), split=task[2], stage=stage)
     item = self.prep.roles.get("item")  # W_aux of the item-only model on split 0
     if item is not None and stage == "combos" and task[2] == 0 and tuple(task[1]) == (item,):
@@ -340,8 +342,8 @@ class Runner:
       keys = jnp.stack([jnp.stack([self._model_keys(s, p, g) for p, g in padded])
                         for s in range(num_splits)])                       # [S, M]
       points = [p for p, _ in padded]
-      args = [keys, block_lib.stack_hparams(points),
-              jnp.asarray(block_lib.hidden_masks(points, h)),
+      args = [keys, space_lib.stack_hparams(points),
+              jnp.asarray(space_lib.hidden_masks(points, h)),
               jnp.asarray(gmask_of([g for _, g in padded]))]
       if self.mesh is not None and self.method == "vmap":
         P = jax.sharding.PartitionSpec
@@ -394,9 +396,16 @@ def _baseline(prep: Prepared) -> list:
 
 
 def grid_points(config) -> list:
+  """The grid's Points (``learn.space.Point``; batch size: the training config's)."""
   g = config.grid
-  return block_lib.expand_grid(g.num_hidden, g.learning_rate, g.weight_decay, g.l1_aux,
-                              g.momentum, g.get("aux_lr_scale", (1.0,)))
+  return space_lib.expand_grid(g.num_hidden, g.learning_rate, g.weight_decay, g.l1_aux,
+                               g.momentum, g.get("aux_lr_scale", (1.0,)),
+                               batch_size=config.train.batch_size)
+
+
+def selected_point(config, selected: dict) -> "space_lib.Point":
+  """The grid Point of a stage's ``selected`` dict (its ``MODEL_FIELDS``)."""
+  return space_lib.Point(**selected, batch_size=int(config.train.batch_size))
 
 
 def run_dataset(config, workdir: str, name: str) -> dict:
@@ -432,14 +441,14 @@ def run_dataset(config, workdir: str, name: str) -> dict:
     adaptive = runner.adaptive(points, gg, cols, stream)
     if best is not None:
       win_mean, win_se = mean_stderr(vals[best])
-      pick = block_lib.GridPoint(**adaptive["selected"])
+      pick = selected_point(config, adaptive["selected"])
       adaptive.update(
-          exhaustive_selected=best._asdict(), exhaustive_mean_val_pl=win_mean,
+          exhaustive_selected=best.model_dict(), exhaustive_mean_val_pl=win_mean,
           exhaustive_val_pl_stderr=win_se, exhaustive_seconds=grid_seconds,
           pick_exhaustive_mean_val_pl=mean_val[pick],
           within_one_stderr=bool(mean_val[pick] >= win_mean - win_se))
     else:
-      best = block_lib.GridPoint(**adaptive["selected"])
+      best = selected_point(config, adaptive["selected"])
   combos = [tuple(g for g in groups if roles_of(g, roles) in on)
             for on in _role_subsets(roles)]
   tasks = [(best, c, s) for c in combos for s in range(len(prep.splits))]
@@ -464,9 +473,9 @@ def run_dataset(config, workdir: str, name: str) -> dict:
     if r["values"] is not None:
       r["mean"], r["stderr"] = mean_stderr(r["values"])
   out = dict(name=name, label=prep.label, simulated=prep.simulated, rows=rows,
-             selected=best._asdict(), search=search, adaptive=adaptive,
+             selected=best.model_dict(), search=search, adaptive=adaptive,
              grid_group=grid_group,
-             grid_mean_val_pl={json.dumps(list(p)): v for p, v in mean_val.items()},
+             grid_mean_val_pl={json.dumps(list(p.model_values())): v for p, v in mean_val.items()},
              num_observations=prep.obs.num_observations,
              num_visible=prep.obs.num_visible, groups=groups,
              missing=prep.missing, computed_fits=runner.num_computed,
