@@ -23,7 +23,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("host_devices", 2, "XLA CPU devices in this process (0: as is).")
 flags.DEFINE_list("devices", ["1", "2"], "Device counts to compare.")
 flags.DEFINE_string("size", "M", "Problem size (S or M).")
-flags.DEFINE_integer("epochs", 4, "Epochs per run (the first, compiling, is left out).")
+flags.DEFINE_integer("num_epochs", 4, "Epochs per run (the first, compiling, is left out).")
 flags.DEFINE_integer("batch_size", 100, "Observations per minibatch (global).")
 
 
@@ -42,7 +42,7 @@ def main(argv):
   x, aux = synthetic(n, v, a)
   train = learn.Dataset(x, aux, np.ones(n, np.float32))
   config = learn.TrainConfig(num_hidden=h, batch_size=FLAGS.batch_size,
-                             num_epochs=FLAGS.epochs)
+                             num_epochs=FLAGS.num_epochs)
   hparams = learn.make_hparams(aux_lr_scale=10.0)
   rows, first = [], None
   for count in (int(c) for c in FLAGS.devices):
@@ -72,7 +72,7 @@ def main(argv):
                                                 FLAGS.batch_size))
   jax.block_until_ready(epoch(jax.random.key(1), state))
   seconds, _ = median_time(lambda: jax.block_until_ready(epoch(jax.random.key(1), state)),
-                           max(FLAGS.epochs - 1, 1))
+                           max(FLAGS.num_epochs - 1, 1))
   print(json.dumps(dict(engine_run_epoch_one_device=round(seconds, 3),
                         ratio_to_first=round(seconds / first[0], 3))), flush=True)
   print(f"load average {os.getloadavg()}, {os.cpu_count()} cores", file=sys.stderr)

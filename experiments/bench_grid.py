@@ -1,10 +1,10 @@
 """Benchmark: a block of CRBMs (crbm_jax.learn.block, vmap over models) vs a Python loop of jitted
 single models vs scikit-learn's BernoulliRBM, at the Mechanical Turk study's size.
 
-  python experiments/bench_grid.py [--models 64] [--epochs 5] [--groups 1] [--repeats 3]
+  python experiments/bench_grid.py [--models 64] [--num_epochs 5] [--groups 1] [--repeats 3]
   python experiments/bench_grid.py --protocol   # + the whole `full` Table 2 protocol (~8 min)
   python experiments/bench_grid.py --split_methods=per_split,vmap,map --models 64 \
-      --epochs 2    # the block over 5 splits per method, interleaved
+      --num_epochs 2    # the block over 5 splits per method, interleaved
   python experiments/bench_grid.py --adaptive=full     # the successive-halving grid stage
   python experiments/bench_grid.py --adaptive=default --adaptive_both   # vs exhaustive
   python experiments/bench_grid.py --methods=vmap,map --protocol_epochs=6 \
@@ -35,7 +35,7 @@ flags.DEFINE_integer("models", 64, "Configurations in the vmapped block.")
 flags.DEFINE_integer("repeats", 3, "Timed repetitions (the minimum is reported).")
 flags.DEFINE_integer("loop_models", 8, "Configurations timed in the Python loop.")
 flags.DEFINE_integer("sklearn_models", 3, "BernoulliRBM fits timed.")
-flags.DEFINE_integer("epochs", 5, "Epochs per fit.")
+flags.DEFINE_integer("num_epochs", 5, "Epochs per fit.")
 flags.DEFINE_integer("groups", 1, "Auxiliary groups used (1: grid stage, 3: all).")
 flags.DEFINE_string("key_impl", "threefry2x32", "PRNG implementation.")
 flags.DEFINE_integer("eval_chunk", 64, "Observations per pseudo-likelihood chunk.")
@@ -91,7 +91,7 @@ def main(argv):
   train = _dataset(x[:N], aux[:N])
   val = _dataset(x[N:N + N_VAL], aux[N:N + N_VAL])
   test = _dataset(x[N + N_VAL:], aux[N + N_VAL:])
-  config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.epochs,
+  config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.num_epochs,
                        eval_chunk=FLAGS.eval_chunk)
   fn = jax.jit(block_lib.make_block_fit(config, A))
   points = space_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3], [1e-4, 1e-3])
@@ -109,10 +109,10 @@ def main(argv):
   block(keys, pts, gmask)
   compile_s = time.perf_counter() - t0
   t_vmap = best_time(lambda: block(keys, pts, gmask), FLAGS.repeats)
-  rate_vmap = m * FLAGS.epochs / t_vmap
+  rate_vmap = m * FLAGS.num_epochs / t_vmap
   gflop = 10 * N * V * H / 1e9
   print(f"float32 matmul peak: {peak:.0f} GFLOP/s on {jax.devices()[0]}")
-  print(f"vmap block of {m} models x {FLAGS.epochs} epochs (G={FLAGS.groups}): "
+  print(f"vmap block of {m} models x {FLAGS.num_epochs} epochs (G={FLAGS.groups}): "
         f"{t_vmap:.2f} s = {rate_vmap:.1f} model-epochs/s, {rate_vmap * gflop:.1f} GFLOP/s "
         f"({100 * rate_vmap * gflop / peak:.0f}% of peak); first call incl. compile "
         f"{compile_s:.1f} s", flush=True)
@@ -128,15 +128,15 @@ def main(argv):
   block(keys[:1], pts[:1], gmask[:1])  # compile the single-model shape
   t_loop = best_time(lambda: [block(keys[i:i + 1], pts[i:i + 1], gmask[:1])
                               for i in range(k)], FLAGS.repeats)
-  rate_loop = k * FLAGS.epochs / t_loop
+  rate_loop = k * FLAGS.num_epochs / t_loop
   print(f"Python loop of jitted single models ({k} timed): {rate_loop:.1f} model-epochs/s "
         f"-> vmap is x{rate_vmap / rate_loop:.2f}", flush=True)
   from sklearn.neural_network import BernoulliRBM  # pylint: disable=import-outside-toplevel
   xs = np.asarray(x[:N])
-  t_sk = best_time(lambda: [BernoulliRBM(n_components=H, batch_size=100, n_iter=FLAGS.epochs,
+  t_sk = best_time(lambda: [BernoulliRBM(n_components=H, batch_size=100, n_iter=FLAGS.num_epochs,
                                          learning_rate=0.05, random_state=i).fit(xs)
                             for i in range(FLAGS.sklearn_models)], FLAGS.repeats)
-  rate_sk = FLAGS.sklearn_models * FLAGS.epochs / t_sk
+  rate_sk = FLAGS.sklearn_models * FLAGS.num_epochs / t_sk
   print(f"scikit-learn BernoulliRBM (no auxiliary terms, no validation): {rate_sk:.1f} "
         f"model-epochs/s -> vmap is x{rate_vmap / rate_sk:.2f}", flush=True)
   if FLAGS.protocol:
@@ -167,14 +167,14 @@ def matmul_floor(m, repeats, batch=100):
 
 
 def compare_split_methods(num_splits: int = 5):
-  """--models configurations x 5 splits x --epochs: one call over (split, model) ('vmap'),
+  """--models configurations x 5 splits x --num_epochs: one call over (split, model) ('vmap'),
   lax.map over chunks ('map'), a call per split ('per_split') or per model and split
   ('loop'); same keys, so the same
   fits. Repetitions interleaved, the fastest of each reported."""
   x, aux = synthetic(N + N_VAL, V, A)
   aux = aux[:, 3 - FLAGS.groups:]
   m = FLAGS.models
-  config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.epochs,
+  config = TrainConfig(num_hidden=H, batch_size=100, num_epochs=FLAGS.num_epochs,
                        eval_chunk=FLAGS.eval_chunk)
   points = space_lib.expand_grid([H], np.geomspace(0.01, 0.3, 16), [1e-4, 1e-3],
                                  [1e-4, 1e-3])
@@ -219,10 +219,10 @@ def compare_split_methods(num_splits: int = 5):
       t0 = time.perf_counter()
       run()
       best[method] = min(best[method], time.perf_counter() - t0)
-  work = num_splits * m * FLAGS.epochs
+  work = num_splits * m * FLAGS.num_epochs
   base = best[FLAGS.split_methods[0]]
   for method, t in best.items():
-    print(f"{method:9s}: {t:.2f} s for {m} models x {num_splits} splits x {FLAGS.epochs} "
+    print(f"{method:9s}: {t:.2f} s for {m} models x {num_splits} splits x {FLAGS.num_epochs} "
           f"epochs = {work / t:.1f} model-epochs/s (x{base / t:.2f} vs "
           f"{FLAGS.split_methods[0]})", flush=True)
 

@@ -1,6 +1,6 @@
 """Benchmark: the grid search a scikit-learn user would run against ours, same 64 points.
 
-  python experiments/bench_sklearn.py [--epochs 10] [--folds 5] [--n_jobs 2]
+  python experiments/bench_sklearn.py [--num_epochs 10] [--folds 5] [--n_jobs 2]
   python experiments/bench_sklearn.py --time_to_good   # adaptive vs (Halving)GridSearchCV
 
 scikit-learn: ``GridSearchCV(BernoulliRBM(), {n_components: 4 sizes, learning_rate: 16
@@ -28,7 +28,7 @@ from crbm_jax.learn import space as space_lib
 from crbm_jax.learn.base import Dataset, TrainConfig
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("epochs", 10, "Epochs per fit (BernoulliRBM n_iter) for both.")
+flags.DEFINE_integer("num_epochs", 10, "Epochs per fit (BernoulliRBM n_iter) for both.")
 flags.DEFINE_integer("folds", 5, "Cross-validation folds.")
 flags.DEFINE_integer("n_jobs", 2, "GridSearchCV n_jobs.")
 flags.DEFINE_integer("eval_every", 0, "Our validation schedule (0: only at the end, as "
@@ -56,7 +56,7 @@ def folds(n, k, seed=0):
 def ours(x, aux, cv):
   """Seconds of the first (compiling) and second call, and the mean validation PL."""
   batch = 100
-  every = FLAGS.eval_every or FLAGS.epochs
+  every = FLAGS.eval_every or FLAGS.num_epochs
   stack = lambda parts: jax.tree.map(lambda *a: jnp.stack(a), *parts)
   n_train = max(len(t) for t, _ in cv)
   n_train += (-n_train) % batch
@@ -72,7 +72,7 @@ def ours(x, aux, cv):
   val = stack([dataset(v, n_val) for _, v in cv])
   fns = []
   for h in HIDDEN:  # one block per hidden size, all in one jitted call
-    config = TrainConfig(num_hidden=h, batch_size=batch, num_epochs=FLAGS.epochs,
+    config = TrainConfig(num_hidden=h, batch_size=batch, num_epochs=FLAGS.num_epochs,
                          eval_every=every)
     points = space_lib.expand_grid([h], RATES, [0.0], [1e-4], aux_lr_scale=[10.0])
     fns.append((block_lib.make_split_block_fit(config, A, FLAGS.method, 16), points))
@@ -118,7 +118,7 @@ def time_to_good(x, cv):
   """Our exhaustive grid (the reference), our adaptive search, GridSearchCV and
   HalvingGridSearchCV on the same 64 points without auxiliary terms."""
   from crbm_jax.learn import engine, halving  # pylint: disable=import-outside-toplevel
-  batch, k, epochs = 100, len(cv), FLAGS.epochs
+  batch, k, epochs = 100, len(cv), FLAGS.num_epochs
   n_train = max(len(t) for t, _ in cv)
   n_train += (-n_train) % batch
   train, val = _no_aux_data(x, cv, n_train)
@@ -190,10 +190,10 @@ def main(argv):
   if FLAGS.time_to_good:
     time_to_good(x, cv)
     return
-  model_epochs = len(HIDDEN) * len(RATES) * FLAGS.folds * FLAGS.epochs
+  model_epochs = len(HIDDEN) * len(RATES) * FLAGS.folds * FLAGS.num_epochs
   walls, best = ours(x, aux, cv)
-  print(f"ours: 64 points x {FLAGS.folds} folds x {FLAGS.epochs} epochs with aux terms and "
-        f"exact validation PL (every {FLAGS.eval_every or FLAGS.epochs} epochs), one call "
+  print(f"ours: 64 points x {FLAGS.folds} folds x {FLAGS.num_epochs} epochs with aux terms and "
+        f"exact validation PL (every {FLAGS.eval_every or FLAGS.num_epochs} epochs), one call "
         f"({FLAGS.method}): {walls[0]:.1f} s incl. compiles, {walls[1]:.1f} s compiled "
         f"({model_epochs / walls[1]:.0f} model-epochs/s); best mean val PL {best:.4f}",
         flush=True)
@@ -201,7 +201,7 @@ def main(argv):
     return
   from sklearn.model_selection import GridSearchCV  # pylint: disable=import-outside-toplevel
   from sklearn.neural_network import BernoulliRBM  # pylint: disable=import-outside-toplevel
-  search = GridSearchCV(BernoulliRBM(batch_size=100, n_iter=FLAGS.epochs, random_state=0),
+  search = GridSearchCV(BernoulliRBM(batch_size=100, n_iter=FLAGS.num_epochs, random_state=0),
                         dict(n_components=list(HIDDEN), learning_rate=list(RATES)),
                         cv=cv, n_jobs=FLAGS.n_jobs, refit=False, scoring=_score)
   t0 = time.perf_counter()

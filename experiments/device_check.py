@@ -30,7 +30,7 @@ flags.DEFINE_bool("quick", False, "Smoke mode: a few tests, bench_train at S onl
                   "reduced grid (8 points, 2 epochs).")
 flags.DEFINE_bool("cpu_grid", False, "Run the full grid even on a CPU.")
 flags.DEFINE_string("method", "vmap", "Table 2 method for the grid (vmap: one call).")
-flags.DEFINE_integer("epochs", 30, "Epochs per fit in the grid (the `full` config's 30).")
+flags.DEFINE_integer("num_epochs", 30, "Epochs per fit in the grid (the `full` config's 30).")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JAX_TESTS = ("test_model.py", "test_pseudolikelihood.py", "test_learners.py",
@@ -54,7 +54,7 @@ def grid(peak: float, quick: bool):
   from crbm_jax.paper import table2  # pylint: disable=import-outside-toplevel
   config = table2_config.get_config("full")
   config.method, config.progress, config.shard = FLAGS.method, False, False
-  config.train.num_epochs = FLAGS.epochs
+  config.train.num_epochs = FLAGS.num_epochs
   if quick:
     config.grid.learning_rate, config.grid.l1_aux = (1.0, 3.0), (1e-4,)
     config.grid.aux_lr_scale, config.grid.weight_decay = (10.0,), (0.0,)

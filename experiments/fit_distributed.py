@@ -10,7 +10,7 @@ r"""One CRBM trained on a tag table with each minibatch split over devices and p
   # N processes on this machine (tests; CPU with gloo collectives)
   python experiments/fit_distributed.py --tags tags.tsv --workdir /tmp/dp --spawn 2
 
-Trains the given configuration for --epochs, keeps the best epoch by validation
+Trains the given configuration for --num_epochs, keeps the best epoch by validation
 pseudo-likelihood (no search, no early stopping) and gives the same model as one
 process with the same --seed, to float rounding (crbm_jax/learn/distributed.py).
 Process 0 writes <workdir>/model and <workdir>/metrics.json.
@@ -30,7 +30,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (model/, metrics.
                                required=True)
 _AUX = flags.DEFINE_string("aux", "auto", "Auxiliary groups (as crbm-fit --aux).")
 _HIDDEN = flags.DEFINE_integer("hidden", 64, "Hidden units.")
-_EPOCHS = flags.DEFINE_integer("epochs", 30, "Epochs (fixed; the best by validation kept).")
+_EPOCHS = flags.DEFINE_integer("num_epochs", 30, "Epochs (fixed; the best by validation kept).")
 _EVAL_EVERY = flags.DEFINE_integer("eval_every", 1, "Epochs between validations.")
 _BATCH = flags.DEFINE_integer("batch_size", 100, "Observations per minibatch (global; a "
                               "multiple of the device count).")

@@ -156,7 +156,7 @@ def _write_table(path):
 
 def _run_launcher(tags, workdir, *extra):
   args = [sys.executable, str(REPO / "experiments" / "fit_distributed.py"),
-          f"--tags={tags}", f"--workdir={workdir}", "--hidden=6", "--epochs=4",
+          f"--tags={tags}", f"--workdir={workdir}", "--hidden=6", "--num_epochs=4",
           "--batch_size=16", "--learning_rate=0.1", "--l1_aux=0.001", "--cpu", *extra]
   return subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=REPO,
                         env=_env())

@@ -48,7 +48,7 @@ def get_config(arg=None):
       weight_decay=(1e-4,), batch_size=(10, 100), momentum=(0.5,),
       num_configs=16,      # random points of that grid (seeded); 0 = all of it
       seconds=0.0,         # wall-clock budget per search; 0 = none (deterministic)
-      max_epochs=40, patience=5, tol=1e-4, eval_every=1,
+      num_epochs=40, patience=5, tol=1e-4, eval_every=1,
       halving_eta=2.0, first_rung=4))   # successive halving (eta 0: none)
   config.selection = ml_collections.ConfigDict(dict(
       # 'smoothing' (issue 23; crbm_jax/smoothers/criterion.py): the balanced log loss of
@@ -110,7 +110,7 @@ def get_config(arg=None):
     # Two configurations trained to the end, no halving: one compiled block (seconds).
     config.search.update(dict(num_hidden=(2, 4), learning_rate=(0.2,), l1_aux=(0.0, 1e-4),
                               aux_lr_scale=(1.0, 10.0), batch_size=(100,), num_configs=2,
-                              max_epochs=2, halving_eta=0.0))
+                              num_epochs=2, halving_eta=0.0))
     config.smoothing.num_samples = 20
     config.smoothing.burn_in = 10
     config.table3.num_tags = 5
@@ -125,6 +125,6 @@ def get_config(arg=None):
     config.smoothing.burn_in = 500
     config.sparsity.num_draws = 10
     config.sparsity.search_every_draw = True
-    config.search.update(dict(num_configs=64, max_epochs=100, patience=8))
+    config.search.update(dict(num_configs=64, num_epochs=100, patience=8))
     config.smoothers.crowd = True
   return config

@@ -36,7 +36,7 @@ def fit_tag_table_data_parallel(tags: str, workdir: str, *, aux: str = "auto",
   check_hparams(learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
                 l1_aux=l1_aux, aux_lr_scale=aux_lr_scale)
   if min(num_hidden, num_epochs, batch_size, cd_k, eval_every) < 1 or steps_per_call < 0:
-    raise InputError("--hidden, --epochs, --batch_size, --cd_k and --eval_every must be "
+    raise InputError("--hidden, --num_epochs, --batch_size, --cd_k and --eval_every must be "
                      ">= 1 and --steps_per_call >= 0")
   mesh = distributed.data_mesh()
   try:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import math
 import time
-import warnings
 from typing import Callable, List, NamedTuple, Optional
 
 import jax
@@ -125,8 +124,7 @@ class StopRule(_StopFields):
 
   patience: evaluations without an improvement larger than ``tol`` before it stops.
   tol: the improvement (of the validation criterion) that counts.
-  num_epochs: the epoch budget (the one spelling of epochs; ``max_epochs=`` is a
-    deprecated keyword for it, kept while ``paper/smoothing_model.py`` passes it).
+  num_epochs: the epoch budget (the one spelling of epochs).
   eval_every: epochs per round (between validation evaluations).
   diverge_margin: a validation score this far below the model's best (or non-finite)
     means it diverged.
@@ -134,11 +132,7 @@ class StopRule(_StopFields):
   __slots__ = ()
 
   def __new__(cls, patience: int = 8, tol: float = 1e-4, num_epochs: int = 300,
-              eval_every: int = 1, diverge_margin: float = 0.5, *, max_epochs=None):
-    if max_epochs is not None:
-      warnings.warn("StopRule(max_epochs=...) is deprecated; pass num_epochs=",
-                    DeprecationWarning, stacklevel=2)
-      num_epochs = max_epochs
+              eval_every: int = 1, diverge_margin: float = 0.5):
     return super().__new__(cls, patience, tol, num_epochs, eval_every, diverge_margin)
 
 

@@ -248,7 +248,7 @@ def select_smoothing_model(rng_key, obs: Observations, config, seed: int,
     num_train, num_val, holdout = len(tr), len(va), "entities covered by training"
   s = config.search
   rule = learn_search.StopRule(patience=int(s.patience), tol=float(s.tol),
-                               max_epochs=int(s.max_epochs), eval_every=int(s.eval_every))
+                               num_epochs=int(s.num_epochs), eval_every=int(s.eval_every))
   halving = (learn_search.Halving(eta=float(s.halving_eta), first_rung=int(s.first_rung))
              if s.halving_eta else None)
   base, _ = learn.from_config(config.model)
