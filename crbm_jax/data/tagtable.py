@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import importlib.resources
 import io
+import itertools
 import math
 import os
 import unicodedata
@@ -300,21 +301,24 @@ def _new_file_mode(path: str) -> int:
     return 0o666 & ~umask
 
 
-def encode_rows(columns, rows, path: str) -> bytes:
+def encode_rows(columns, rows, path: str, header: bool = True) -> bytes:
   """Header + rows as TSV or CSV bytes, chosen by ``path``'s extension (tag-table rules:
   CSV with CRLF so a bare carriage return inside a value reads back the same; a value with
-  a tab or line break is an error in TSV). Compression is the caller's."""
+  a tab or line break is an error in TSV). Compression is the caller's. ``header``
+  False: the rows only (a later chunk of one file)."""
   buf = io.StringIO(newline="")
   if is_tsv(path, "\t"):
     for name, col in zip(columns, zip(*rows) if rows else [()] * len(columns)):
       if any(("\t" in v or "\n" in v or "\r" in v) for v in col):
         raise DataError(f"column {name} has a value with a tab or line break, "
                         "which TSV cannot hold; write a .csv instead", path)
-    buf.write("\t".join(columns) + "\n")
+    if header:
+      buf.write("\t".join(columns) + "\n")
     buf.writelines("\t".join(r) + "\n" for r in rows)
   else:
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(columns)
+    if header:
+      writer.writerow(columns)
     writer.writerows(rows)
   return buf.getvalue().encode("utf-8")
 
@@ -324,6 +328,37 @@ def table_bytes(columns, rows, path: str) -> bytes:
   cells are converted with ``str``), gzip-compressed (reproducibly) for ``.gz``."""
   data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path)
   return gzip.compress(data, mtime=0) if path.endswith(".gz") else data
+
+
+def write_table_chunks(path: str, columns, chunks, mode: Optional[int] = None) -> int:
+  """Writes a table whose rows come in chunks (an iterable of lists of row tuples of
+  str), atomically, holding one chunk at a time: the same bytes as
+  ``write_bytes_atomic(path, table_bytes(columns, all_rows, path))`` (``.gz``: the same
+  gzip stream, compressed as it is written). Returns the number of rows."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  import zlib  # pylint: disable=import-outside-toplevel
+  folder = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+  # gzip.compress(data, 9, mtime=0) is zlib.compress(data, 9, wbits=31); deflate's
+  # output does not depend on how its input is split.
+  packer = zlib.compressobj(9, zlib.DEFLATED, 31) if path.endswith(".gz") else None
+  count = 0
+  try:
+    with os.fdopen(fd, "wb") as f:
+      for k, rows in enumerate(itertools.chain([[]], chunks)):
+        data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path,
+                           header=(k == 0))
+        count += len(rows)
+        f.write(packer.compress(data) if packer else data)
+      if packer:
+        f.write(packer.flush())
+    os.chmod(tmp, _new_file_mode(path) if mode is None else mode)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return count
 
 
 def write_tag_table(table: TagTable, path: PathLike) -> None:
