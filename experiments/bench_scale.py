@@ -281,7 +281,7 @@ def main(argv):
   if FLAGS.from_json:
     report(merge_json(FLAGS.from_json))
     return
-  from crbm_jax.data.tagtable import write_tag_table  # pylint: disable=import-outside-toplevel
+  from crbm_jax.data.tagtable import write_table_chunks  # pylint: disable=import-outside-toplevel
   root = FLAGS.workdir or tempfile.mkdtemp(prefix="bench_scale_")
   os.makedirs(root, exist_ok=True)
   results = []
@@ -290,7 +290,10 @@ def main(argv):
       tags = os.path.join(root, f"{kind}_{size}.tsv")
       t = time.perf_counter()
       table = generate_table(size, users=(kind == "users"))
-      write_tag_table(table, tags)
+      columns = table.columns()  # written 1M rows at a time (write_tag_table's bytes)
+      write_table_chunks(tags, columns, (
+          list(zip(*[getattr(table, c)[i:i + 1_000_000].tolist() for c in columns]))
+          for i in range(0, table.num_rows, 1_000_000)))
       row = {"kind": kind, "rows": table.num_rows, "generate_s": time.perf_counter() - t}
       del table
       fitdir = os.path.join(root, f"fit_{kind}_{size}")
