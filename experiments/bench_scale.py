@@ -14,14 +14,23 @@ Each stage runs in its own child process, which reports its wall time and its pe
 (VmHWM):
 
 * prep: reading the table, canonicalising, the vocabulary (--min_users 2), the
-  observations and the 60/20/20 split (each timed; peak after each);
+  observations and the 60/20/20 split (each timed; peak after each); observations past
+  int32 indexing (observations x tags) are refused before they are built, as crbm-fit
+  refuses them;
 * fit: ``fitting.fit_tag_table`` with the default search and ``--search_seconds``
   (the memory plan's estimate is printed beside the measured peak), or its one-line
   refusal;
 * smooth: ``fitting.smooth_tag_table`` of every clip with the fitted model (1 sample, to
   measure the scaling of the pass, not of the sampling).
 
-Then the log-log slope of each figure against rows (least squares over the sizes run).
+Then the log-log slope of each figure against rows (least squares over the sizes run),
+and a plot (``--out`` with ``.png``: time and peak memory of each stage against rows,
+log-log). ``--from_json a.json,b.json`` prints the tables and draws the plot of earlier
+runs (one row per kind and size, the later file winning) without running anything.
+
+A child whose resident memory passes ``--max_rss_gb`` (polled every 0.5 s) is killed and
+reported as "over N GB", so a size too large for the machine ends in one line, not an
+out-of-memory kill of other work.
 """
 import json
 import math
@@ -45,6 +54,10 @@ flags.DEFINE_list("stages", ["prep", "fit", "smooth"], "Stages to run.")
 flags.DEFINE_integer("smooth_max_rows", 200_000, "Skip smoothing above this many rows: "
                      "crbm-smooth writes every clip x tag (at 1M rows 333M lines).")
 flags.DEFINE_string("out", "", "Write the results as JSON here as well.")
+flags.DEFINE_float("max_rss_gb", 12.0, "Kill a stage's child process above this resident "
+                   "memory (GB) and report it as 'over N GB'.")
+flags.DEFINE_list("from_json", [], "Print and plot these earlier --out files instead of "
+                  "running (later files replace a kind and size of earlier ones).")
 flags.DEFINE_string("workdir", "", "Scratch folder (default: a temporary one).")
 flags.DEFINE_string("child", "", "Internal: run one stage in this process.")
 flags.DEFINE_string("tags", "", "Internal: the table of a child stage.")
@@ -52,6 +65,7 @@ flags.DEFINE_string("fitdir", "", "Internal: the workdir of a child's fit.")
 
 FLAGS = flags.FLAGS
 NUM_TAGS = 2000
+INT32_MAX = 2 ** 31 - 1  # learn.plan.INT32_MAX, without importing JAX
 
 
 def generate_table(rows: int, seed: int = 0, users: bool = False):
@@ -112,7 +126,13 @@ def child_prep(tags: str) -> dict:
   t = time.perf_counter()
   vocab = obs_lib.select_vocabulary(table, min_users=2)
   groups = ("user", "track", "clip") if table.has("user") else ("track",)
-  obs = obs_lib.build_observations(table, aux_groups=groups, vocab=vocab, display=surface)
+  try:  # crbm-fit's limit: it refuses observations past int32 indexing before building
+    obs = obs_lib.build_observations(table, aux_groups=groups, vocab=vocab,
+                                     display=surface, max_elements=INT32_MAX)
+  except obs_lib.ObservationError as e:
+    out["observations"] = (time.perf_counter() - t, _peak_gb())
+    out["prep_outcome"] = f"refused: {e}"
+    return out
   out["observations"] = (time.perf_counter() - t, _peak_gb())
   t = time.perf_counter()
   random_split(obs.aux, 0)
@@ -155,15 +175,92 @@ def run_child(stage: str, tags: str, fitdir: str) -> dict:
          f"--fitdir={fitdir}", f"--search_seconds={FLAGS.search_seconds}",
          f"--memory_gb={FLAGS.memory_gb}"]
   t = time.perf_counter()
-  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-  wall = time.perf_counter() - t
-  last = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+  with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+    over = _watch(proc, FLAGS.max_rss_gb)
+    wall = time.perf_counter() - t
+    out.seek(0)
+    err.seek(0)
+    stdout, stderr = out.read(), err.read()
+  if over:
+    return {"error": f"over {FLAGS.max_rss_gb:g} GB (killed at {over:.2f} GB after "
+                     f"{wall:.0f} s)", "wall": wall}
+  last = [l for l in stdout.splitlines() if l.startswith("{")]
   if proc.returncode != 0 or not last:
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    tail = (stderr or stdout).strip().splitlines()[-3:]
     return {"error": f"exit {proc.returncode}: {' | '.join(tail)}", "wall": wall}
   result = json.loads(last[-1])
   result["wall"] = wall
   return result
+
+
+def _rss_gb(pid: int) -> float:
+  try:
+    with open(f"/proc/{pid}/status") as f:
+      for line in f:
+        if line.startswith("VmRSS:"):
+          return int(line.split()[1]) / 2 ** 20
+  except OSError:
+    pass
+  return 0.0
+
+
+def _watch(proc: subprocess.Popen, limit_gb: float) -> float:
+  """Waits for ``proc``, polling its resident memory every 0.5 s; kills it above
+  ``limit_gb`` and returns the figure it was killed at (0.0 when it finished)."""
+  while proc.poll() is None:
+    rss = _rss_gb(proc.pid)
+    if limit_gb > 0 and rss > limit_gb:
+      proc.kill()
+      proc.wait()
+      return rss
+    time.sleep(0.5)
+  return 0.0
+
+
+STAGES = ("load", "canonical", "observations", "split", "fit", "smooth")
+
+
+def plot(results: list, path: str) -> None:
+  """Time and peak memory of each stage against rows, log-log, one line per kind and
+  stage, written to ``path`` (PNG)."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+  styles = {"items": "-", "users": "--"}
+  for kind in sorted({r["kind"] for r in results}):
+    rows = sorted((r for r in results if r["kind"] == kind), key=lambda r: r["rows"])
+    for k, stage in enumerate(STAGES):
+      have = [r for r in rows if stage in r]
+      if not have:
+        continue
+      x = [r["rows"] for r in have]
+      for ax, j in zip(axes, (0, 1)):
+        ax.plot(x, [max(r[stage][j], 1e-3) for r in have], styles.get(kind, ":"),
+                marker="o", markersize=3, color=f"C{k}", label=f"{kind} {stage}")
+  for ax, label in zip(axes, ("seconds", "peak RSS (GB)")):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("rows of the tag table")
+    ax.set_ylabel(label)
+    ax.grid(True, which="both", alpha=0.3)
+  axes[1].legend(fontsize=6, ncol=2)
+  fig.tight_layout()
+  fig.savefig(path, dpi=80)
+  plt.close(fig)
+
+
+def merge_json(paths) -> list:
+  """Rows of earlier --out files; a later file's row replaces one of the same kind and
+  size."""
+  merged = {}
+  for path in paths:
+    with open(path) as f:
+      for row in json.load(f):
+        key = (row["kind"], row["rows"])
+        merged[key] = {**merged.get(key, {}), **row}
+  return [merged[k] for k in sorted(merged)]
 
 
 def slope(xs, ys) -> float:
@@ -181,15 +278,22 @@ def main(argv):
           "smooth": lambda: child_smooth(FLAGS.tags, FLAGS.fitdir)}[FLAGS.child]
     print(json.dumps(fn()), flush=True)
     return
-  from crbm_jax.data.tagtable import write_tag_table  # pylint: disable=import-outside-toplevel
+  if FLAGS.from_json:
+    report(merge_json(FLAGS.from_json))
+    return
+  from crbm_jax.data.tagtable import write_table_chunks  # pylint: disable=import-outside-toplevel
   root = FLAGS.workdir or tempfile.mkdtemp(prefix="bench_scale_")
+  os.makedirs(root, exist_ok=True)
   results = []
   for kind in FLAGS.kinds:
     for size in [int(s) for s in FLAGS.sizes]:
       tags = os.path.join(root, f"{kind}_{size}.tsv")
       t = time.perf_counter()
       table = generate_table(size, users=(kind == "users"))
-      write_tag_table(table, tags)
+      columns = table.columns()  # written 1M rows at a time (write_tag_table's bytes)
+      write_table_chunks(tags, columns, (
+          list(zip(*[getattr(table, c)[i:i + 1_000_000].tolist() for c in columns]))
+          for i in range(0, table.num_rows, 1_000_000)))
       row = {"kind": kind, "rows": table.num_rows, "generate_s": time.perf_counter() - t}
       del table
       fitdir = os.path.join(root, f"fit_{kind}_{size}")
@@ -202,21 +306,30 @@ def main(argv):
                     for k, v in res.items()})
         print(f"{kind} {size}: {stage} {json.dumps(res)}", flush=True)
       results.append(row)
+  report(results)
+
+
+def report(results: list) -> None:
+  """The table, the slopes; the JSON and the plot when --out is given."""
   print("\nkind   rows       stage         seconds   peak GB")
   for row in results:
-    for stage in ("load", "canonical", "observations", "split", "fit", "smooth"):
+    for stage in STAGES:
       if stage in row:
         s, gb = row[stage]
         print(f"{row['kind']:6} {row['rows']:>9,}  {stage:12} {s:9.2f} {gb:9.2f}")
+    if "prep_outcome" in row:
+      print(f"{'':17} prep: {row['prep_outcome'][:200]}")
     if "outcome" in row:
       print(f"{'':17} fit: {row['outcome'][:150]}")
       print(f"{'':17} {row['plan'][10:200]}")
       if row.get("budget"):
         print(f"{'':17} {row['budget'][10:300]}")
+    for key in [k for k in row if k.endswith("_error")]:
+      print(f"{row['kind']:6} {row['rows']:>9,}  {key[:-6]:12} {row[key][:200]}")
   print("\nlog-log slope against rows (time, peak memory):")
-  for kind in FLAGS.kinds:
+  for kind in sorted({r["kind"] for r in results}):
     rows = [r for r in results if r["kind"] == kind]
-    for stage in ("load", "canonical", "observations", "split", "fit", "smooth"):
+    for stage in STAGES:
       have = [r for r in rows if stage in r]
       if len(have) >= 2:
         print(f"  {kind:6} {stage:12} time {slope([r['rows'] for r in have], [max(r[stage][0], 1e-3) for r in have]):5.2f}"
@@ -224,6 +337,9 @@ def main(argv):
   if FLAGS.out:
     with open(FLAGS.out, "w") as f:
       json.dump(results, f, indent=1)
+    png = os.path.splitext(FLAGS.out)[0] + ".png"
+    plot(results, png)
+    print(f"wrote {FLAGS.out} and {png}")
 
 
 if __name__ == "__main__":

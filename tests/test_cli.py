@@ -396,3 +396,24 @@ def test_the_fit_step_takes_the_selection_criterion(fitted, tmp_path):
                                                      abs=1e-5)
   assert shifted["best_epoch"] == plain["best_epoch"]
   assert shifted["test_balanced_pl"] == pytest.approx(plain["test_balanced_pl"], abs=1e-6)
+
+
+@pytest.mark.parametrize("out_name, method", [("s.tsv", "sample"), ("s.csv", "sample"),
+                                              ("s.tsv.gz", "mean_field")])
+def test_smoothing_in_chunks_of_clips_writes_the_same_file(fitted, tmp_path, out_name,
+                                                          method):
+  from crbm_jax import fitting  # pylint: disable=import-outside-toplevel
+  tags, workdir, _ = fitted
+  files = {}
+  for name, chunk_lines in (("whole", 10 ** 9), ("chunked", 1)):
+    out = str(tmp_path / f"{name}-{out_name}")
+    lines = []
+    summary = fitting.smooth_tag_table(workdir, tags, out, num_samples=20, burn_in=5,
+                                       method=method, batch=5, aux_effect=False,
+                                       chunk_lines=chunk_lines, log=lines.append)
+    assert summary["clips"] == 24  # chunks of 5 clips: the last one short (4 clips)
+    with open(out, "rb") as f:
+      files[name] = f.read()
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o644)
+  assert files["whole"] == files["chunked"]
+  assert sorted(os.listdir(tmp_path)) == sorted(f"{n}-{out_name}" for n in files)

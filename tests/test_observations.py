@@ -137,3 +137,13 @@ def test_observation_subsets_keep_their_counts():
   sub = obs.subset(keep)
   np.testing.assert_array_equal(np.asarray(sub.counts), np.asarray(obs.counts)[keep])
   np.testing.assert_array_equal(sub.X, obs.X[keep])
+
+
+def test_max_elements_refuses_in_one_line_before_building():
+  table = make_table()  # 6 (clip, user) observations x 4 tags = 24 elements
+  assert build_observations(table, max_elements=24).X.shape == (6, 4)
+  with pytest.raises(ObservationError) as e:
+    build_observations(table, max_elements=23)
+  message = str(e.value)
+  assert "\n" not in message
+  assert "6 x 4 tags = 24 elements" in message and "more than 23" in message

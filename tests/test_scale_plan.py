@@ -141,3 +141,20 @@ def test_a_spent_budget_leaves_the_remaining_chunks_untrained():
   assert result.reason[2:] == ["budget", "budget"] and list(result.epochs[2:]) == [0, 0]
   assert (result.epochs[:2] >= 1).all()  # the first chunk ran its first round
   assert list(result.param_index[2:]) == [-1, -1]
+
+
+def test_observations_past_the_limit_are_refused_before_they_are_built(tmp_path):
+  from crbm_jax.fitting.inputs import InputError, prepare_fit_data  # pylint: disable=import-outside-toplevel
+  path = tmp_path / "tags.tsv"
+  rows = [f"c{i}\tt{i // 4}\ttag{(i * j) % 5}" for i in range(40) for j in range(1, 3)]
+  path.write_text("clip\ttrack\ttag\n" + "\n".join(sorted(set(rows))) + "\n")
+  data = prepare_fit_data(str(path), min_users=1, log=lambda _: None)
+  elements = data.obs.num_observations * data.obs.num_visible
+  assert prepare_fit_data(str(path), min_users=1, log=lambda _: None,
+                          max_elements=elements).obs.X.size == elements
+  with pytest.raises(InputError) as e:
+    prepare_fit_data(str(path), min_users=1, log=lambda _: None,
+                     max_elements=elements - 1)
+  message = str(e.value)
+  assert "\n" not in message and f"{elements:,} elements" in message
+  assert "--top_tags" in message and "nothing was trained" in message

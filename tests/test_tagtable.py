@@ -191,3 +191,47 @@ def test_zero_and_blank_durations_are_accepted(tmp_path):
   table = load_tag_table(path)
   assert table.duration[0] == 0 and math.isnan(table.duration[1])
   assert math.isnan(table.track_duration[0]) and table.track_duration[1] == 12.5
+
+
+def _loop_errors(rows):
+  """The duplicate and track checks as the per-row loop they replaced (reference)."""
+  seen, track_of = {}, {}
+  for k, (clip, user, tag, _) in enumerate(rows):
+    if (clip, user, tag) in seen:
+      return "duplicate", k + 2, seen[(clip, user, tag)] + 2
+    seen[(clip, user, tag)] = k
+  for k, (clip, _, _, track) in enumerate(rows):
+    first = track_of.setdefault(clip, k)
+    if rows[first][3] != track:
+      return "track", k + 2, first + 2
+  return None
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_vectorised_checks_find_the_row_a_loop_finds(tmp_path, seed):
+  rng = np.random.default_rng(seed)
+  n = int(rng.integers(2, 60))
+  rows = [(f"c{rng.integers(0, 6)}", f"u{rng.integers(0, 3)}", f"t{rng.integers(0, 4)}",
+           "") for _ in range(n)]
+  rows = [(c, u, t, f"k{c[1:]}" if rng.random() < 0.97 else "x") for c, u, t, _ in rows]
+  if seed % 3 == 0:  # distinct keys: only the track check can fail
+    rows = list(dict.fromkeys(rows))
+    rows = list({r[:3]: r for r in rows}.values())
+  path = tmp_path / "t.tsv"
+  path.write_text("clip\tuser\ttag\ttrack\n" + "".join("\t".join(r) + "\n" for r in rows))
+  expected = _loop_errors(rows)
+  if expected is None:
+    assert load_tag_table(path).num_rows == len(rows)
+    return
+  with pytest.raises(DataError) as info:
+    load_tag_table(path)
+  kind, line, first = expected
+  assert info.value.line == line
+  message = str(info.value)
+  if kind == "duplicate":
+    clip, user, tag, _ = rows[line - 2]
+    assert f"duplicate row (clip, user, tag) = {(clip, user, tag)!r}, first on line {first} (" \
+        in message
+  else:
+    assert f"clip {rows[line - 2][0]!r} is in track {rows[line - 2][3]!r} here but in track " \
+        f"{rows[first - 2][3]!r} on line {first}" in message

@@ -235,6 +235,7 @@ def build_observations(
     aux_groups: Optional[Sequence[str]] = ("user", "track", "clip"),
     vocab: Optional[np.ndarray] = None,
     display: Union[None, Mapping[str, str], np.ndarray] = None,
+    max_elements: Optional[int] = None,
 ) -> Observations:
   """One binary observation per (user, clip) task, or per clip without users.
 
@@ -246,6 +247,8 @@ def build_observations(
       Tags outside it are dropped; observations left with no tag are dropped
       and counted in `num_dropped`.
     display: surface forms, a {canonical: surface} mapping or a [V] array.
+    max_elements: if given, ObservationError (one line, before X is allocated) when
+      X would have more than this many elements (N x V).
   Returns:
     Observations with X [N, V], aux [N, G].
   """
@@ -289,6 +292,12 @@ def build_observations(
   has_tag[obs_code[in_vocab]] = True
   new_index = np.cumsum(has_tag) - 1
   n = int(has_tag.sum())
+  if max_elements is not None and n * len(vocab) > max_elements:
+    raise ObservationError(
+        f"{source}: the observations would be {n:,} x {len(vocab):,} tags = "
+        f"{n * len(vocab):,} elements (a dense uint8 copy of "
+        f"{n * len(vocab) / 2 ** 30:.1f} GB, float32 for training "
+        f"{4 * n * len(vocab) / 2 ** 30:.1f} GB), more than {max_elements:,}")
 
   X = np.zeros((n, len(vocab)), np.uint8)
   r = new_index[obs_code[in_vocab]]

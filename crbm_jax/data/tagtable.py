@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import importlib.resources
 import io
+import itertools
 import math
 import os
 import unicodedata
@@ -204,6 +205,7 @@ def load_tag_table(path: PathLike) -> TagTable:
                     f"{len(bad[1])}", path, bad[0])
   lines = [line for line, _ in body]
   cols = list(zip(*[fields for _, fields in body])) if body else [()] * width
+  del text, rows, body  # the per-row lists: the columns hold what is needed
 
   def column(name):
     return [v.strip() for v in cols[index[name]]]
@@ -255,35 +257,75 @@ def load_tag_table(path: PathLike) -> TagTable:
         values.append(x)
       kw[name] = values
 
-  user = kw.get("user")
-  seen = {}
-  keys = zip(clip, user, tag) if user is not None else zip(clip, tag)
-  for k, key in enumerate(keys):
-    if key in seen:
-      what = "(clip, user, tag)" if user is not None else "(clip, tag)"
-      spelling = ("" if raw_tag[k] == raw_tag[seen[key]] else
-                  " (the same tag in two Unicode spellings)")
-      raise DataError(f"duplicate row {what} = {key!r}, first on line "
-                      f"{lines[seen[key]]}{spelling} (use the count column instead)",
-                      path, lines[k])
-    seen[key] = k
-  if "track" in kw:
-    track_of = {}
-    for k, (c, t) in enumerate(zip(clip, kw["track"])):
-      first_k = track_of.setdefault(c, k)
-      if kw["track"][first_k] != t:
-        raise DataError(f"clip {c!r} is in track {t!r} here but in track "
-                        f"{kw['track'][first_k]!r} on line {lines[first_k]}",
-                        path, lines[k])
-
   def strings(values):
     return np.array(values, dtype=str) if values else np.zeros(0, dtype="<U1")
 
-  out = {n: strings(v) for n, v in kw.items() if n in STRING_COLUMNS}
+  # Vectorised checks (sorting, not a dict of every row): the first row whose key or
+  # track repeats/contradicts an earlier row's, as a loop over the rows would find it.
+  arrays = {"clip": strings(clip), "tag": strings(tag)}
+  arrays.update({n: strings(v) for n, v in kw.items() if n in STRING_COLUMNS})
+  user = kw.get("user")
+  key_names = ("clip", "user", "tag") if user is not None else ("clip", "tag")
+  k, j = _first_repeat([arrays[n] for n in key_names])
+  if k is not None:
+    key = tuple(str(kw.get(n, {"clip": clip, "tag": tag}.get(n))[k]) for n in key_names)
+    what = "(clip, user, tag)" if user is not None else "(clip, tag)"
+    spelling = ("" if raw_tag[k] == raw_tag[j] else
+                " (the same tag in two Unicode spellings)")
+    raise DataError(f"duplicate row {what} = {key!r}, first on line "
+                    f"{lines[j]}{spelling} (use the count column instead)",
+                    path, lines[k])
+  if "track" in kw:
+    k, first_k = _first_contradiction(arrays["clip"], arrays["track"])
+    if k is not None:
+      raise DataError(f"clip {clip[k]!r} is in track {kw['track'][k]!r} here but in track "
+                      f"{kw['track'][first_k]!r} on line {lines[first_k]}",
+                      path, lines[k])
+  del raw_tag, cols
+
+  out = {n: arrays[n] for n in kw if n in STRING_COLUMNS}
   out.update({n: np.array(v, dtype=np.float64) for n, v in kw.items()
               if n in FLOAT_COLUMNS})
-  return TagTable(clip=strings(clip), tag=strings(tag),
+  return TagTable(clip=arrays["clip"], tag=arrays["tag"],
                   count=np.array(count, dtype=np.int64), source=path, **out)
+
+
+def _codes(columns) -> np.ndarray:
+  """[R] int64 codes equal for rows equal in every column of ``columns``."""
+  code = np.zeros(len(columns[0]), np.int64)
+  for col in columns:
+    _, inverse = np.unique(col, return_inverse=True)
+    inverse = inverse.reshape(-1).astype(np.int64)
+    _, code = np.unique(code * (int(inverse.max(initial=0)) + 1) + inverse,
+                        return_inverse=True)
+    code = code.reshape(-1).astype(np.int64)
+  return code
+
+
+def _first_repeat(columns) -> tuple:
+  """(k, j): the first row k equal (in every column) to an earlier row, and the first
+  such row j; (None, None) when the rows are distinct."""
+  if not len(columns[0]):
+    return None, None
+  _, first, inverse = np.unique(_codes(columns), return_index=True, return_inverse=True)
+  first_of_row = first[inverse.reshape(-1)]
+  repeats = np.flatnonzero(first_of_row != np.arange(len(first_of_row)))
+  if not repeats.size:
+    return None, None
+  return int(repeats[0]), int(first_of_row[repeats[0]])
+
+
+def _first_contradiction(key: np.ndarray, value: np.ndarray) -> tuple:
+  """(k, j): the first row k whose ``value`` differs from that of the first row j with
+  its ``key``; (None, None) when every key has one value."""
+  if not len(key):
+    return None, None
+  _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+  first_of_row = first[inverse.reshape(-1)]
+  bad = np.flatnonzero(value[first_of_row] != value)
+  if not bad.size:
+    return None, None
+  return int(bad[0]), int(first_of_row[bad[0]])
 
 
 def _format_float(x: float) -> str:
@@ -300,21 +342,24 @@ def _new_file_mode(path: str) -> int:
     return 0o666 & ~umask
 
 
-def encode_rows(columns, rows, path: str) -> bytes:
+def encode_rows(columns, rows, path: str, header: bool = True) -> bytes:
   """Header + rows as TSV or CSV bytes, chosen by ``path``'s extension (tag-table rules:
   CSV with CRLF so a bare carriage return inside a value reads back the same; a value with
-  a tab or line break is an error in TSV). Compression is the caller's."""
+  a tab or line break is an error in TSV). Compression is the caller's. ``header``
+  False: the rows only (a later chunk of one file)."""
   buf = io.StringIO(newline="")
   if is_tsv(path, "\t"):
     for name, col in zip(columns, zip(*rows) if rows else [()] * len(columns)):
       if any(("\t" in v or "\n" in v or "\r" in v) for v in col):
         raise DataError(f"column {name} has a value with a tab or line break, "
                         "which TSV cannot hold; write a .csv instead", path)
-    buf.write("\t".join(columns) + "\n")
+    if header:
+      buf.write("\t".join(columns) + "\n")
     buf.writelines("\t".join(r) + "\n" for r in rows)
   else:
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(columns)
+    if header:
+      writer.writerow(columns)
     writer.writerows(rows)
   return buf.getvalue().encode("utf-8")
 
@@ -324,6 +369,37 @@ def table_bytes(columns, rows, path: str) -> bytes:
   cells are converted with ``str``), gzip-compressed (reproducibly) for ``.gz``."""
   data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path)
   return gzip.compress(data, mtime=0) if path.endswith(".gz") else data
+
+
+def write_table_chunks(path: str, columns, chunks, mode: Optional[int] = None) -> int:
+  """Writes a table whose rows come in chunks (an iterable of lists of row tuples of
+  str), atomically, holding one chunk at a time: the same bytes as
+  ``write_bytes_atomic(path, table_bytes(columns, all_rows, path))`` (``.gz``: the same
+  gzip stream, compressed as it is written). Returns the number of rows."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  import zlib  # pylint: disable=import-outside-toplevel
+  folder = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+  # gzip.compress(data, 9, mtime=0) is zlib.compress(data, 9, wbits=31); deflate's
+  # output does not depend on how its input is split.
+  packer = zlib.compressobj(9, zlib.DEFLATED, 31) if path.endswith(".gz") else None
+  count = 0
+  try:
+    with os.fdopen(fd, "wb") as f:
+      for k, rows in enumerate(itertools.chain([[]], chunks)):
+        data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path,
+                           header=(k == 0))
+        count += len(rows)
+        f.write(packer.compress(data) if packer else data)
+      if packer:
+        f.write(packer.flush())
+    os.chmod(tmp, _new_file_mode(path) if mode is None else mode)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  return count
 
 
 def write_tag_table(table: TagTable, path: PathLike) -> None:

@@ -258,7 +258,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   workdir = runs_lib.check_workdir(workdir)  # every destination, before any work
   data = prepare_fit_data(tags, aux, min_users=min_users, top_tags=top_tags, seed=seed,
                           canonicalize=canonicalize, fmt=fmt,
-                          format_options=format_options, log=log)
+                          format_options=format_options, log=log,
+                          max_elements=plan_lib.INT32_MAX)
   obs, split, groups = data
   if search_val_rows < 0:
     raise InputError(f"--search_val_rows must be >= 0 (0 = all), got {search_val_rows}")

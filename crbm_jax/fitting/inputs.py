@@ -121,10 +121,12 @@ class FitData(NamedTuple):
 def prepare_fit_data(tags: str, aux: str = "auto", *, min_users: int = 2,
                      top_tags: int = 0, seed: int = 0, canonicalize: bool = True,
                      fmt: str = "auto", format_options: Optional[dict] = None,
-                     log: Log = print) -> FitData:
+                     log: Log = print, max_elements: Optional[int] = None) -> FitData:
   """What crbm-fit trains on: the table read (any format), canonicalised, its vocabulary,
   observations and the 60/20/20 split with every auxiliary entity in training. Raises
-  InputError (one line) when the table cannot give a split."""
+  InputError (one line) when the table cannot give a split, or, with ``max_elements``,
+  when the observations would have more elements (observations x tags) than that,
+  before they are allocated."""
   from crbm_jax.data import observations as obs_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.data.splits import random_split  # pylint: disable=import-outside-toplevel
 
@@ -135,7 +137,15 @@ def prepare_fit_data(tags: str, aux: str = "auto", *, min_users: int = 2,
   holder = "users" if table.has("user") else "items"
   if len(vocab) == 0:
     raise InputError(f"{tags}: no tag is used by >= {min_users} {holder}; lower --min_users")
-  obs = obs_lib.build_observations(table, aux_groups=groups, vocab=vocab, display=surface)
+  try:
+    obs = obs_lib.build_observations(table, aux_groups=groups, vocab=vocab,
+                                     display=surface, max_elements=max_elements)
+  except obs_lib.ObservationError as e:
+    if max_elements is None or "more than" not in str(e):
+      raise
+    raise InputError(f"{e} (past int32 indexing); keep fewer tags (--top_tags), drop "
+                     "rare tags and entities (--min_users) or use a sample of the "
+                     "clips; nothing was trained") from None
   split = random_split(obs.aux, seed)
   if min(len(split.train), len(split.val), len(split.test)) == 0:
     if obs.num_observations < 5:

@@ -12,11 +12,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from crbm_jax.data import aux_rows
-from crbm_jax.data.tagtable import is_tsv, table_bytes
+from crbm_jax.data.tagtable import is_tsv, write_table_chunks
 from crbm_jax.fitting.fit import fit_tag_table
 from crbm_jax.fitting.inputs import (InputError, Log, check_output_file, load_tags,
                                      reduce_seed)
-from crbm_jax.util.atomic import write_bytes_atomic
 
 MODEL_DIR = "model"
 
@@ -45,7 +44,8 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
                      burn_in: int = 100, thin: int = 1, seed: int = 0, batch: int = 64,
                      fmt: str = "auto", format_options: Optional[dict] = None,
                      train: bool = False, fit_options: Optional[dict] = None,
-                     aux_effect: bool = True, log: Log = print) -> dict:
+                     aux_effect: bool = True, chunk_lines: int = 1_000_000,
+                     log: Log = print) -> dict:
   """Smoothed affinities of every clip of a tag table under the model of ``workdir``'s
   current run (``runs.load_run_model``).
 
@@ -55,6 +55,10 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
   validation search; ``fit_options`` are passed on, e.g. ``make_evaluate``). With
   ``aux_effect_report``, reports how much each auxiliary group moves the affinities
   (``aux_effect``). Returns a summary dict.
+
+  The clips are smoothed and written in chunks of about ``chunk_lines`` output lines (a
+  multiple of ``batch`` clips), so memory holds one chunk's lines, not every clip x tag;
+  the file is the same for any chunk size (each clip draws from its own key).
   """
   import jax  # pylint: disable=import-outside-toplevel
   from crbm_jax.model import marginals  # pylint: disable=import-outside-toplevel
@@ -105,21 +109,35 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
       missing_columns.append(g)
   aux, unknown = aux_rows.aux_rows_from_names(
       model.groups, model.entity_names, model.offsets, values, len(clips), factor_out)
-  affinity = marginals.smooth_affinities(
-      jax.random.key(seed), model.params, aux, num_samples=num_samples, method=method,
-      burn_in=burn_in, thin=thin, batch=batch)
   effect = (measure_aux_effect(jax.random.key(seed), model.params, aux, model.groups,
                                factor_out, batch) if aux_effect else {})
   track = table.track[first] if table.has("track") else None
   columns = ["clip"] + (["track"] if track is not None else []) + ["tag", "affinity",
                                                                    "display"]
   vocab, display = model.vocab.tolist(), model.display.tolist()
-  rows = []
-  for m, clip in enumerate(clips.tolist()):
-    lead = [clip] if track is None else [clip, str(track[m])]
-    rows.extend(lead + [t, f"{a:.6g}", d]
-                for t, a, d in zip(vocab, affinity[m].tolist(), display))
-  write_bytes_atomic(out, table_bytes(columns, rows, out))
+  per_chunk = max(1, chunk_lines // max(len(vocab), 1) // batch) * batch
+
+  def chunks():
+    for start in range(0, len(clips), per_chunk):
+      stop = min(start + per_chunk, len(clips))
+      # a short last chunk padded with absent rows to the batch one call on every clip
+      # would use, so each clip is computed in the same place of the same program
+      rows_aux = aux[start:stop]
+      width = min(batch, len(clips))
+      if len(rows_aux) < width:
+        rows_aux = np.concatenate([rows_aux, np.full(
+            (width - len(rows_aux), aux.shape[1]), -1, aux.dtype)])
+      affinity = marginals.smooth_affinities(
+          jax.random.key(seed), model.params, rows_aux, num_samples=num_samples,
+          method=method, burn_in=burn_in, thin=thin, batch=batch, first_index=start)
+      rows = []
+      for m, clip in enumerate(clips[start:stop].tolist(), start):
+        lead = [clip] if track is None else [clip, str(track[m])]
+        rows.extend(lead + [t, f"{a:.6g}", d]
+                    for t, a, d in zip(vocab, affinity[m - start].tolist(), display))
+      yield rows
+
+  num_lines = write_table_chunks(out, columns, chunks(), mode=0o644)
   summary = {"clips": len(clips), "tags": len(vocab), "method": method,
              "samples": num_samples if method == "sample" else 0,
              "factored_out": [g for g in factor_out if g in model.groups],
@@ -137,6 +155,6 @@ def smooth_tag_table(workdir: str, tags: str, out: str, *, num_samples: int = 10
           f"(its {g} bias is left out)")
   for g in missing_columns:
     log(f"crbm-smooth: {tags} has no {g!r} column; {g} biases are left out")
-  log(f"crbm-smooth: wrote {len(rows)} rows ({len(clips)} clips x {len(vocab)} tags, "
+  log(f"crbm-smooth: wrote {num_lines} rows ({len(clips)} clips x {len(vocab)} tags, "
       f"method {method}) to {out}")
   return summary

@@ -52,7 +52,7 @@ def _mean_field_batch(params, aux, num_iters, damping):
 def smooth_affinities(rng_key: PRNGKey, params: CRBMParams, aux_rows, num_samples: int = 1000,
                       method: str = "sample", burn_in: int = 100, thin: int = 1,
                       batch: int = 64, mean_field_iters: int = 200,
-                      damping: float = 0.5) -> np.ndarray:
+                      damping: float = 0.5, first_index: int = 0) -> np.ndarray:
   """Affinities p(v_i = 1 | a) for each auxiliary row.
 
   Memory is bounded by ``batch`` clips at a time (num_samples x batch x V floats for
@@ -64,6 +64,9 @@ def smooth_affinities(rng_key: PRNGKey, params: CRBMParams, aux_rows, num_sample
     aux_rows: [M, G] int auxiliary rows (see ``clip_aux_rows``).
     num_samples: draws per clip recorded after ``burn_in`` sweeps, every ``thin``.
     method: 'sample' (mean of draws, the paper) or 'mean_field'.
+    first_index: the index of the first row among all rows: row j draws with
+      ``fold_in(rng_key, first_index + j)``, so calls on consecutive slices of the rows
+      give what one call on all of them gives.
   Returns:
     [M, V] float32 numpy array of affinities in [0, 1].
   """
@@ -86,7 +89,7 @@ def smooth_affinities(rng_key: PRNGKey, params: CRBMParams, aux_rows, num_sample
     chunk = np.full((batch, aux_rows.shape[1]), -1, np.int32)
     chunk[: stop - start] = aux_rows[start:stop]
     if method == "sample":
-      index = jnp.arange(start, start + batch)
+      index = jnp.arange(first_index + start, first_index + start + batch)
       res = _sampled_batch(rng_key, params, jnp.asarray(chunk), index, num_samples,
                            burn_in, thin)
     else:
