@@ -83,6 +83,7 @@ def test_one_device_mesh_is_learn_fit():
   _assert_same_fit(got, want)
 
 
+@pytest.mark.extended  # ~10-20 s: CI's extended step
 def test_two_devices_equal_one_device():
   """2 CPU devices: each 20-row minibatch is split 10 + 10 and the gradient all-reduced;
   the CD model equals the one-device ``learn.fit``. Each epoch's 12 steps run in jitted
@@ -101,6 +102,7 @@ def test_two_devices_equal_one_device_pcd():
   _assert_same_fit(got, want)
 
 
+@pytest.mark.extended  # ~10-20 s: CI's extended step
 def test_more_epochs_compile_nothing_more():
   """The epoch number is traced: 4 epochs trace as many programs as 2 (STYLE.md 12)."""
   traces = []
