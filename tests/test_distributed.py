@@ -13,6 +13,8 @@ import jax
 import numpy as np
 import pytest
 
+import datagen
+
 from crbm_jax import learn
 from crbm_jax.learn import distributed
 from crbm_jax.learn.base import Dataset, TrainConfig
@@ -140,20 +142,9 @@ def test_padding_rows_are_weight_zero_and_absent():
 
 
 def _write_table(path):
-  """8 tracks x 3 clips x 3 users; tags from a per-track topic (as tests/test_cli.py)."""
-  from crbm_jax.data.tagtable import TagTable, write_tag_table  # pylint: disable=import-outside-toplevel
-  rng = np.random.default_rng(0)
-  tags = ["rock", "jazz", "piano", "drums", "female vocals", "guitar", "80s", "synth"]
-  rows = []
-  for t in range(12):
-    topic = rng.dirichlet(np.full(len(tags), 0.5))
-    for c in range(4):
-      for u in range(3):
-        for k in sorted(rng.choice(len(tags), size=3, replace=False, p=topic)):
-          rows.append((f"t{t}c{c}", f"user{(t + c + u) % 5}", f"track{t}", tags[k]))
-  clip, user, track, tag = (np.array(x) for x in zip(*rows))
-  write_tag_table(TagTable(clip=clip, tag=tag, count=np.ones(len(clip), np.int64),
-                           user=user, track=track), path)
+  """12 tracks x 4 clips x 3 users; tags from a per-track topic."""
+  datagen.topic_tag_table(path, ["rock", "jazz", "piano", "drums", "female vocals",
+                                 "guitar", "80s", "synth"], num_tracks=12, clips_per_track=4)
 
 
 def _run_launcher(tags, workdir, *extra):

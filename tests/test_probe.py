@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import clitools
+import datagen
 from crbm_jax import fitting
 from crbm_jax.cli.cooccurrence import run_cooccurrence
 from crbm_jax.data import canonical
@@ -38,19 +39,8 @@ FIT_FLAGS = ("--hidden=4", "--batch_size=16", "--nosearch")
 
 def _table(path, seed=0):
   """8 tracks x 3 clips x 3 users, 3 tags per task from a per-track topic."""
-  rng = np.random.default_rng(seed)
-  tags = ["rock", "jazz", "piano", "drums", "female vocals", "guitar", "80s"]
-  rows = []
-  for t in range(8):
-    topic = rng.dirichlet(np.full(len(tags), 0.5))
-    for c in range(3):
-      for u in range(3):
-        for k in sorted(rng.choice(len(tags), size=3, replace=False, p=topic)):
-          rows.append((f"t{t}c{c}", f"user{(t + c + u) % 5}", f"track{t}", tags[k]))
-  clip, user, track, tag = (np.array(x) for x in zip(*rows))
-  write_tag_table(TagTable(clip=clip, tag=tag, count=np.ones(len(clip), np.int64),
-                           user=user, track=track), path)
-  return path
+  return datagen.topic_tag_table(
+      path, ["rock", "jazz", "piano", "drums", "female vocals", "guitar", "80s"], seed=seed)
 
 
 def _quiet(lines):
