@@ -277,13 +277,6 @@ def _run_stage(stage: str, stage_config, workdir: str) -> tuple:
   return out, clock.split()
 
 
-def _run_stage_in_worker(stage: str, stage_config, workdir: str,
-                         cache_folder: Optional[str]) -> tuple:
-  """``_run_stage`` in a spawned worker process, with the parent's compilation cache."""
-  compile_cache.enable(cache_folder if cache_folder else "off")
-  return _run_stage(stage, stage_config, workdir)
-
-
 def _stages_in_processes(config, workdir: str, stages: Sequence[str], processes: int,
                          done: Callable[[str, tuple], None]) -> None:
   """Runs ``stages`` in ``processes`` spawned worker processes, longest first; calls
@@ -294,15 +287,14 @@ def _stages_in_processes(config, workdir: str, stages: Sequence[str], processes:
   import multiprocessing  # pylint: disable=import-outside-toplevel
   order = sorted(stages, key=lambda s: LONGEST_FIRST.index(s) if s in LONGEST_FIRST
                  else -1)
-  folder = compile_cache.active_dir()
-  pool = concurrent.futures.ProcessPoolExecutor(
-      processes, mp_context=multiprocessing.get_context("spawn"))
+  pool = concurrent.futures.ProcessPoolExecutor(  # workers use the parent's cache
+      processes, mp_context=multiprocessing.get_context("spawn"),
+      initializer=compile_cache.enable, initargs=(compile_cache.active_dir() or "off",))
   try:
     futures = {}
     for stage in order:
       _log(f"stage {stages.index(stage) + 1}/{len(stages)} queued: {STAGES[stage][0]}")
-      futures[pool.submit(_run_stage_in_worker, stage, config[stage], workdir,
-                          folder)] = stage
+      futures[pool.submit(_run_stage, stage, config[stage], workdir)] = stage
     for future in concurrent.futures.as_completed(futures):
       done(futures[future], future.result())
   finally:
@@ -323,7 +315,7 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
   os.makedirs(workdir, exist_ok=True)
   started = datetime.datetime.now().isoformat(timespec="seconds")
   previous = _read_timings(os.path.join(workdir, "timings.json"), config.variant)
-  timings, outputs, compile_split = {}, {}, {}
+  outputs, compile_split = {}, {}
   stages = tuple(stages) if stages else tuple(config.stages)
   for stage in stages:
     if stage not in STAGES:
