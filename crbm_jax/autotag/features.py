@@ -31,7 +31,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -43,6 +42,7 @@ import scipy.fft
 import scipy.signal
 
 from crbm_jax.autotag import audio
+from crbm_jax.util import pool as pool_lib
 from crbm_jax.util.atomic import write_npz_atomic
 from crbm_jax.util.progress import Progress
 
@@ -589,31 +589,6 @@ def _worker(path: str, config: FeatureConfig, cache_dir: Optional[str],
     return path, None, e.reason, "off"
 
 
-def _worker_init() -> None:
-  """Workers leave Ctrl-C to the main process, which ends the run (util.interrupt); a
-  terminal's Ctrl-C reaches every process of the group, and a worker's own
-  KeyboardInterrupt would only print a traceback."""
-  import signal  # pylint: disable=import-outside-toplevel
-  signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _quiet_resource_tracker() -> None:
-  """When a Ctrl-C ends the tool at once, multiprocessing's resource tracker removes the
-  pool's semaphores itself and would warn about "leaked semaphore objects"; it is
-  started with this process's -W options, so this one keeps it quiet (it still cleans
-  up)."""
-  option = "ignore:resource_tracker:UserWarning"
-  if option not in sys.warnoptions:
-    sys.warnoptions.append(option)
-
-
-def _can_spawn() -> bool:
-  """Spawned workers re-import the main module: impossible when it is read from stdin
-  or a notebook cell with a fake file name (then the work runs in this process)."""
-  main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-  return main_file is None or os.path.exists(main_file)
-
-
 def cache_problem(cache_dir: str) -> Optional[str]:
   """Why ``cache_dir`` cannot serve as the feature cache (None when it can): a file, not
   creatable, or not writable. Nothing is left behind by the check."""
@@ -662,13 +637,9 @@ def extract_features(paths: Sequence[str], config: FeatureConfig = FeatureConfig
       cache_dir = None
   results = [None] * len(paths)
   bar = Progress(len(paths), "features", "files", stream=sys.stderr if progress else None)
-  if num_workers > 1 and len(paths) > 1 and _can_spawn():
-    ctx = multiprocessing.get_context("spawn")
-    _quiet_resource_tracker()
+  if num_workers > 1 and len(paths) > 1 and pool_lib.can_spawn():
     try:
-      with concurrent.futures.ProcessPoolExecutor(min(num_workers, len(paths)),
-                                                  mp_context=ctx,
-                                                  initializer=_worker_init) as ex:
+      with pool_lib.spawn_pool(min(num_workers, len(paths))) as ex:
         futures = {ex.submit(_worker, p, config, cache_dir, s, min_clip_seconds): i
                    for i, (p, s) in enumerate(zip(paths, segments))}
         for fut in concurrent.futures.as_completed(futures):

@@ -30,15 +30,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import zipfile
 from typing import Optional
 
 import numpy as np
 
-from crbm_jax.util.atomic import (json_text, npz_bytes, write_bytes_atomic,
-                                  write_json_atomic)
+from crbm_jax.util.atomic import (json_text, npz_bytes, replace_folder_atomic,
+                                  write_bytes_atomic, write_json_atomic)
 
 FORMAT = "crbm_jax.autotagger"
 FORMAT_VERSION = 2
@@ -212,8 +210,6 @@ def save(at: Autotagger, folder: str) -> str:
   """Writes the folder (replacing an old one as a unit); returns its absolute path."""
   validate(at)
   folder = os.path.abspath(folder)
-  parent = os.path.dirname(folder)
-  os.makedirs(parent, exist_ok=True)
   data = npz_bytes(compress=True, **{k: getattr(at, k) for k in ARRAYS})
   meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": at.kind, "tags": at.tags,
           "display": at.display, "feature_names": at.feature_names,
@@ -221,30 +217,13 @@ def save(at: Autotagger, folder: str) -> str:
           "settings": at.settings, "npz_sha256": _digest(data)}
   meta = json.loads(json_text(meta, sort_keys=False))  # the form load() will see
   meta["meta_sha256"] = meta_digest(meta)
-  tmp = tempfile.mkdtemp(prefix=".tmp-autotagger-", dir=parent)
-  old = None
-  try:
+
+  def fill(tmp):
     write_bytes_atomic(os.path.join(tmp, NPZ_NAME), data)
     write_json_atomic(os.path.join(tmp, JSON_NAME), meta, indent=1, sort_keys=False,
                       ensure_ascii=False, allow_nan=False)
-    if os.path.lexists(folder):
-      if not os.path.isdir(folder) or os.path.islink(folder):
-        raise StoreError(f"{folder}: exists and is not a folder; remove it or choose "
-                         "another --workdir")
-      old = tempfile.mkdtemp(prefix=".old-autotagger-", dir=parent)
-      os.rmdir(old)
-      os.replace(folder, old)
-    os.replace(tmp, folder)
-    tmp = None
-  finally:
-    if tmp is not None:
-      shutil.rmtree(tmp, ignore_errors=True)
-      if old is not None and not os.path.exists(folder):
-        os.replace(old, folder)
-        old = None
-    if old is not None:
-      shutil.rmtree(old, ignore_errors=True)
-  return folder
+  return replace_folder_atomic(folder, fill, "autotagger", StoreError(
+      f"{folder}: exists and is not a folder; remove it or choose another --workdir"))
 
 
 def load(folder: str) -> Autotagger:

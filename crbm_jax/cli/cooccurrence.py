@@ -40,6 +40,7 @@ def run_cooccurrence(tags: str, workdir: str, *, canonicalize: bool = True,
   table, written to a temporary folder and then moved into ``workdir``."""
   from crbm_jax.fitting.inputs import canonical_table, load_tags  # pylint: disable=import-outside-toplevel
   from crbm_jax.paper import table1  # pylint: disable=import-outside-toplevel
+  from crbm_jax.util import interrupt  # pylint: disable=import-outside-toplevel
   from crbm_jax.util import runs as runs_lib  # pylint: disable=import-outside-toplevel
 
   if num_bins < 1:
@@ -52,15 +53,17 @@ def run_cooccurrence(tags: str, workdir: str, *, canonicalize: bool = True,
   os.makedirs(parent, exist_ok=True)
   runs_lib.clean_stale_tmp(parent, "cooccurrence")  # of an interrupted earlier run
   tmp = tempfile.mkdtemp(prefix=runs_lib.tmp_prefix("cooccurrence"), dir=parent)
-  try:
-    paths = table1.run_table1(table, tmp, name, paper=paper, num_bins=num_bins)
-    os.makedirs(workdir, exist_ok=True)
-    final = {}
-    for kind, path in paths.items():
-      final[kind] = os.path.join(workdir, os.path.basename(path))
-      os.replace(path, final[kind])
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+  with interrupt.scratch(tmp):  # a Ctrl-C removes it
+    try:
+      paths = table1.run_table1(table, tmp, name, paper=paper, num_bins=num_bins)
+      final = {}
+      with interrupt.finishing():  # a Ctrl-C waits for every file to be in place
+        os.makedirs(workdir, exist_ok=True)
+        for kind, path in paths.items():
+          final[kind] = os.path.join(workdir, os.path.basename(path))
+          os.replace(path, final[kind])
+    finally:
+      shutil.rmtree(tmp, ignore_errors=True)
   with open(final["table1_md"], encoding="utf-8") as f:
     log(f.read())
   log(f"{PROG}: wrote {', '.join(sorted(final.values()))}")

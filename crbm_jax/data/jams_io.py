@@ -40,6 +40,7 @@ import numpy as np
 from crbm_jax.data import tagtable as tt
 from crbm_jax.data.errors import DataError
 from crbm_jax.data.tagtable import TagTable
+from crbm_jax.util import interrupt
 from crbm_jax.util.atomic import write_bytes_atomic
 from crbm_jax.util.progress import Progress
 
@@ -417,15 +418,17 @@ def write_jams(table: TagTable, out: PathLike, *, confidence: Optional[np.ndarra
   parent = os.path.dirname(target)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".tmp-jams-", dir=parent)
-  try:
-    for name, doc in named:
-      with open(os.path.join(tmp, name), "wb") as f:
-        f.write(_encode(doc))
-    os.chmod(tmp, 0o755)
-    os.rename(tmp, target)  # never replaces: a folder made meanwhile makes this fail
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+  with interrupt.scratch(tmp):  # a Ctrl-C removes it
+    try:
+      for name, doc in named:
+        with open(os.path.join(tmp, name), "wb") as f:
+          f.write(_encode(doc))
+      os.chmod(tmp, 0o755)
+      with interrupt.finishing():
+        os.rename(tmp, target)  # never replaces: a folder made meanwhile makes this fail
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise
   return [os.path.join(out, name) for name, _ in named]
 
 

@@ -21,6 +21,7 @@ from typing import Optional, Union
 import numpy as np
 
 from crbm_jax.util.atomic import write_bytes_atomic
+from crbm_jax.util import interrupt
 from crbm_jax.data.errors import DataError
 
 STRING_COLUMNS = ("clip", "tag", "user", "track", "artist", "album")
@@ -384,21 +385,23 @@ def write_table_chunks(path: str, columns, chunks, mode: Optional[int] = None) -
   # output does not depend on how its input is split.
   packer = zlib.compressobj(9, zlib.DEFLATED, 31) if path.endswith(".gz") else None
   count = 0
-  try:
-    with os.fdopen(fd, "wb") as f:
-      for k, rows in enumerate(itertools.chain([[]], chunks)):
-        data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path,
-                           header=(k == 0))
-        count += len(rows)
-        f.write(packer.compress(data) if packer else data)
-      if packer:
-        f.write(packer.flush())
-    os.chmod(tmp, _new_file_mode(path) if mode is None else mode)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with interrupt.scratch(tmp):  # a Ctrl-C removes it
+    try:
+      with os.fdopen(fd, "wb") as f:
+        for k, rows in enumerate(itertools.chain([[]], chunks)):
+          data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path,
+                             header=(k == 0))
+          count += len(rows)
+          f.write(packer.compress(data) if packer else data)
+        if packer:
+          f.write(packer.flush())
+      os.chmod(tmp, _new_file_mode(path) if mode is None else mode)
+      with interrupt.finishing():
+        os.replace(tmp, path)
+    except BaseException:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
   return count
 
 

@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from crbm_jax.paper import report as report_lib
 from crbm_jax.util import compile_cache
 from crbm_jax.util.atomic import write_json_atomic, write_text_atomic
+from crbm_jax.util.pool import spawn_pool
 
 
 def _log(message: str) -> None:
@@ -284,12 +285,10 @@ def _stages_in_processes(config, workdir: str, stages: Sequence[str], processes:
   workdir's separate subfolders and the compilation cache (safe to share), and each is
   seeded by its own config, so their numbers equal those of a run in one process."""
   import concurrent.futures  # pylint: disable=import-outside-toplevel
-  import multiprocessing  # pylint: disable=import-outside-toplevel
   order = sorted(stages, key=lambda s: LONGEST_FIRST.index(s) if s in LONGEST_FIRST
                  else -1)
-  pool = concurrent.futures.ProcessPoolExecutor(  # workers use the parent's cache
-      processes, mp_context=multiprocessing.get_context("spawn"),
-      initializer=compile_cache.enable, initargs=(compile_cache.active_dir() or "off",))
+  pool = spawn_pool(processes, compile_cache.enable,  # workers use the parent's cache
+                    (compile_cache.active_dir() or "off",))
   try:
     futures = {}
     for stage in order:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -56,6 +55,7 @@ from crbm_jax.data.tagtable import TagTable
 from crbm_jax.model import marginals
 from crbm_jax.util.atomic import (save_figure_atomic, write_csv_atomic, write_json_atomic,
                                   write_text_atomic)
+from crbm_jax.util.pool import spawn_pool
 from crbm_jax.util.progress import Progress
 from crbm_jax.util.stats import format_mean_se
 
@@ -678,8 +678,7 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
   settings = _protocol_settings(config)
   own_pool = None
   if pool is None and int(sp.get("processes", 0)) > 0:
-    own_pool = pool = concurrent.futures.ProcessPoolExecutor(
-        int(sp.processes), mp_context=multiprocessing.get_context("spawn"))
+    own_pool = pool = spawn_pool(int(sp.processes))
   units = [(i, p, d) for i, p in enumerate(keep)
            if not (p == 1.0 and reference is not None)
            for d in range(1 if p == 1.0 else int(sp.num_draws))]
@@ -695,10 +694,8 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
   try:
     if label_processes > 1:  # the draws of each p in spawned processes (same numbers)
       from crbm_jax.util import compile_cache  # pylint: disable=import-outside-toplevel
-      label_pool = concurrent.futures.ProcessPoolExecutor(
-          label_processes, mp_context=multiprocessing.get_context("spawn"),
-          initializer=compile_cache.enable,
-          initargs=(compile_cache.active_dir() or "off",))
+      label_pool = spawn_pool(label_processes, compile_cache.enable,
+                              (compile_cache.active_dir() or "off",))
       _log(f"labels of {len(by_p)} keep probabilities in {label_processes} processes")
       labelled = [label_pool.submit(labels_of_p, config, key_data, inputs, i, p, draws,
                                     base_names, progress) for i, p, draws in by_p]

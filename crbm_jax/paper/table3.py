@@ -19,9 +19,7 @@ For each data set (``run_dataset``):
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import multiprocessing
 import os
 import time
 import warnings
@@ -46,6 +44,7 @@ from crbm_jax.paper.smoothing_model import (HPARAM_KEYS, ExperimentError, aux_de
                                            search_space, select_smoothing_model,
                                            train_crbm)
 from crbm_jax.util.atomic import write_json_atomic, write_npz_atomic, write_text_atomic
+from crbm_jax.util.pool import spawn_pool
 from crbm_jax.util.stats import format_mean_se
 from crbm_jax.util.stats import recovery_auc
 
@@ -574,8 +573,7 @@ def run_autotagging(config, workdir: str) -> dict:
   root = jax.random.key(int(config.seed))
   out = {"datasets": {}, "demo_audio": None}
   workers = int(config.get("table3_processes", 0))
-  pool = (concurrent.futures.ProcessPoolExecutor(
-      workers, mp_context=multiprocessing.get_context("spawn")) if workers > 0 else None)
+  pool = spawn_pool(workers) if workers > 0 else None
   try:
     pending = []
     for i, name in enumerate(config.datasets):

@@ -15,8 +15,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 import time
 import zipfile
 from typing import Optional, Union
@@ -31,7 +29,8 @@ from crbm_jax.autotag.errors import AutotagError, Log, stderr_log
 from crbm_jax.autotag.featureset import FeatureSet, as_features
 from crbm_jax.autotag.prediction import Predictions, check_compatible
 from crbm_jax.tagger.scoring import score_folds
-from crbm_jax.util.atomic import npz_bytes, write_bytes_atomic, write_json_atomic
+from crbm_jax.util.atomic import (npz_bytes, replace_folder_atomic, write_bytes_atomic,
+                                  write_json_atomic)
 
 KIND = "crbm"
 ARRAYS = ("mean", "std", "thresholds", "W", "b", "c", "W_x", "U_x")
@@ -124,8 +123,6 @@ def save(at: CRBMAutotagger, folder: str) -> str:
   """Writes the folder as a unit (replacing an old one); returns its absolute path."""
   validate(at, "autotagger")
   folder = os.path.abspath(folder)
-  parent = os.path.dirname(folder)
-  os.makedirs(parent, exist_ok=True)
   data = npz_bytes(compress=True, **{k: np.asarray(getattr(at, k), np.float64)
                                      for k in ARRAYS})
   meta = {"format": store.FORMAT, "version": store.FORMAT_VERSION, "kind": KIND,
@@ -133,26 +130,13 @@ def save(at: CRBMAutotagger, folder: str) -> str:
           "feature_config": at.feature_config, "feature_digest": at.feature_digest,
           "settings": at.settings, "model": at.config,
           "npz_sha256": hashlib.sha256(data).hexdigest()}
-  tmp = tempfile.mkdtemp(prefix=".tmp-autotagger-", dir=parent)
-  try:
+
+  def fill(tmp):
     write_bytes_atomic(os.path.join(tmp, store.NPZ_NAME), data)
     write_json_atomic(os.path.join(tmp, store.JSON_NAME), meta, indent=1,
                       sort_keys=False, ensure_ascii=False, allow_nan=False)
-    if os.path.lexists(folder):
-      if not os.path.isdir(folder) or os.path.islink(folder):
-        raise store.StoreError(f"{folder}: exists and is not a folder")
-      old = tempfile.mkdtemp(prefix=".old-autotagger-", dir=parent)
-      os.rmdir(old)
-      os.replace(folder, old)
-      os.replace(tmp, folder)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, folder)
-    tmp = None
-  finally:
-    if tmp is not None:
-      shutil.rmtree(tmp, ignore_errors=True)
-  return folder
+  return replace_folder_atomic(folder, fill, "autotagger", store.StoreError(
+      f"{folder}: exists and is not a folder"))
 
 
 def load(workdir_or_folder: str) -> CRBMAutotagger:

@@ -16,20 +16,66 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from crbm_jax.util import interrupt
+
 
 def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  with interrupt.scratch(tmp):  # a Ctrl-C removes it (crbm_jax.util.interrupt)
+    try:
+      with os.fdopen(fd, "wb") as f:
+        f.write(data)
+      os.chmod(tmp, mode)
+      with interrupt.finishing():
+        os.replace(tmp, path)
+    except BaseException:
+      if os.path.exists(tmp):
+        os.remove(tmp)
+      raise
+
+
+def replace_folder_atomic(folder: str, fill, kind: str, not_a_folder=None) -> str:
+  """Writes a folder as a unit: ``fill(tmp)`` writes its files into a new folder
+  ``.tmp-<kind>-*`` beside it, which then replaces ``folder`` (an older one is moved to
+  ``.old-<kind>-*`` and removed; restored if the switch fails). A Ctrl-C removes the
+  temporary folder and waits for a switch that has begun (``interrupt``).
+
+  Args:
+    folder: the folder to write; kind: the temporaries' name part;
+    not_a_folder: the exception to raise when ``folder`` exists and is not a folder
+      (None: such a path is replaced as well).
+  Returns:
+    the absolute path of ``folder``.
+  """
+  import shutil  # pylint: disable=import-outside-toplevel
+  folder = os.path.abspath(folder)
+  parent = os.path.dirname(folder)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=f".tmp-{kind}-", dir=parent)
+  old = None
+  with interrupt.scratch(tmp):
+    try:
+      fill(tmp)
+      os.chmod(tmp, 0o755)
+      with interrupt.finishing():  # a Ctrl-C waits for both renames
+        if os.path.lexists(folder):
+          if not_a_folder is not None and (not os.path.isdir(folder)
+                                           or os.path.islink(folder)):
+            raise not_a_folder
+          old = tempfile.mkdtemp(prefix=f".old-{kind}-", dir=parent)
+          os.rmdir(old)
+          os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      if old is not None and not os.path.lexists(folder):
+        os.replace(old, folder)
+      raise
+  if old is not None:
+    shutil.rmtree(old, ignore_errors=True)
+  return folder
 
 
 def write_text_atomic(path: str, text: str) -> None:

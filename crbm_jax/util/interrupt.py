@@ -11,8 +11,11 @@ the signal number to a pipe (``signal.set_wakeup_fd``) and a watcher thread wake
 once, prints the line and ends the process with ``os._exit(130)``: no Python unwinding,
 no interpreter teardown, the same as ``kill -9`` for the files on disk. Every output of
 the package is written atomically (``crbm_jax.util.atomic``, ``crbm_jax.util.runs``), so
-what was finished is complete and what was not is absent or a temporary file that the
-next run removes.
+what was finished is complete and what was not is absent. The temporary file or folder
+that an output is being assembled in is registered with ``scratch`` and removed just
+before the exit; ``finishing`` makes the exit wait for a rename into place that has begun
+(so a Ctrl-C leaves either the finished output or nothing, never a ``.tmp-*``). Only
+``kill -9`` (or a crash) leaves temporaries, which the next run removes.
 
 Broken stdout pipe (``crbm-fit ... | head -1``): ``quiet_broken_pipe`` makes writes to a
 closed stdout go nowhere, so the work goes on and every output file is written; the
@@ -20,15 +23,51 @@ program then exits quietly with its usual status.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import sys
 import threading
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 _lock = threading.Lock()
+_scratch_lock = threading.RLock()  # reentrant: the Python-level handler runs in the main
+_scratch: set = set()  # thread, possibly inside ``finishing``
+
+
+@contextlib.contextmanager
+def scratch(path: str) -> Iterator[str]:
+  """While inside, ``path`` (a temporary file or folder an output is assembled in) is
+  removed if Ctrl-C ends the process. Leave it renamed into place (``finishing``) or
+  removed; it is forgotten on the way out either way."""
+  with _scratch_lock:
+    _scratch.add(path)
+  try:
+    yield path
+  finally:
+    with _scratch_lock:
+      _scratch.discard(path)
+
+
+def finishing() -> threading.RLock:
+  """Hold this while renaming a scratch path into place: a Ctrl-C that comes meanwhile
+  waits until the rename is done (then the output is complete and the scratch path gone)."""
+  return _scratch_lock
+
+
+def _remove_scratch() -> None:
+  with _scratch_lock:  # never released: os._exit follows
+    for path in list(_scratch):
+      try:
+        if os.path.isdir(path) and not os.path.islink(path):
+          shutil.rmtree(path, ignore_errors=True)
+        else:
+          os.remove(path)
+      except OSError:
+        pass
 
 
 def _say_and_exit(prog: str, kept: Union[str, Callable[[], str]]) -> None:
@@ -43,6 +82,7 @@ def _say_and_exit(prog: str, kept: Union[str, Callable[[], str]]) -> None:
   flusher.start()
   flusher.join(0.5)  # never wait long on a stdout nobody reads
   try:
+    _remove_scratch()
     os.write(2, f"{prog}: interrupted; {what}\n".encode("utf-8", "replace"))
   finally:
     os._exit(INTERRUPTED_STATUS)  # pylint: disable=protected-access

@@ -24,14 +24,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from crbm_jax.util.aux_groups import AUX_GROUPS
-from crbm_jax.util.atomic import npz_bytes, to_jsonable, write_json_atomic
+from crbm_jax.util.atomic import (npz_bytes, replace_folder_atomic, to_jsonable,
+                                  write_json_atomic)
 
 if TYPE_CHECKING:
   from crbm_jax.model.crbm import CRBMParams
@@ -196,28 +195,11 @@ def save_model(path_dir, params: CRBMParams, *, vocab: Sequence[str],
                    entity_names=entity_names, offsets=offsets, config=config,
                    metrics=metrics)  # shape errors before touching the disk
   _check_target(path_dir)
-  parent = os.path.dirname(path_dir)
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".tmp-model-", dir=parent)
-  old = None
-  try:
-    write_model_files(tmp, params, vocab=vocab, display=display, groups=groups,
-                      entity_names=entity_names, offsets=offsets, config=config,
-                      metrics=metrics)
-    os.chmod(tmp, 0o755)
-    if os.path.isdir(path_dir):
-      old = tempfile.mkdtemp(prefix=".old-model-", dir=parent)
-      os.rmdir(old)
-      os.rename(path_dir, old)
-    os.rename(tmp, path_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None and not os.path.exists(path_dir):
-      os.rename(old, path_dir)
-    raise
-  if old is not None:
-    shutil.rmtree(old, ignore_errors=True)
-  return path_dir
+  return replace_folder_atomic(
+      path_dir, lambda tmp: write_model_files(
+          tmp, params, vocab=vocab, display=display, groups=groups,
+          entity_names=entity_names, offsets=offsets, config=config, metrics=metrics),
+      "model")
 
 
 def _damaged(path: str, reason: str) -> ModelFormatError:

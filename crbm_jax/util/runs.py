@@ -25,15 +25,16 @@ and says in one line what to do when one cannot be written.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import socket
 import tempfile
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
-from crbm_jax.util import model_io
+from crbm_jax.util import interrupt, model_io
 from crbm_jax.util.atomic import json_text
 
 RUNS_DIR = "runs"
@@ -307,8 +308,7 @@ def publish_run(workdir: str, params, *, vocab: Sequence[str],
                        f"{MODEL_DIR!r} and {METRICS_FILE!r}")
   runs = _runs(workdir)
   os.makedirs(runs, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".tmp-{_HOST}-{os.getpid()}-", dir=runs)
-  try:
+  with _assembling(runs) as tmp:
     model_dir = os.path.join(tmp, MODEL_DIR)
     os.mkdir(model_dir)
     model_io.write_model_files(model_dir, params, vocab=vocab, display=display,
@@ -322,15 +322,24 @@ def publish_run(workdir: str, params, *, vocab: Sequence[str],
     os.chmod(tmp, 0o755)
     os.chmod(model_dir, 0o755)
     final = _rename_to_next_number(tmp, runs)
-    tmp = None
-  finally:
-    if tmp is not None:
-      shutil.rmtree(tmp, ignore_errors=True)
   name = os.path.basename(final)
   _replace_link(os.path.join(workdir, CURRENT), os.path.join(RUNS_DIR, name), name)
   _adopt_legacy(workdir)
   _prune(runs, max(1, keep), final)
   return final
+
+
+@contextlib.contextmanager
+def _assembling(runs: str) -> Iterator[str]:
+  """A new folder runs/.tmp-<host>-<pid>-*, removed on the way out unless it was renamed
+  into place, and removed by a Ctrl-C (``interrupt.scratch``)."""
+  tmp = tempfile.mkdtemp(prefix=f".tmp-{_HOST}-{os.getpid()}-", dir=runs)
+  with interrupt.scratch(tmp):
+    try:
+      yield tmp
+    finally:
+      if os.path.isdir(tmp):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _rename_to_next_number(tmp: str, runs: str) -> str:
@@ -340,7 +349,8 @@ def _rename_to_next_number(tmp: str, runs: str) -> str:
     numbers = _run_numbers(runs)
     final = os.path.join(runs, f"{(numbers[-1] if numbers else 0) + 1:04d}")
     try:
-      os.rename(tmp, final)
+      with interrupt.finishing():  # a Ctrl-C waits for the rename
+        os.rename(tmp, final)
       return final
     except OSError:
       if not os.path.lexists(final):
@@ -365,15 +375,10 @@ def publish_outputs(workdir: str, write, names: Sequence[str],
   runs = _runs(workdir)
   os.makedirs(runs, exist_ok=True)
   clean_stale(workdir)
-  tmp = tempfile.mkdtemp(prefix=f".tmp-{_HOST}-{os.getpid()}-", dir=runs)
-  try:
+  with _assembling(runs) as tmp:
     write(tmp)
     os.chmod(tmp, 0o755)
     final = _rename_to_next_number(tmp, runs)
-    tmp = None
-  finally:
-    if tmp is not None:
-      shutil.rmtree(tmp, ignore_errors=True)
   legacy = [os.path.join(workdir, n) for n in names
             if os.path.lexists(os.path.join(workdir, n))
             and not os.path.islink(os.path.join(workdir, n))]
