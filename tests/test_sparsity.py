@@ -10,6 +10,7 @@ from crbm_jax.autotag import protocol
 from crbm_jax.configs import table3 as table3_config
 from crbm_jax.data.tagtable import TagTable
 from crbm_jax.paper import sparsity
+from crbm_jax.paper import sparsity_report
 
 
 def test_thinning_is_binomial_within_monte_carlo_error():
@@ -61,8 +62,8 @@ def test_summarize_exact_small_case():
   pf[1, 1, :, 0, :], pf[1, 1, :, 1, :] = 72.0, 70.0
   # tag 2: raw never trained (too few verified positives); smoothed 55.
   pf[:, 2, :, 1, :] = 55.0
-  out = sparsity.summarize([0.5], [pf], ["drums", "rock", "slow"], np.array([30, 20, 10]))
-  for test in sparsity.TESTS:
+  out = sparsity_report.summarize([0.5], [pf], ["drums", "rock", "slow"], np.array([30, 20, 10]))
+  for test in sparsity_report.TESTS:
     e = out["tests"][test]
     raw_tags = np.array([60.0, 71.0])
     smooth_tags = np.array([64.0, 68.0, 55.0])
@@ -93,11 +94,11 @@ def test_summarize_flags_a_significant_resolved_difference():
   pf = np.zeros((3, t, 5, 2, 2))
   pf[..., 0, :] = 60.0 + rng.normal(0, 1, (3, t, 5, 1))
   pf[..., 1, :] = pf[..., 0, :] + 3.0 + rng.normal(0, 1, (3, t, 5, 1))
-  out = sparsity.summarize([0.25], [pf], [f"t{i}" for i in range(t)], np.arange(t))
+  out = sparsity_report.summarize([0.25], [pf], [f"t{i}" for i in range(t)], np.arange(t))
   d = out["tests"]["thinned"]["diff"][0]
   assert d["detectable"] and d["significant"] == "smoothed"
   pf[..., 1, :] = pf[..., 0, :] - 3.0
-  d = sparsity.summarize([0.25], [pf], [f"t{i}" for i in range(t)],
+  d = sparsity_report.summarize([0.25], [pf], [f"t{i}" for i in range(t)],
                          np.arange(t))["tests"]["thinned"]["diff"][0]
   assert d["significant"] == "raw"
 
@@ -149,12 +150,12 @@ def test_smoke_run_writes_table_figure_and_json(smoke):
     blob = json.load(fh)
   assert blob["keep"] == [0.25, 1.0] and blob["num_draws"] == [1, 1]
   assert len(blob["tag_names"]) == 3
-  for test in sparsity.TESTS:
-    for name in sparsity.TRAIN:
+  for test in sparsity_report.TESTS:
+    for name in sparsity_report.TRAIN:
       for mean, _, n in blob["tests"][test][name]:
         assert n == 0 or 0.0 <= mean <= 100.0
-  for name in sparsity.TRAIN:   # at p = 1 every test has tags to score
-    assert all(n > 0 for _, _, n in (blob["tests"][t][name][-1] for t in sparsity.TESTS))
+  for name in sparsity_report.TRAIN:   # at p = 1 every test has tags to score
+    assert all(n > 0 for _, _, n in (blob["tests"][t][name][-1] for t in sparsity_report.TESTS))
   # Each draw's model says which groups it conditioned on and why the clip was dropped.
   info = blob["models"]["p=0.25 draw=0"]
   assert info["groups"] == ["track"] and "clip" in info["dropped_groups"]
@@ -165,7 +166,7 @@ def test_smoke_run_writes_table_figure_and_json(smoke):
 @pytest.mark.extended
 def test_smoke_run_p1_tests_coincide(smoke):
   _, res = smoke
-  for name in sparsity.TRAIN:
+  for name in sparsity_report.TRAIN:
     a = res["summary"]["tests"]["thinned"][name][1]
     b = res["summary"]["tests"]["unthinned"][name][1]
     assert a[2] == b[2] and a[2] > 0
@@ -185,7 +186,7 @@ def test_reference_from_other_folds_is_refused(tmp_path):
 def test_tag_kinds_cover_majorminer():
   config = _fast_config()
   inputs = sparsity.load_inputs(config)
-  kinds = {sparsity.tag_kind(t) for t in inputs.vocab.tolist()}
+  kinds = {sparsity_report.tag_kind(t) for t in inputs.vocab.tolist()}
   assert "other" not in kinds
   assert kinds == {"instrument", "vocals", "genre", "mood", "tempo"}
 
@@ -198,8 +199,8 @@ def test_summarize_baselines_pairs_with_raw_and_the_crbm():
   base = np.full((1, 2, 2, 1, 2), nan)
   base[0, 0, :, 0, :] = 70.0           # tag 0: 70 in both folds
   base[0, 1, 0, 0, :] = 50.0           # tag 1: fold 0 only
-  out = sparsity.summarize_baselines([0.5], [pf], [base], ["track_pool"])
-  for test in sparsity.TESTS:
+  out = sparsity_report.summarize_baselines([0.5], [pf], [base], ["track_pool"])
+  for test in sparsity_report.TESTS:
     e = out["tests"][test]["track_pool"]
     assert e["acc"][0][0] == pytest.approx(60.0) and e["acc"][0][2] == 2
     crbm = np.array([70.0 - 64.0, 50.0 - 64.0])
@@ -215,7 +216,7 @@ def test_smoke_run_has_the_baseline_smoothers_at_every_p(smoke):
   base = res["summary"]["baselines"]
   assert "track_pool" in base["names"] or "track_pool" in base["not_applicable"]
   for name in base["names"]:
-    for test in sparsity.TESTS:
+    for test in sparsity_report.TESTS:
       assert len(base["tests"][test][name]["vs_crbm"]) == len(res["summary"]["keep"])
   assert "Baseline smoothers at every p" in open(res["paths"]["markdown"]).read()
 
