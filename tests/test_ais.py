@@ -107,6 +107,18 @@ def test_average_log_likelihood_matches_exact_mean_log_likelihood():
   np.testing.assert_allclose(rep.per_bit, rep.mean_ll / V)
 
 
+def test_models_of_the_same_shape_share_one_compiled_ais_program():
+  rng = np.random.default_rng(1)
+  rows = AUX[rng.integers(0, len(AUX), 20)]
+  v = (rng.random((20, V)) < 0.3).astype(np.float32)
+  kw = dict(num_runs=4, num_betas=7, row_chunk=3)  # shapes no other test uses
+  before = ais._forward_and_reverse._cache_size()  # pylint: disable=protected-access
+  reports = [ais.average_log_likelihood(jax.random.key(0), _model(seed, 1.0)[0], v, rows, **kw)
+             for seed in (5, 6, 7)]
+  assert ais._forward_and_reverse._cache_size() == before + 1  # pylint: disable=protected-access
+  assert len({r.mean_ll for r in reports}) == 3  # three models, three answers
+
+
 def test_bad_schedule_and_oversized_enumeration_raise_clear_errors():
   with pytest.raises(ais.AISError, match="num_betas"):
     ais.beta_schedule(0)

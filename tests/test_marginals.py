@@ -140,3 +140,48 @@ def test_smooth_affinities_rejects_bad_requests():
   with pytest.raises(smoothing.SmoothingError, match="auxiliary rows"):
     smoothing.smooth_affinities(None, params, np.array([[A, -1]], np.int32),
                                 method="mean_field")
+
+
+def _aux_rows_3groups(num_clips, seed=0):
+  rng = np.random.default_rng(seed)
+  rows = np.stack([rng.integers(0, 2, num_clips), rng.integers(2, 4, num_clips),
+                   rng.integers(4, A, num_clips)], 1).astype(np.int32)
+  rows[rng.random(num_clips) < 0.3, 1] = -1  # some clips lack the second group's row
+  return rows
+
+
+def test_aux_effect_exact_equals_its_definition_in_any_chunking():
+  params, raw = _params(5, 1.5)
+  rows = _aux_rows_3groups(23)
+  groups = ("user", "track", "clip")
+  full = _exact_marginals(raw, rows)  # by enumeration, not marginals.py
+
+  def moved(g):
+    without = rows.copy()
+    without[:, g] = -1
+    return float(np.mean(np.abs(full - _exact_marginals(raw, without))))
+  everything = float(np.mean(np.abs(full - _exact_marginals(raw, np.full_like(rows, -1)))))
+  for chunk in (1, 4, 10, 1000):  # 23 chunks, 6 (one short), 3, one
+    out = smoothing.aux_effect(params, rows, groups, batch=4, clip_chunk=chunk)
+    assert out["method"] == "exact" and out["noise"] == 0.0
+    assert "user" not in out  # skipped (factored out) by default
+    np.testing.assert_allclose([out["track"], out["clip"], out["all"]],
+                               [moved(1), moved(2), everything], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(out["relative"], everything / full.mean(), rtol=1e-6)
+    assert out["rows_present"] == {"track": float(np.mean(rows[:, 1] >= 0)), "clip": 1.0}
+
+
+def test_aux_effect_sampled_does_not_depend_on_the_chunk_size():
+  params, _ = _params(6, 1.5)
+  rows = _aux_rows_3groups(37, seed=1)
+  key = jax.random.key(3)
+  kw = dict(rng_key=key, num_samples=20, burn_in=3, batch=8, max_exact_hidden=0)
+  one = smoothing.aux_effect(params, rows, ("user", "track", "clip"), clip_chunk=10_000, **kw)
+  many = smoothing.aux_effect(params, rows, ("user", "track", "clip"), clip_chunk=8, **kw)
+  assert one["method"].startswith("sampled") and one["noise"] > 0
+  assert one.keys() == many.keys()
+  for name in ("track", "clip", "all", "noise", "relative"):
+    np.testing.assert_allclose(many[name], one[name], rtol=1e-12)
+  # the sampled figures agree with the exact ones within Monte-Carlo error
+  exact = smoothing.aux_effect(params, rows, ("user", "track", "clip"), batch=8)
+  assert abs(one["all"] - exact["all"]) < 3 * one["noise"] + 0.02

@@ -27,6 +27,7 @@ size (Σw)² / Σw² ∈ [1, R].
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Optional
 
 import jax
@@ -236,6 +237,18 @@ class LogLikelihoodReport(NamedTuple):
   num_rows: int
 
 
+@functools.partial(jax.jit, static_argnames=("num_runs", "num_betas", "schedule"))
+def _forward_and_reverse(key, params, chunk, num_runs, num_betas, schedule):
+  """Forward AIS, then reverse AIS from its final states, on a chunk of distinct rows;
+  jitted once per shape (the parameters are an argument, not constants: models of the
+  same shape share the program)."""
+  key_f, key_r = jax.random.split(key)
+  fwd = ais_log_partition(key_f, params, chunk, num_runs, num_betas, schedule=schedule)
+  rev = reverse_ais_log_partition(key_r, params, chunk, fwd.final_v, num_betas,
+                                  schedule=schedule)
+  return fwd.log_z, fwd.log_z_stderr, fwd.ess, rev.log_z
+
+
 def average_log_likelihood(rng_key: PRNGKey, params: CRBMParams, v, aux, num_runs: int = 32,
                            num_betas: int = 1000, row_chunk: int = 256,
                            schedule: str = "sigmoid", weights=None) -> LogLikelihoodReport:
@@ -252,21 +265,15 @@ def average_log_likelihood(rng_key: PRNGKey, params: CRBMParams, v, aux, num_run
   v, aux, w = v[keep], aux[keep], w[keep]
   rows, inverse = distinct_rows(aux)
 
-  @jax.jit
-  def both(key, chunk):
-    key_f, key_r = jax.random.split(key)
-    fwd = ais_log_partition(key_f, params, chunk, num_runs, num_betas, schedule=schedule)
-    rev = reverse_ais_log_partition(key_r, params, chunk, fwd.final_v, num_betas,
-                                    schedule=schedule)
-    return fwd.log_z, fwd.log_z_stderr, fwd.ess, rev.log_z
-
+  params = jax.tree_util.tree_map(jnp.asarray, params)
   outs = []
   for i, start in enumerate(range(0, len(rows), row_chunk)):
     chunk = rows[start:start + row_chunk]
     pad = row_chunk - len(chunk) if len(rows) > row_chunk else 0
     padded = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)]) if pad else chunk
-    res = [np.asarray(x)[:len(chunk)] for x in both(jax.random.fold_in(rng_key, i),
-                                                     jnp.asarray(padded))]
+    res = [np.asarray(x)[:len(chunk)] for x in _forward_and_reverse(
+        jax.random.fold_in(rng_key, i), params, jnp.asarray(padded), num_runs, num_betas,
+        schedule)]
     outs.append(res)
   log_z, se, ess, log_z_rev = (np.concatenate(x) for x in zip(*outs))
   neg_f = -np.asarray(free_energy(params, jnp.asarray(v), jnp.asarray(aux)),

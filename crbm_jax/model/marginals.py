@@ -99,6 +99,9 @@ def smooth_affinities(rng_key: PRNGKey, params: CRBMParams, aux_rows, num_sample
   return out
 
 
+EXACT_BLOCK = 1 << 22  # elements of exact_visible_marginals' [rows, 2^H, V] temporaries
+
+
 def exact_visible_marginals(params: CRBMParams, aux_rows) -> np.ndarray:
   """Exact p(v_i = 1 | a) by enumerating the 2^H hidden states (H <= 16), in float64.
 
@@ -123,12 +126,19 @@ def exact_visible_marginals(params: CRBMParams, aux_rows) -> np.ndarray:
     beta[present[:, g]] += W_aux[rows[present[:, g]]]
   hs = ((np.arange(2 ** num_hidden)[:, None] >> np.arange(num_hidden)[::-1]) & 1)
   hs = hs.astype(np.float64)                                    # [S, H]
-  field = beta[:, None, :] + (hs @ W.T)[None]                   # [M, S, V]
-  log_w = hs @ c + np.logaddexp(0.0, field).sum(-1)             # [M, S]
-  log_w -= log_w.max(axis=1, keepdims=True)
-  p_h = np.exp(log_w)
-  p_h /= p_h.sum(axis=1, keepdims=True)
-  return np.einsum("ms,msv->mv", p_h, 1.0 / (1.0 + np.exp(-field)))
+  hw, hc = hs @ W.T, hs @ c                                     # [S, V], [S]
+  out = np.empty_like(beta)
+  # rows a block at a time, so the [rows, S, V] temporaries stay near EXACT_BLOCK
+  # elements (every row is computed alone: the result does not depend on the block)
+  step = max(1, EXACT_BLOCK // max(hw.size, 1))
+  for start in range(0, beta.shape[0], step):
+    field = beta[start:start + step, None, :] + hw[None]        # [m, S, V]
+    log_w = hc + np.logaddexp(0.0, field).sum(-1)               # [m, S]
+    log_w -= log_w.max(axis=1, keepdims=True)
+    p_h = np.exp(log_w)
+    p_h /= p_h.sum(axis=1, keepdims=True)
+    out[start:start + step] = np.einsum("ms,msv->mv", p_h, 1.0 / (1.0 + np.exp(-field)))
+  return out
 
 
 class SmoothingComparison(NamedTuple):
@@ -174,7 +184,7 @@ def compare_smoothing_methods(rng_key: PRNGKey, params: CRBMParams, aux_rows,
 
 def aux_effect(params: CRBMParams, aux_rows, groups, skip=("user",), rng_key=None,
                num_samples: int = 200, burn_in: int = 100, batch: int = 64,
-               max_exact_hidden: int = 12) -> dict:
+               max_exact_hidden: int = 12, clip_chunk: int = 4096) -> dict:
   """How much the smoothed affinities depend on each auxiliary group's rows.
 
   For each group g (not in ``skip``, with a row in some clip): the mean over clips and
@@ -188,6 +198,11 @@ def aux_effect(params: CRBMParams, aux_rows, groups, skip=("user",), rng_key=Non
   is not resolved). Mean field is not used: its affinities are not calibrated across
   tags (docs/smoothing.md).
 
+  Memory is bounded: the clips are taken ``clip_chunk`` at a time (a multiple of
+  ``batch``) and only sums are kept, so a table of a million clips never holds clips x
+  tags; each clip draws from its own key (``first_index``), so the figures do not depend
+  on the chunk size (up to the order of float64 summation).
+
   Args:
     aux_rows: [C, G] the clips' rows (-1 absent); groups: [G] names.
   Returns:
@@ -195,30 +210,49 @@ def aux_effect(params: CRBMParams, aux_rows, groups, skip=("user",), rng_key=Non
      'rows_present': {group: share of clips}, 'noise': float (0 when exact)}.
   """
   aux_rows = np.asarray(aux_rows, np.int32)
+  num_clips = aux_rows.shape[0]
   num_hidden = int(np.asarray(params.W).shape[1])
   key = jax.random.key(0) if rng_key is None else rng_key
-  if num_hidden <= max_exact_hidden:
-    fn, method = (lambda rows: exact_visible_marginals(params, rows)), "exact"
+  exact = num_hidden <= max_exact_hidden
+  if exact:
+    fn, method = (lambda rows, k, first: exact_visible_marginals(params, rows)), "exact"
   else:
-    fn = lambda rows, k=key: smooth_affinities(k, params, rows, num_samples=num_samples,
-                                               burn_in=burn_in, batch=batch)
+    fn = lambda rows, k, first: smooth_affinities(
+        k, params, rows, num_samples=num_samples, burn_in=burn_in, batch=batch,
+        first_index=first)
     method = f"sampled ({num_samples} draws per clip, common random numbers)"
-  full = np.asarray(fn(aux_rows), np.float64)
-  out = {"method": method, "rows_present": {}, "noise": 0.0}
-  if num_hidden > max_exact_hidden:
-    other = smooth_affinities(jax.random.fold_in(key, 1), params, aux_rows,
-                              num_samples=num_samples, burn_in=burn_in, batch=batch)
-    out["noise"] = float(np.mean(np.abs(full - np.asarray(other, np.float64))))
-  for g, name in enumerate(groups):
-    if name in skip or not np.any(aux_rows[:, g] >= 0):
-      continue
-    without = aux_rows.copy()
-    without[:, g] = -1
-    out[name] = float(np.mean(np.abs(full - np.asarray(fn(without), np.float64))))
+  variants = {name: g for g, name in enumerate(groups)
+              if name not in skip and np.any(aux_rows[:, g] >= 0)}
+  sums = dict.fromkeys(["full", "noise", "all", *variants], 0.0)
+  # whole batches per chunk; a short chunk is padded to the width one call on every clip
+  # would use, so each clip is computed in the same place of the same program
+  per_chunk = max(1, int(clip_chunk) // batch) * batch
+  width = min(batch, num_clips)
+  for start in range(0, num_clips, per_chunk):
+    rows = aux_rows[start:start + per_chunk]
+    n = len(rows)
+    if n < width:
+      rows = np.concatenate([rows, np.full((width - n, rows.shape[1]), -1, np.int32)])
+    full = np.asarray(fn(rows, key, start), np.float64)[:n]
+    sums["full"] += float(full.sum())
+    if not exact:
+      other = np.asarray(fn(rows, jax.random.fold_in(key, 1), start), np.float64)[:n]
+      sums["noise"] += float(np.abs(full - other).sum())
+    for name, g in [*variants.items(), ("all", None)]:
+      without = rows.copy()
+      if g is None:
+        without[:] = -1
+      else:
+        without[:, g] = -1
+      sums[name] += float(np.abs(full - np.asarray(fn(without, key, start),
+                                                   np.float64)[:n]).sum())
+  entries = max(num_clips * int(np.asarray(params.W).shape[0]), 1)
+  out = {"method": method, "rows_present": {}, "noise": sums["noise"] / entries}
+  for name, g in variants.items():
+    out[name] = sums[name] / entries
     out["rows_present"][name] = float(np.mean(aux_rows[:, g] >= 0))
-  out["all"] = float(np.mean(np.abs(full - np.asarray(fn(np.full_like(aux_rows, -1)),
-                                                          np.float64))))
+  out["all"] = sums["all"] / entries
   # The same change relative to the mean affinity: with many rare tags most entries are
   # near 0, so the absolute mean understates how much the rows move the common ones.
-  out["relative"] = out["all"] / max(float(full.mean()), 1e-12)
+  out["relative"] = out["all"] / max(sums["full"] / entries, 1e-12)
   return out
