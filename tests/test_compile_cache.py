@@ -54,3 +54,19 @@ def test_a_program_compiled_again_is_loaded_from_the_cache(tmp_path):
   assert int(compiles) >= 1 and int(cold_hits) == 0  # an empty cache: compiled
   assert int(warm_hits) >= 1                         # compiled again: loaded instead
   assert os.listdir(tmp_path / "cache")
+
+
+def test_worker_compilation_is_reported_apart_from_this_process_split():
+  clock = compile_cache.CompileClock()
+  quiet = compile_cache.CompileClock().split()
+  assert "worker_compiles" not in quiet and "worker" not in compile_cache.describe(quiet)
+  compile_cache.add_worker_split({"compile_seconds": 12.5, "compiles": 7, "cache_hits": 2})
+  compile_cache.add_worker_split({"compile_seconds": 0.5, "compiles": 1, "cache_hits": 0})
+  split = clock.split()
+  assert (split["worker_compile_seconds"], split["worker_compiles"],
+          split["worker_cache_hits"]) == (13.0, 8, 2)
+  assert split["compile_seconds"] + split["compute_seconds"] == split["seconds"]
+  assert "worker processes compiled 13.0 s more (8 programs, 2 from the cache)" in (
+      compile_cache.describe(split))
+  later = compile_cache.CompileClock().split()  # a clock started after them: none
+  assert "worker_compiles" not in later

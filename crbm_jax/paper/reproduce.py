@@ -164,10 +164,14 @@ def _compile_line(compile_split: Dict[str, dict]) -> str:
     return ""
   parts = [f"{k} {v['compile_seconds']:.1f} s compile + {v['compute_seconds']:.1f} s compute "
            f"({v['cache_hits']}/{v['compiles']} programs from the cache)"
+           + (f", and {v['worker_compile_seconds']:.1f} s compiled by its worker processes "
+              f"at the same time ({v['worker_cache_hits']}/{v['worker_compiles']} from the "
+              "cache)" if v.get("worker_compiles") else "")
            for k, v in compile_split.items()]
-  compile_s = sum(v["compile_seconds"] for v in compile_split.values())
-  hits = sum(v["cache_hits"] for v in compile_split.values())
-  programs = sum(v["compiles"] for v in compile_split.values())
+  compile_s = sum(v["compile_seconds"] + v.get("worker_compile_seconds", 0.0)
+                  for v in compile_split.values())
+  hits = sum(v["cache_hits"] + v.get("worker_cache_hits", 0) for v in compile_split.values())
+  programs = sum(v["compiles"] + v.get("worker_compiles", 0) for v in compile_split.values())
   folder = compile_cache.active_dir()
   where = (f"JAX's persistent compilation cache in `{folder}`" if folder else
            "no persistent compilation cache (disabled)")

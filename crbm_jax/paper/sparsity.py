@@ -51,6 +51,7 @@ from crbm_jax.data.tagtable import TagTable
 from crbm_jax.model import marginals
 from crbm_jax.paper.sparsity_report import (reference_baselines, summarize,
                                             summarize_baselines, write_sparsity)
+from crbm_jax.util import compile_cache
 from crbm_jax.util.pool import spawn_pool
 from crbm_jax.util.progress import Progress
 
@@ -292,6 +293,12 @@ def labels_of_p(config, key_data: np.ndarray, inputs: SparsityInputs, i: int, p:
   return out
 
 
+def _labels_in_worker(*args):
+  """``labels_of_p`` in a worker process, with its compile/compute split."""
+  clock = compile_cache.CompileClock()
+  return labels_of_p(*args), clock.split()
+
+
 def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None,
                  pool: Optional[concurrent.futures.Executor] = None,
                  progress: bool = True) -> dict:
@@ -347,17 +354,19 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
   label_pool = None
   try:
     if label_processes > 1:  # the draws of each p in spawned processes (same numbers)
-      from crbm_jax.util import compile_cache  # pylint: disable=import-outside-toplevel
       label_pool = spawn_pool(label_processes, compile_cache.enable,
                               (compile_cache.active_dir() or "off",))
       _log(f"labels of {len(by_p)} keep probabilities in {label_processes} processes")
-      labelled = [label_pool.submit(labels_of_p, config, key_data, inputs, i, p, draws,
-                                    base_names, progress) for i, p, draws in by_p]
+      labelled = [label_pool.submit(_labels_in_worker, config, key_data, inputs, i, p,
+                                    draws, base_names, progress) for i, p, draws in by_p]
     else:
       labelled = [(i, p, draws) for i, p, draws in by_p]
     for job in labelled:
-      got = (job.result() if label_pool is not None else
-             labels_of_p(config, key_data, inputs, *job, base_names, progress))
+      if label_pool is not None:
+        got, split = job.result()
+        compile_cache.add_worker_split(split)  # the stage's report counts it apart
+      else:
+        got = labels_of_p(config, key_data, inputs, *job, base_names, progress)
       for unit in got:
         i, p, d = unit["i"], unit["p"], unit["d"]
         models[f"p={p:g} draw={d}"] = unit["info"]

@@ -87,6 +87,7 @@ _COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
 _HIT_EVENT = "/jax/compilation_cache/cache_hits"
 _lock = threading.Lock()
 _totals = {"seconds": 0.0, "compiles": 0, "hits": 0}
+_workers = {"seconds": 0.0, "compiles": 0, "hits": 0}  # compiled by worker processes
 _installed = []
 
 
@@ -112,6 +113,17 @@ def _install() -> None:
     _installed.append(True)
 
 
+def add_worker_split(split: dict) -> None:
+  """Records a worker process's ``CompileClock.split()`` (compilation done on this
+  process's behalf, elsewhere): every clock running here reports it apart, as
+  ``worker_compile_seconds`` / ``worker_compiles`` / ``worker_cache_hits`` (it overlaps
+  this process's wall time, so it is not part of compile + compute)."""
+  with _lock:
+    _workers["seconds"] += float(split.get("compile_seconds", 0.0))
+    _workers["compiles"] += int(split.get("compiles", 0))
+    _workers["hits"] += int(split.get("cache_hits", 0))
+
+
 class CompileClock:
   """Wall time split into compile and compute over the work since it was made:
 
@@ -129,16 +141,22 @@ class CompileClock:
     self._start = time.perf_counter()
     with _lock:
       self._base = dict(_totals)
+      self._base_workers = dict(_workers)
 
   def split(self) -> dict:
     with _lock:
-      now = dict(_totals)
+      now, workers = dict(_totals), dict(_workers)
     wall = time.perf_counter() - self._start
     compile_s = min(now["seconds"] - self._base["seconds"], wall)
-    return {"seconds": wall, "compile_seconds": compile_s,
-            "compute_seconds": wall - compile_s,
-            "compiles": now["compiles"] - self._base["compiles"],
-            "cache_hits": now["hits"] - self._base["hits"]}
+    out = {"seconds": wall, "compile_seconds": compile_s,
+           "compute_seconds": wall - compile_s,
+           "compiles": now["compiles"] - self._base["compiles"],
+           "cache_hits": now["hits"] - self._base["hits"]}
+    if workers["compiles"] > self._base_workers["compiles"]:
+      out.update(worker_compile_seconds=workers["seconds"] - self._base_workers["seconds"],
+                 worker_compiles=workers["compiles"] - self._base_workers["compiles"],
+                 worker_cache_hits=workers["hits"] - self._base_workers["hits"])
+    return out
 
   def line(self) -> str:
     """'compile 8.1 s (12 programs, 9 from the cache), compute 6.3 s'."""
@@ -148,5 +166,10 @@ class CompileClock:
 def describe(split: dict) -> str:
   """A ``CompileClock.split()`` in words: 'compile 8.1 s (12 programs, 9 from the cache),
   compute 6.3 s'."""
-  return (f"compile {split['compile_seconds']:.1f} s ({split['compiles']} programs, "
+  text = (f"compile {split['compile_seconds']:.1f} s ({split['compiles']} programs, "
           f"{split['cache_hits']} from the cache), compute {split['compute_seconds']:.1f} s")
+  if split.get("worker_compiles"):
+    text += (f"; its worker processes compiled {split['worker_compile_seconds']:.1f} s more "
+             f"({split['worker_compiles']} programs, {split['worker_cache_hits']} from the "
+             "cache)")
+  return text
