@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.model.crbm import CRBMParams
-from crbm_jax.model.sparse_rows import SparseRows, column_sums, dense_rows, is_sparse, pad_rows
+from crbm_jax.model.sparse_rows import SparseRows, column_sums, dense_rows, pad_rows
 from crbm_jax.types import Array
 
 
