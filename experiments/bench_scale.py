@@ -51,6 +51,11 @@ flags.DEFINE_list("kinds", ["items", "users"], "Table kinds: items (one tagging 
 flags.DEFINE_float("search_seconds", 120.0, "crbm-fit's --search_seconds.")
 flags.DEFINE_float("memory_gb", 0.0, "crbm-fit's --memory_gb (0 = its default).")
 flags.DEFINE_list("stages", ["prep", "fit", "smooth"], "Stages to run.")
+flags.DEFINE_enum("sparse", "auto", ["auto", "always", "never"], "Observations: crbm-fit's "
+                  "choice (auto: sparse past fit.SPARSE_BYTES of dense float32), always "
+                  "sparse or always dense (the prep stage follows it too).")
+flags.DEFINE_integer("top_tags", 0, "crbm-fit's --top_tags (0 = every tag).")
+flags.DEFINE_string("aux", "auto", "crbm-fit's --aux.")
 flags.DEFINE_integer("smooth_max_rows", 200_000, "Skip smoothing above this many rows: "
                      "crbm-smooth writes every clip x tag (at 1M rows 333M lines).")
 flags.DEFINE_string("out", "", "Write the results as JSON here as well.")
@@ -112,6 +117,16 @@ def _peak_gb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
 
 
+def _sparse_above():
+  """Elements past which the observations are kept sparse (``--sparse``)."""
+  from crbm_jax.fitting import fit  # pylint: disable=import-outside-toplevel
+  if FLAGS.sparse == "always":
+    fit.SPARSE_BYTES = 0
+  elif FLAGS.sparse == "never":
+    fit.SPARSE_BYTES = 2 ** 62
+  return fit.SPARSE_BYTES // 4
+
+
 def child_prep(tags: str) -> dict:
   from crbm_jax.data import observations as obs_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.data.splits import random_split  # pylint: disable=import-outside-toplevel
@@ -124,11 +139,13 @@ def child_prep(tags: str) -> dict:
   table, surface = canonical_table(table, True)
   out["canonical"] = (time.perf_counter() - t, _peak_gb())
   t = time.perf_counter()
-  vocab = obs_lib.select_vocabulary(table, min_users=2)
+  vocab = obs_lib.select_vocabulary(table, min_users=2, top_n=FLAGS.top_tags or None)
   groups = ("user", "track", "clip") if table.has("user") else ("track",)
-  try:  # crbm-fit's limit: it refuses observations past int32 indexing before building
+  try:  # crbm-fit's limits: dense observations past int32 indexing are refused before
+    # they are built; past fit.SPARSE_BYTES of float32 they are kept sparse (CSR)
     obs = obs_lib.build_observations(table, aux_groups=groups, vocab=vocab,
-                                     display=surface, max_elements=INT32_MAX)
+                                     display=surface, max_elements=INT32_MAX,
+                                     sparse_above=_sparse_above())
   except obs_lib.ObservationError as e:
     out["observations"] = (time.perf_counter() - t, _peak_gb())
     out["prep_outcome"] = f"refused: {e}"
@@ -138,6 +155,7 @@ def child_prep(tags: str) -> dict:
   random_split(obs.aux, 0)
   out["split"] = (time.perf_counter() - t, _peak_gb())
   out["shape"] = [obs.num_observations, obs.num_visible, obs.num_aux]
+  out["sparse"] = bool(obs.sparse)
   return out
 
 
@@ -148,17 +166,19 @@ def child_fit(tags: str, fitdir: str) -> dict:
   def log(line):
     lines.append(line)
     print(line, file=sys.stderr, flush=True)
+  _sparse_above()
   t = time.perf_counter()
   try:
     fitting.fit_tag_table(tags, fitdir, search_seconds=FLAGS.search_seconds,
-                          memory_gb=FLAGS.memory_gb, show_progress=False, log=log)
+                          memory_gb=FLAGS.memory_gb, show_progress=False, log=log,
+                          top_tags=FLAGS.top_tags, aux=FLAGS.aux)
     outcome = "ok"
   except InputError as e:
     outcome = f"refused: {e}"
   plan = next((l for l in lines if "memory plan" in l), "")
   budget = " ".join(l for l in lines if "budget ran out" in l or "never trained" in l)
   return {"fit": (time.perf_counter() - t, _peak_gb()), "outcome": outcome, "plan": plan,
-          "budget": budget}
+          "budget": budget, "fit_sparse": any("kept sparse" in l for l in lines)}
 
 
 def child_smooth(tags: str, fitdir: str) -> dict:
@@ -173,7 +193,8 @@ def child_smooth(tags: str, fitdir: str) -> dict:
 def run_child(stage: str, tags: str, fitdir: str) -> dict:
   cmd = [sys.executable, os.path.abspath(__file__), f"--child={stage}", f"--tags={tags}",
          f"--fitdir={fitdir}", f"--search_seconds={FLAGS.search_seconds}",
-         f"--memory_gb={FLAGS.memory_gb}"]
+         f"--memory_gb={FLAGS.memory_gb}", f"--sparse={FLAGS.sparse}",
+         f"--top_tags={FLAGS.top_tags}", f"--aux={FLAGS.aux}"]
   t = time.perf_counter()
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
@@ -320,7 +341,8 @@ def report(results: list) -> None:
     if "prep_outcome" in row:
       print(f"{'':17} prep: {row['prep_outcome'][:200]}")
     if "outcome" in row:
-      print(f"{'':17} fit: {row['outcome'][:150]}")
+      path = " (sparse observations)" if row.get("fit_sparse") else ""
+      print(f"{'':17} fit{path}: {row['outcome'][:150]}")
       print(f"{'':17} {row['plan'][10:200]}")
       if row.get("budget"):
         print(f"{'':17} {row['budget'][10:300]}")

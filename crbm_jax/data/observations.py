@@ -132,7 +132,8 @@ class Observations:
   """Binary tag vectors and their auxiliary entities.
 
   Attributes:
-    X: [N, V] uint8 binary tag vectors.
+    X: [N, V] uint8 binary tag vectors; for a large table (``build_observations``'s
+      ``sparse_above``) a ``SparseCounts`` of ones (CSR; rows index to dense int32).
     counts: [N, V] summed `count` column (raw label counts), a ``SparseCounts``: rows
       index to dense int32 (``np.asarray`` gives the whole array).
     aux: [N, G] int32 global row indices into W_aux, -1 = absent.
@@ -160,6 +161,16 @@ class Observations:
   start: Optional[np.ndarray] = None
   track_duration: Optional[np.ndarray] = None
   num_dropped: int = 0
+
+  @property
+  def sparse(self) -> bool:
+    """X is held as CSR (``SparseCounts``), not as a dense array."""
+    return isinstance(self.X, SparseCounts)
+
+  def csr(self, index=slice(None)) -> SparseCounts:
+    """The rows ``index`` (array, mask or slice) as CSR, whichever way X is held: the
+    tags of each observation (``indices``, sorted) with their counts."""
+    return self.counts.subset(index)
 
   @property
   def num_visible(self) -> int:
@@ -203,10 +214,13 @@ class Observations:
   def subset(self, index) -> "Observations":
     """Rows selected by an index array or boolean mask; entity indexing kept."""
     kw = {"counts": self.counts.subset(index)}
+    if self.sparse:
+      kw["X"] = self.X.subset(index)
     for name in ("X", "aux", "clip", "user", "track", "start",
                  "track_duration"):
       value = getattr(self, name)
-      kw[name] = None if value is None else value[index]
+      if name not in kw:
+        kw[name] = None if value is None else value[index]
     return dataclasses.replace(self, **kw)
 
 
@@ -236,6 +250,7 @@ def build_observations(
     vocab: Optional[np.ndarray] = None,
     display: Union[None, Mapping[str, str], np.ndarray] = None,
     max_elements: Optional[int] = None,
+    sparse_above: Optional[int] = None,
 ) -> Observations:
   """One binary observation per (user, clip) task, or per clip without users.
 
@@ -248,7 +263,10 @@ def build_observations(
       and counted in `num_dropped`.
     display: surface forms, a {canonical: surface} mapping or a [V] array.
     max_elements: if given, ObservationError (one line, before X is allocated) when
-      X would have more than this many elements (N x V).
+      a dense X would have more than this many elements (N x V).
+    sparse_above: if given, X is kept as CSR (a ``SparseCounts`` of ones sharing the
+      counts' indices; memory proportional to the table's rows) when N x V is more than
+      this; ``max_elements`` then does not apply.
   Returns:
     Observations with X [N, V], aux [N, G].
   """
@@ -292,19 +310,24 @@ def build_observations(
   has_tag[obs_code[in_vocab]] = True
   new_index = np.cumsum(has_tag) - 1
   n = int(has_tag.sum())
-  if max_elements is not None and n * len(vocab) > max_elements:
+  sparse = sparse_above is not None and n * len(vocab) > sparse_above
+  if not sparse and max_elements is not None and n * len(vocab) > max_elements:
     raise ObservationError(
         f"{source}: the observations would be {n:,} x {len(vocab):,} tags = "
         f"{n * len(vocab):,} elements (a dense uint8 copy of "
         f"{n * len(vocab) / 2 ** 30:.1f} GB, float32 for training "
         f"{4 * n * len(vocab) / 2 ** 30:.1f} GB), more than {max_elements:,}")
 
-  X = np.zeros((n, len(vocab)), np.uint8)
   r = new_index[obs_code[in_vocab]]
   c = tag_code[in_vocab]
-  X[r, c] = 1
   counts = SparseCounts.from_coo(r, c, table.count[in_vocab],
                                  (n, len(vocab)))
+  if sparse:  # the same (row, tag) pairs as the counts, each a 1 (no copy of the ones)
+    X = SparseCounts(counts.indptr, counts.indices,
+                     np.broadcast_to(np.int32(1), counts.indices.shape), counts.shape)
+  else:
+    X = np.zeros((n, len(vocab)), np.uint8)
+    X[r, c] = 1
 
   # Per-observation columns from the first table row of each kept observation.
   keep_rows = has_tag[obs_code]

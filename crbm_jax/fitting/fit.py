@@ -36,6 +36,10 @@ from crbm_jax.util import compile_cache
 # machine, which a time budget could not pay for at a million rows. Every data set the
 # paper's tables use has fewer validation observations (docs/scaling.md).
 SEARCH_VAL_ROWS = 10_000
+# Observations whose dense float32 Datasets (all rows x tags x 4 bytes) would pass this
+# are kept sparse end to end: CSR on the host, padded tag indices on the device, made
+# dense one minibatch (or one evaluation chunk) at a time (docs/scaling.md).
+SPARSE_BYTES = 512 * 2 ** 20
 SEARCHED = ("num_hidden", "learning_rate", "l1_aux", "aux_lr_scale", "weight_decay")
 SEARCH_DEFAULTS = {name: search_spec.SPACE_DEFAULTS[name] for name in SEARCHED}
 def flag_of(name: str) -> str:
@@ -259,8 +263,18 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
   data = prepare_fit_data(tags, aux, min_users=min_users, top_tags=top_tags, seed=seed,
                           canonicalize=canonicalize, fmt=fmt,
                           format_options=format_options, log=log,
-                          max_elements=plan_lib.INT32_MAX)
+                          max_elements=plan_lib.INT32_MAX,
+                          sparse_above=SPARSE_BYTES // 4)
   obs, split, groups = data
+  max_tags = None
+  if obs.sparse:
+    max_tags = int(np.diff(obs.X.indptr).max())
+    log(f"crbm-fit: the observations are kept sparse ({obs.num_observations:,} x "
+        f"{obs.num_visible:,} tags, {len(obs.X.indices):,} tags set, at most {max_tags} a "
+        f"row; dense float32 they would be "
+        f"{4 * obs.num_observations * obs.num_visible / 2 ** 30:.1f} GB > "
+        f"{SPARSE_BYTES / 2 ** 30:.1f} GB): minibatches and evaluation chunks are made "
+        "dense on the device")
   if search_val_rows < 0:
     raise InputError(f"--search_val_rows must be >= 0 (0 = all), got {search_val_rows}")
   val_rows = np.asarray(split.val)
@@ -275,6 +289,11 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
     batch_size = len(split.train)
 
   def dataset(idx):
+    if obs.sparse:
+      from crbm_jax.model.sparse_rows import from_csr  # pylint: disable=import-outside-toplevel
+      rows = obs.csr(idx)
+      return learn.make_sparse_dataset(
+          from_csr(rows.indptr, rows.indices, obs.num_visible), obs.aux[idx])
     return learn.make_dataset(obs.X[idx], obs.aux[idx])
 
   rule = search_lib.StopRule(patience=patience, tol=tol, num_epochs=num_epochs,
@@ -298,7 +317,8 @@ def fit_tag_table(tags: str, workdir: str, *, aux: str = "auto", num_hidden: int
       obs.num_visible, max(space.num_hidden), obs.num_aux, batch_size, budget,
       num_val_rows=len(val_rows), num_train_rows=len(split.train),
       num_test_rows=len(split.test),
-      num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None)
+      num_groups=len(groups), eval_chunk=base.eval_chunk, chunk_rows=make_evaluate is None,
+      max_tags=max_tags)
   if not memory.fits:
     raise InputError(f"{memory.message}; nothing was trained")
   log(f"crbm-fit: {memory.describe()}")

@@ -121,12 +121,14 @@ class FitData(NamedTuple):
 def prepare_fit_data(tags: str, aux: str = "auto", *, min_users: int = 2,
                      top_tags: int = 0, seed: int = 0, canonicalize: bool = True,
                      fmt: str = "auto", format_options: Optional[dict] = None,
-                     log: Log = print, max_elements: Optional[int] = None) -> FitData:
+                     log: Log = print, max_elements: Optional[int] = None,
+                     sparse_above: Optional[int] = None) -> FitData:
   """What crbm-fit trains on: the table read (any format), canonicalised, its vocabulary,
   observations and the 60/20/20 split with every auxiliary entity in training. Raises
   InputError (one line) when the table cannot give a split, or, with ``max_elements``,
-  when the observations would have more elements (observations x tags) than that,
-  before they are allocated."""
+  when dense observations would have more elements (observations x tags) than that,
+  before they are allocated. With ``sparse_above`` the observations are kept as CSR
+  (``Observations.sparse``) when they have more elements than that."""
   from crbm_jax.data import observations as obs_lib  # pylint: disable=import-outside-toplevel
   from crbm_jax.data.splits import random_split  # pylint: disable=import-outside-toplevel
 
@@ -139,7 +141,8 @@ def prepare_fit_data(tags: str, aux: str = "auto", *, min_users: int = 2,
     raise InputError(f"{tags}: no tag is used by >= {min_users} {holder}; lower --min_users")
   try:
     obs = obs_lib.build_observations(table, aux_groups=groups, vocab=vocab,
-                                     display=surface, max_elements=max_elements)
+                                     display=surface, max_elements=max_elements,
+                                     sparse_above=sparse_above)
   except obs_lib.ObservationError as e:
     if max_elements is None or "more than" not in str(e):
       raise

@@ -17,7 +17,8 @@ A new sampler is a ``Sampler(init, negative)`` passed to ``make_learner``.
 from crbm_jax.learn.base import (Batch, Dataset, FitResult, History, HParams, Learner,
                                  StepInfo, TrainConfig, aux_learning_rate, check_aux_blocks,
                                  check_hparams,
-                                 from_config, make_dataset, make_hparams, pad_dataset)
+                                 batch_rows, from_config, make_dataset, make_hparams,
+                                 make_sparse_dataset, pad_dataset)
 from crbm_jax.learn.contrastive import (Gradients, Sampler, ascend, cd_sampler,
                                         contrastive_grads)
 from crbm_jax.learn.clip_distance import ClipNeighbours, clip_neighbours, distance_aware

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from crbm_jax.model.crbm import CRBMParams
+from crbm_jax.model.sparse_rows import SparseRows, column_sums, dense_rows, pad_rows
 from crbm_jax.types import Array
 
 
@@ -29,7 +30,8 @@ class Dataset(NamedTuple):
   """Observations for training or evaluation.
 
   Attributes:
-    v: [N, V] binary tag vectors (float32).
+    v: [N, V] binary tag vectors (float32), or a ``SparseRows`` (the tags of each row as
+      padded column indices, made dense a minibatch or a chunk at a time: ``batch_rows``).
     aux: [N, G] int32 auxiliary row indices, -1 = absent.
     weight: [N] float32 observation weights; 0 marks padding rows.
   """
@@ -176,20 +178,38 @@ def make_dataset(v, aux, weight=None) -> Dataset:
   return Dataset(v, jnp.asarray(aux), w)
 
 
+def make_sparse_dataset(v: SparseRows, aux, weight=None) -> Dataset:
+  """Dataset whose ``v`` stays sparse (``SparseRows``, host or device indices [N, K]);
+  checks the aux groups as ``make_dataset`` does."""
+  n = v.shape[0]
+  aux = np.asarray(aux, np.int32).reshape(n, -1)
+  check_aux_blocks(aux)
+  w = jnp.ones((n,), jnp.float32) if weight is None else jnp.asarray(weight, jnp.float32)
+  return Dataset(SparseRows(jnp.asarray(v.indices, jnp.int32), v.num_tags),
+                 jnp.asarray(aux), w)
+
+
+def batch_rows(data: Dataset, rows) -> Batch:
+  """The minibatch of ``rows`` of a Dataset, its ``v`` dense (float32 [B, V]) whether
+  the Dataset's ``v`` is a dense array or a ``SparseRows`` (made dense here, inside the
+  caller's jit): the one way the engine takes a minibatch."""
+  return Batch(dense_rows(data.v, rows), data.aux[rows], data.weight[rows], rows)
+
+
 def pad_dataset(data: Dataset, multiple: int) -> Dataset:
   """Pad N up to a multiple of ``multiple`` with weight-0 rows."""
   n = data.v.shape[0]
   pad = (-n) % multiple
   if pad == 0:
     return data
-  return Dataset(jnp.pad(data.v, ((0, pad), (0, 0))),
+  return Dataset(pad_rows(data.v, pad),
                  jnp.pad(data.aux, ((0, pad), (0, 0)), constant_values=-1),
                  jnp.pad(data.weight, (0, pad)))
 
 
 def visible_mean(data: Dataset) -> Array:
   """[V] weighted frequency of each tag (the initial visible biases' target)."""
-  return (data.weight @ data.v) / jnp.maximum(jnp.sum(data.weight), 1.0)
+  return column_sums(data.weight, data.v) / jnp.maximum(jnp.sum(data.weight), 1.0)
 
 
 # name: (test, what it must be); each takes a float known to be finite.

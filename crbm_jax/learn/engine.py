@@ -42,7 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from crbm_jax.learn.base import Batch, Dataset, History, HParams, Learner, TrainConfig
+from crbm_jax.learn.base import (Dataset, History, HParams, Learner, TrainConfig,
+                                 batch_rows)
 from crbm_jax.learn.evaluate import AXIS, SPLIT_AXIS, make_block_evaluate, split_evaluate
 from crbm_jax.learn.learner import BLOCK_PARAM_AXES, BLOCK_STATE_AXES, cd
 from crbm_jax.model.crbm import CRBMParams
@@ -76,7 +77,7 @@ def run_epoch(rng_key: PRNGKey, learner: Learner, state, data: Dataset, hparams:
   """
   def body(state, xs):
     key, idx = xs
-    batch = Batch(data.v[idx], data.aux[idx], data.weight[idx], idx)
+    batch = batch_rows(data, idx)
     return learner.step(key, state, batch, hparams)
 
   state, info = jax.lax.scan(body, state,
@@ -301,12 +302,11 @@ def make_segment(learner: Learner, config: TrainConfig, rule: Optional[StopRule]
 
     def body(s, acc):
       state, total = acc
-      idx = order[s]
-      batch = Batch(train.v[idx], train.aux[idx], train.weight[idx], idx)
+      batch = batch_rows(train, order[s])
       state, info = learner.step(keys[s], state, batch, frozen)
       return state, total + info.recon_error
 
-    probe = Batch(train.v[order[0]], train.aux[order[0]], train.weight[order[0]], order[0])
+    probe = batch_rows(train, order[0])
     shape = jax.eval_shape(lambda st: learner.step(keys[0], st, probe, frozen)[1],
                            state).recon_error
     return jax.lax.fori_loop(start, stop, body,

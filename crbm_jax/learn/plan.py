@@ -62,6 +62,7 @@ BASE_BYTES = 600 * 2 ** 20
 # past a few models per chunk a larger budget buys little time (docs/scaling.md).
 DEFAULT_SHARE = 0.25
 MIN_EVAL_ROWS = 256
+SPARSE_TEST_ROWS = 4096  # select.CONTRIBUTION_ROWS: test rows made dense at a time
 FORM_GROUP = 16  # block.FORM_GROUP (models that share the pseudo-likelihood's form)
 
 
@@ -133,13 +134,16 @@ def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
                    num_aux: int, batch_size: int, eval_rows_per_chunk: int, *,
                    num_val_rows: int, num_train_rows: int, num_groups: int = 3,
                    eval_chunk: int = 64,
-                   num_test_rows: Optional[int] = None) -> Dict[str, int]:
+                   num_test_rows: Optional[int] = None,
+                   max_tags: Optional[int] = None) -> Dict[str, int]:
   """Peak bytes of a search, by term, from its shapes (nothing is allocated).
 
   Args:
     models: models trained at once; num_rows: all observations (train + val + test);
     num_tags: V; num_hidden: H (the block's largest); num_aux: A (W_aux rows);
     eval_rows_per_chunk: validation rows evaluated at once.
+    max_tags: K, the most tags of an observation, when the observations are kept sparse
+      (CSR on the host, padded indices [N, K] on the device); None: dense.
   """
   from crbm_jax.learn.engine import SEGMENT_MIN_ELEMENTS  # pylint: disable=import-outside-toplevel
   m, n, v, h, a, b = models, num_rows, num_tags, num_hidden, num_aux, batch_size
@@ -150,13 +154,17 @@ def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
   g = max(num_groups, 1)
   form = m if (m <= FORM_GROUP or m % FORM_GROUP) else FORM_GROUP
   c = min(eval_chunk, r)
+  # a row of the Datasets' v: dense float32 [V], or K padded int32 tag indices
+  row = v if max_tags is None else max_tags
   return {
       "base": BASE_BYTES,
-      # Host observations (uint8 X; the counts are sparse) and the Datasets (float32 v,
-      # int32 aux) of train, the validation rows searched and test, plus the padded copy
-      # of train (when its rows are not a multiple of the batch).
-      "data": n * v + (num_train_rows + num_val_rows + n_test) * (v + g + 1) * F32
-              + padded * v * F32,
+      # Host observations (uint8 X, or for sparse ones only the CSR of the counts, at
+      # most K a row: indices, counts and the per-row pointer) and the Datasets (v, int32
+      # aux, weight) of train, the validation rows searched and test, plus the padded
+      # copy of train (when its rows are not a multiple of the batch).
+      "data": (n * v if max_tags is None else n * (2 * max_tags * F32 + 8))
+              + (num_train_rows + num_val_rows + n_test) * (row + g + 1) * F32
+              + padded * row * F32,
       "w_aux": m * copies * a * v * F32,
       "w": m * W_COPIES * (v * h + v + h) * F32 + m * 2 * a * F32,
       # A minibatch: touched rows [B*G, M, V] (gathered, new, gradient), visible and
@@ -164,11 +172,13 @@ def estimate_bytes(models: int, num_rows: int, num_tags: int, num_hidden: int,
       "step": m * (3 * b * g * v + 8 * b * (v + h)) * F32,
       # Validation: W_a a of a chunk [r, M, V] (and its padded view), and the flip
       # deltas [c, V, H] of a form group of models.
-      "eval": (2 * r * m * v + 3 * form * c * v * h) * F32 + 2 * num_val_rows * v * F32,
+      "eval": (2 * r * m * v + 3 * form * c * v * h) * F32 + 2 * num_val_rows * row * F32,
       # After the search (not at the same time as the terms above): the per-bit
       # pseudo-likelihood of the test rows [N_test, V] of the chosen CRBM, the best
-      # unconditional model and the factored baseline (the training figure is fused).
-      "final": 3 * n_test * v * F32,
+      # unconditional model and the factored baseline (the training figure is fused);
+      # for sparse observations, of a chunk of test rows at a time.
+      "final": 3 * (n_test if max_tags is None else min(n_test, SPARSE_TEST_ROWS))
+               * v * F32,
   }
 
 
@@ -180,9 +190,13 @@ def total_bytes(terms: Dict[str, int]) -> int:
 
 
 def _largest_elements(models: int, num_rows: int, num_tags: int, num_aux: int,
-                      eval_rows: int) -> tuple:
+                      eval_rows: int, max_tags: Optional[int] = None) -> tuple:
+  observations = (("the observations (rows x tags)", num_rows * num_tags)
+                  if max_tags is None else
+                  ("the sparse observations (rows x most tags of a row)",
+                   num_rows * max_tags))
   arrays = {"W_aux of the block (entities x models x tags)": num_aux * models * num_tags,
-            "the observations (rows x tags)": num_rows * num_tags,
+            observations[0]: observations[1],
             "a validation chunk's aux bias (rows x models x tags)": eval_rows * models
             * num_tags}
   name = max(arrays, key=arrays.get)
@@ -193,17 +207,19 @@ def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
                 num_aux: int, batch_size: int, budget_bytes: int, *,
                 num_val_rows: Optional[int] = None, num_train_rows: Optional[int] = None,
                 num_groups: int = 3, eval_chunk: int = 64,
-                chunk_rows: bool = True, num_test_rows: Optional[int] = None) -> Plan:
+                chunk_rows: bool = True, num_test_rows: Optional[int] = None,
+                max_tags: Optional[int] = None) -> Plan:
   """The plan with the fewest model chunks, then the most rows per validation chunk,
   whose estimate fits ``budget_bytes`` (module docstring).
 
   ``chunk_rows`` False: the validation criterion cannot be split by rows (a custom
-  ``make_evaluate``), so only the models are chunked.
+  ``make_evaluate``), so only the models are chunked. ``max_tags``: the observations
+  are sparse, at most this many tags a row (``estimate_bytes``).
   """
   n_val = int(round(0.2 * num_rows)) if num_val_rows is None else int(num_val_rows)
   n_train = int(round(0.6 * num_rows)) if num_train_rows is None else int(num_train_rows)
   kw = dict(num_val_rows=n_val, num_train_rows=n_train, num_groups=num_groups,
-            eval_chunk=eval_chunk, num_test_rows=num_test_rows)
+            eval_chunk=eval_chunk, num_test_rows=num_test_rows, max_tags=max_tags)
   shape = (num_rows, num_tags, num_hidden, num_aux, batch_size)
   total = lambda m, r: total_bytes(estimate_bytes(m, *shape, r, **kw))
   unchunked = total(num_models, n_val)
@@ -219,7 +235,7 @@ def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
       continue
     seen.add(m)
     for r in rows_options:
-      if _largest_elements(m, num_rows, num_tags, num_aux, r)[1] > INT32_MAX:
+      if _largest_elements(m, num_rows, num_tags, num_aux, r, max_tags)[1] > INT32_MAX:
         continue
       peak = total(m, r)
       if peak <= budget_bytes:
@@ -230,7 +246,7 @@ def plan_search(num_models: int, num_rows: int, num_tags: int, num_hidden: int,
   r = rows_options[-1]
   terms = estimate_bytes(1, *shape, r, **kw)
   gb = lambda x: f"{x / 2 ** 30:.1f} GB"
-  name, elements = _largest_elements(1, num_rows, num_tags, num_aux, r)
+  name, elements = _largest_elements(1, num_rows, num_tags, num_aux, r, max_tags)
   if elements > INT32_MAX:
     why = (f"{name} has {elements:,} elements, past int32 indexing ({INT32_MAX:,})")
   else:

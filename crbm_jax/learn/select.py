@@ -27,7 +27,10 @@ from crbm_jax.learn.base import Dataset, TrainConfig
 from crbm_jax.learn.block import make_block_evaluate
 from crbm_jax.learn.learner import cd
 from crbm_jax.model.crbm import CRBMParams
-from crbm_jax.model.pseudolikelihood import factored_baseline, pseudo_log_likelihood
+from crbm_jax.model.pseudolikelihood import (FactoredModel, factored_baseline,
+                                              factored_log_likelihood, fit_factored,
+                                              pseudo_log_likelihood)
+from crbm_jax.model.sparse_rows import column_sums, is_sparse, scatter_dense
 from crbm_jax.types import PRNGKey
 
 _pll = jax.jit(pseudo_log_likelihood, static_argnames=("chunk_size",))
@@ -50,6 +53,47 @@ def paired(a: np.ndarray, b: np.ndarray) -> dict:
 
 def model_per_bit(params: CRBMParams, data: Dataset, chunk_size: int = 64) -> np.ndarray:
   return np.asarray(_pll(params, data.v, data.aux, chunk_size=chunk_size))
+
+
+# rows made dense at a time for the test comparison of a sparse Dataset
+CONTRIBUTION_ROWS = 4096
+
+
+def sparse_contributions(per_bit_fns: Dict[str, Callable], data: Dataset,
+                         rows: int = CONTRIBUTION_ROWS) -> Dict[str, np.ndarray]:
+  """``contributions`` of each ``per_bit_fns[name](v, aux) -> [n, V]`` on a Dataset whose
+  ``v`` is a SparseRows, ``rows`` observations made dense at a time (the last chunk
+  padded to the same shape, so each function compiles once): the [N, V] per-bit values
+  are never held. The 1 and 0 bit counts of the whole split divide the sums, as in
+  ``contributions``."""
+  n, num_tags = data.v.shape
+  indices = np.asarray(data.v.indices)
+  aux = np.asarray(data.aux)
+  rows = max(1, min(int(rows), n))
+  sums = {k: np.zeros((n, 2)) for k in per_bit_fns}
+  for a in range(0, n, rows):
+    b = min(a + rows, n)
+    idx = np.full((rows, indices.shape[1]), num_tags, np.int32)
+    ax = np.full((rows, aux.shape[1]), -1, np.int32)
+    idx[:b - a], ax[:b - a] = indices[a:b], aux[a:b]
+    v = scatter_dense(idx, num_tags)
+    ones = np.asarray(v, bool)[:b - a]
+    for k, fn in per_bit_fns.items():
+      per_bit = np.asarray(fn(v, ax), np.float64)[:b - a]
+      sums[k][a:b, 0] = (per_bit * ones).sum(1)
+      sums[k][a:b, 1] = (per_bit * ~ones).sum(1)
+  n1 = max(int((indices < num_tags).sum()), 1)
+  n0 = max(n * num_tags - int((indices < num_tags).sum()), 1)
+  return {k: 0.5 * s[:, 0] / n1 + 0.5 * s[:, 1] / n0 for k, s in sums.items()}
+
+
+def _baseline_model(train: Dataset):
+  """The factored baseline fitted (add-one) on ``train`` (dense or sparse v)."""
+  if not is_sparse(train.v):
+    return fit_factored(train.v)
+  n = train.v.shape[0]
+  p = (column_sums(np.ones(n, np.float32), train.v) + 1.0) / (n + 2.0)
+  return FactoredModel(jax.numpy.log(p), jax.numpy.log1p(-p))
 
 
 class Comparison(NamedTuple):
@@ -118,25 +162,59 @@ def fit_and_compare(rng_key: PRNGKey, train: Dataset, val: Dataset, test: Datase
 
   # The test split, once, after selection.
   chunk = (base or TrainConfig()).eval_chunk
-  per_bit = {"crbm": model_per_bit(selection.params, test, chunk),
-             "baseline": np.asarray(factored_baseline(train.v, test.v))}
-  if uparams is not None:
-    per_bit["unconditional"] = model_per_bit(uparams, test, chunk)
-  contrib = {k: contributions(p, np.asarray(test.v)) for k, p in per_bit.items()}
+  if is_sparse(test.v) or is_sparse(train.v):
+    contrib, val_base = _sparse_comparison(selection.params, uparams, train, val, test,
+                                           chunk)
+  else:
+    contrib, val_base = _dense_comparison(selection.params, uparams, train, val, test,
+                                          chunk)
   test_pl = {k: float(c.sum()) for k, c in contrib.items()}
   diffs = {"crbm_minus_baseline": paired(contrib["crbm"], contrib["baseline"])}
   if "unconditional" in contrib:
     diffs["crbm_minus_unconditional"] = paired(contrib["crbm"], contrib["unconditional"])
     diffs["unconditional_minus_baseline"] = paired(contrib["unconditional"],
                                                    contrib["baseline"])
-  val_base = contributions(np.asarray(factored_baseline(train.v, val.v)),
-                           np.asarray(val.v)).sum()
   val_pl = {"crbm": selection.val_pl, "baseline": float(val_base)}
   if best_uncond is not None:
     val_pl["unconditional"] = best_uncond["best_val_pl"]
   row = dict(selection.config, best_val_pl=selection.val_pl)
   return Comparison(selection, best_uncond, uparams, test_pl, val_pl, diffs, table,
                     learning_curve(selection, row))
+
+
+def _dense_comparison(params, uparams, train, val, test, chunk):
+  """(test contributions per model, the baseline's validation PL) of dense Datasets."""
+  per_bit = {"crbm": model_per_bit(params, test, chunk),
+             "baseline": np.asarray(factored_baseline(train.v, test.v))}
+  if uparams is not None:
+    per_bit["unconditional"] = model_per_bit(uparams, test, chunk)
+  contrib = {k: contributions(p, np.asarray(test.v)) for k, p in per_bit.items()}
+  val_base = contributions(np.asarray(factored_baseline(train.v, val.v)),
+                           np.asarray(val.v)).sum()
+  return contrib, val_base
+
+
+def _sparse_comparison(params, uparams, train, val, test, chunk):
+  """``_dense_comparison`` with the rows made dense a chunk at a time
+  (``sparse_contributions``)."""
+  as_sparse = lambda d: d if is_sparse(d.v) else d._replace(v=_to_sparse(d.v))
+  train, val, test = as_sparse(train), as_sparse(val), as_sparse(test)
+  base = _baseline_model(train)
+  baseline = lambda v, aux: factored_log_likelihood(base, v)
+  fns = {"crbm": lambda v, aux: _pll(params, v, aux, chunk_size=chunk),
+         "baseline": baseline}
+  if uparams is not None:
+    fns["unconditional"] = lambda v, aux: _pll(uparams, v, aux, chunk_size=chunk)
+  contrib = sparse_contributions(fns, test)
+  val_base = sparse_contributions({"baseline": baseline}, val)["baseline"].sum()
+  return contrib, val_base
+
+
+def _to_sparse(v):
+  from crbm_jax.model.sparse_rows import from_csr  # pylint: disable=import-outside-toplevel
+  x = np.asarray(v) > 0
+  return from_csr(np.concatenate([[0], np.cumsum(x.sum(1))]), np.nonzero(x)[1],
+                  x.shape[1])
 
 
 def search_models(space, num_configs: Optional[int], has_aux: bool, seed: int = 0) -> int:

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from crbm_jax.model.crbm import CRBMParams, aux_bias, visible_bias
+from crbm_jax.model.sparse_rows import SparseRows, dense, is_sparse
 from crbm_jax.types import Array
 
 _BLOCKS = (16, 8, 1)  # factors per logarithm in the product forms, largest first
@@ -97,7 +98,10 @@ def per_bit_pll(params: CRBMParams, flip_delta: FlipDelta, v: Array,
 
 def chunk_rows(x: Array, chunk_size: int, fill=0) -> Array:
   """[N, ...] padded with ``fill`` rows to a multiple of ``chunk_size`` and split into
-  [C, chunk_size, ...] (for ``lax.map``; aux rows are padded with -1, i.e. absent)."""
+  [C, chunk_size, ...] (for ``lax.map``; aux rows are padded with -1, i.e. absent). A
+  ``SparseRows`` is chunked as sparse (empty rows padded; ``dense`` of a chunk)."""
+  if is_sparse(x):
+    return SparseRows(chunk_rows(x.indices, chunk_size, x.num_tags), x.num_tags)
   pad = (-x.shape[0]) % chunk_size
   x = jnp.pad(x, ((0, pad),) + ((0, 0),) * (x.ndim - 1), constant_values=fill)
   return x.reshape((x.shape[0] // chunk_size, chunk_size) + x.shape[1:])  # G may be 0
@@ -109,13 +113,13 @@ def pseudo_log_likelihood(params: CRBMParams, v: Array, aux: Array,
 
   Args:
     params: CRBM parameters.
-    v: [N, V] binary observations.
+    v: [N, V] binary observations (or a ``SparseRows``, made dense a chunk at a time).
     aux: [N, G] auxiliary row indices (-1 = absent).
     chunk_size: observations per fused chunk (memory ~ chunk_size x V x H floats).
   Returns:
     [N, V] per-bit log conditional probabilities.
   """
-  v = jnp.asarray(v, params.W.dtype)
+  v = v if is_sparse(v) else jnp.asarray(v, params.W.dtype)
   n = v.shape[0]
   chunk_size = min(chunk_size, max(n, 1))
   v_chunks, aux_chunks = chunk_rows(v, chunk_size), chunk_rows(aux, chunk_size, -1)
@@ -124,7 +128,9 @@ def pseudo_log_likelihood(params: CRBMParams, v: Array, aux: Array,
     def fn():
       flip_delta = make_form()
       return jax.lax.map(
-          lambda xs: per_bit_pll(params, flip_delta, xs[0], visible_bias(params, xs[1])),
+          lambda xs: per_bit_pll(params, flip_delta, dense(xs[0], params.W.dtype)
+                                 if is_sparse(xs[0]) else xs[0],
+                                 visible_bias(params, xs[1])),
           (v_chunks, aux_chunks))
     return fn
 
@@ -184,6 +190,7 @@ def balanced_log_pl_sums(params: CRBMParams, data, chunk_size: int,
 
       def chunk(xs):
         vc, ac, wc, bc = xs
+        vc = dense(vc, wc.dtype) if is_sparse(vc) else vc  # a sparse chunk made dense
         vis = params.b + (aux_bias(params.W_aux, ac) if bc is None else bc)
         per_bit = per_bit_pll(params, flip_delta, vc, vis)
         w_ones = (vc > 0) * wc[:, None]
