@@ -66,15 +66,18 @@ _sample_visible = jax.jit(sample_visible, static_argnames=("num_samples", "burn_
 RENAMED = {"n_hidden": "num_hidden"}
 
 
-def _renamed_message(given: dict) -> str:
-  """One line: the renamed keyword given and its new name (or Python's usual message)."""
-  name = sorted(given)[0]
-  if name in RENAMED:
-    return (f"ConditionalRBM: {name!r} was renamed; use {RENAMED[name]}={given[name]!r}")
-  return f"ConditionalRBM.__init__() got an unexpected keyword argument {name!r}"
+class _RefusesRenamed(type):
+  """Refuses a renamed constructor keyword in one line naming the new one (kept out of
+  ``__init__``'s signature, which scikit-learn reads as the parameter list)."""
+
+  def __call__(cls, *args, **kwargs):
+    for old in sorted(set(kwargs) & set(RENAMED)):
+      raise TypeError(f"{cls.__name__}: {old!r} was renamed; use "
+                      f"{RENAMED[old]}={kwargs[old]!r}")
+    return super().__call__(*args, **kwargs)
 
 
-class ConditionalRBM(TransformerMixin, BaseEstimator):
+class ConditionalRBM(TransformerMixin, BaseEstimator, metaclass=_RefusesRenamed):
   """Conditional RBM (Eq. 2) trained by CD-k with an L1 penalty on the auxiliary biases.
 
   Parameters:
@@ -118,9 +121,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
                early_stopping: bool = True, validation_fraction: float = 0.2,
                n_iter_no_change: int = 8, tol: float = 1e-4, aux_lr_scale: float = 1.0,
                random_state=0, chunk_size: int = 64, chunk_rows: int = 8192,
-               learner: str = "cd", **renamed):
-    if renamed:
-      raise TypeError(_renamed_message(renamed))
+               learner: str = "cd"):
     self.num_hidden = num_hidden
     self.learning_rate = learning_rate
     self.momentum = momentum

@@ -184,6 +184,8 @@ def test_the_old_n_hidden_keyword_is_refused_naming_num_hidden():
     ConditionalRBM(n_hidden=7)
   with pytest.raises(TypeError, match="unexpected keyword argument 'hidden'"):
     ConditionalRBM(hidden=7)
+  with pytest.raises(TypeError, match="'n_hidden' was renamed; use num_hidden=9"):
+    clone(ConditionalRBM()).set_params(num_hidden=3).__class__(n_hidden=9)
   assert "n_hidden" not in ConditionalRBM().get_params()
 
 
