@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import warnings
 from typing import Iterator, Optional
 
@@ -68,7 +69,13 @@ RENAMED = {"n_hidden": "num_hidden"}
 
 class _RefusesRenamed(type):
   """Refuses a renamed constructor keyword in one line naming the new one (kept out of
-  ``__init__``'s signature, which scikit-learn reads as the parameter list)."""
+  ``__init__``'s signature, which scikit-learn reads as the parameter list; the class's
+  own signature stays ``__init__``'s too)."""
+
+  def __init__(cls, name, bases, namespace):
+    super().__init__(name, bases, namespace)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    cls.__signature__ = inspect.Signature(params)
 
   def __call__(cls, *args, **kwargs):
     for old in sorted(set(kwargs) & set(RENAMED)):
