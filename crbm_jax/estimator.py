@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import warnings
 from typing import Iterator, Optional
 
@@ -62,11 +63,33 @@ _hidden_given_visible = jax.jit(hidden_given_visible)
 _sample_visible = jax.jit(sample_visible, static_argnames=("num_samples", "burn_in"))
 
 
-class ConditionalRBM(TransformerMixin, BaseEstimator):
+# Constructor keywords that were renamed: old -> new (refused, naming the new one).
+RENAMED = {"n_hidden": "num_hidden"}
+
+
+class _RefusesRenamed(type):
+  """Refuses a renamed constructor keyword in one line naming the new one (kept out of
+  ``__init__``'s signature, which scikit-learn reads as the parameter list; the class's
+  own signature stays ``__init__``'s too)."""
+
+  def __init__(cls, name, bases, namespace):
+    super().__init__(name, bases, namespace)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    cls.__signature__ = inspect.Signature(params)
+
+  def __call__(cls, *args, **kwargs):
+    for old in sorted(set(kwargs) & set(RENAMED)):
+      raise TypeError(f"{cls.__name__}: {old!r} was renamed; use "
+                      f"{RENAMED[old]}={kwargs[old]!r}")
+    return super().__call__(*args, **kwargs)
+
+
+class ConditionalRBM(TransformerMixin, BaseEstimator, metaclass=_RefusesRenamed):
   """Conditional RBM (Eq. 2) trained by CD-k with an L1 penalty on the auxiliary biases.
 
   Parameters:
-    n_hidden: hidden units H.
+    num_hidden: hidden units H (spelt as everywhere else in the package; the old
+      ``n_hidden`` keyword is refused with a TypeError naming it).
     learning_rate, momentum, weight_decay (on W), l1_aux (on W_aux), aux_lr_scale (the
       W_aux step is learning_rate x aux_lr_scale): see ``crbm_jax.learn.HParams``.
     cd_k: Gibbs steps per CD update; batch_size: observations per minibatch.
@@ -99,14 +122,14 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
     ('converged', 'max_epochs', 'diverged').
   """
 
-  def __init__(self, n_hidden: int = 100, learning_rate: float = 0.05,
+  def __init__(self, num_hidden: int = 100, learning_rate: float = 0.05,
                momentum: float = 0.5, weight_decay: float = 1e-4, l1_aux: float = 1e-3,
                cd_k: int = 1, batch_size: int = 100, num_epochs: int = 100,
                early_stopping: bool = True, validation_fraction: float = 0.2,
                n_iter_no_change: int = 8, tol: float = 1e-4, aux_lr_scale: float = 1.0,
                random_state=0, chunk_size: int = 64, chunk_rows: int = 8192,
                learner: str = "cd"):
-    self.n_hidden = n_hidden
+    self.num_hidden = num_hidden
     self.learning_rate = learning_rate
     self.momentum = momentum
     self.weight_decay = weight_decay
@@ -157,9 +180,9 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
       yield slice(start, min(start + step, n))
 
   def _check_params(self) -> None:
-    if (self.n_hidden < 1 or self.batch_size < 1 or self.num_epochs < 1 or self.cd_k < 1
+    if (self.num_hidden < 1 or self.batch_size < 1 or self.num_epochs < 1 or self.cd_k < 1
         or self.n_iter_no_change < 1 or self.chunk_rows < 1):
-      raise ValueError("n_hidden, batch_size, num_epochs, cd_k, n_iter_no_change and "
+      raise ValueError("num_hidden, batch_size, num_epochs, cd_k, n_iter_no_change and "
                        "chunk_rows must be >= 1")
     if not 0.0 <= self.validation_fraction < 1.0:
       raise ValueError(f"validation_fraction must be in [0, 1), got "
@@ -174,7 +197,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
   def _settings(self, num_rows: int):
     """(TrainConfig, HParams) of the constructor's ``Point`` (the point type of every
     search, ``learn.space``; batch size at most the rows)."""
-    point = Point(int(self.n_hidden), float(self.learning_rate), float(self.momentum),
+    point = Point(int(self.num_hidden), float(self.learning_rate), float(self.momentum),
                   float(self.weight_decay), float(self.l1_aux), float(self.aux_lr_scale),
                   int(min(self.batch_size, max(num_rows, 1))))
     return learn.from_config(training.get_config(
@@ -288,7 +311,7 @@ class ConditionalRBM(TransformerMixin, BaseEstimator):
         np.iinfo(np.int32).max))
     key_init, key_data = jax.random.split(jax.random.key(seed))
     state = getattr(self, "_state", None)
-    if state is None or state.params.W.shape != (X.shape[1], int(self.n_hidden)):
+    if state is None or state.params.W.shape != (X.shape[1], int(self.num_hidden)):
       state = _compiled_init(config, num_aux, self.learner)(
           key_init, self._dataset(X, aux, np.arange(min(n, self.chunk_rows))), hparams)
       if not first_call:  # continue from the fitted parameters

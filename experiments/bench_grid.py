@@ -7,6 +7,7 @@ single models vs scikit-learn's BernoulliRBM, at the Mechanical Turk study's siz
       --num_epochs 2    # the block over 5 splits per method, interleaved
   python experiments/bench_grid.py --adaptive=full     # the successive-halving grid stage
   python experiments/bench_grid.py --adaptive=default --adaptive_both   # vs exhaustive
+  python experiments/bench_grid.py --adaptive=full --adaptive_by_hidden  # first rung
   python experiments/bench_grid.py --methods=vmap,map --protocol_epochs=6 \
       --eval_every=1,3   # the protocol per Table 2 method / validation schedule
 
@@ -59,6 +60,10 @@ flags.DEFINE_string("adaptive", "", "Run the Table 2 grid stage of this config v
                     "'both' with --adaptive_both: the exhaustive grid as well, and whether "
                     "the picks agree within one standard error), time it and exit.")
 flags.DEFINE_bool("adaptive_both", False, "With --adaptive: run the exhaustive grid too.")
+flags.DEFINE_bool("adaptive_by_hidden", False, "With --adaptive: time the adaptive search "
+                  "alone with its first rung in one padded block and in one block per "
+                  "hidden size (group_by_hidden False / True), each twice in this run "
+                  "(the second call compiled), interleaved, and exit.")
 flags.DEFINE_string("protocol_variant", "full", "Table 2 config variant of the protocol "
                     "runs (--methods).")
 flags.DEFINE_integer("grid_stride", 1, "Protocol runs: keep every k-th grid point (all "
@@ -81,6 +86,9 @@ def main(argv):
     return
   if FLAGS.split_methods:
     compare_split_methods()
+    return
+  if FLAGS.adaptive and FLAGS.adaptive_by_hidden:
+    compare_adaptive_first_rung()
     return
   if FLAGS.adaptive:
     run_adaptive()
@@ -253,6 +261,43 @@ def run_adaptive():
           f"{a['pick_exhaustive_mean_val_pl']:.4f}: within one s.e.: "
           f"{a['within_one_stderr']}; adaptive x{a['exhaustive_seconds'] / a['seconds']:.1f} "
           f"faster", flush=True)
+
+
+def compare_adaptive_first_rung():
+  """The adaptive grid stage alone (``Runner.adaptive``) on the simulated study, first rung
+  padded vs per hidden size, interleaved, each twice (compiles: first minus second)."""
+  import os  # pylint: disable=import-outside-toplevel
+  import tempfile  # pylint: disable=import-outside-toplevel
+  from crbm_jax.configs import table2 as table2_config  # pylint: disable=import-outside-toplevel
+  from crbm_jax.paper import table2  # pylint: disable=import-outside-toplevel
+  config = table2_config.get_config(FLAGS.adaptive)
+  config.search, config.progress = "adaptive", False
+  prep = table2.prepare("simulated", config)
+  points = table2.grid_points(config)
+  groups, roles = list(prep.obs.groups), prep.roles
+  grid_group = roles.get("track", roles.get("item", roles.get("user")))
+  cols, gg = [groups.index(grid_group)], (grid_group,)
+  runs = {}
+  with tempfile.TemporaryDirectory() as workdir:
+    for rep in range(2):
+      for by_hidden in (False, True):
+        config.group_by_hidden = by_hidden
+        runner = table2.Runner(config, workdir, prep)
+        cpu0, load = time.process_time(), os.getloadavg()[0]
+        a = runner.adaptive(points, gg, cols)
+        cpu = time.process_time() - cpu0
+        runs.setdefault(by_hidden, []).append(a["seconds"])
+        name = "per hidden size" if by_hidden else "padded to H max"
+        print(f"run {rep + 1}, first rung {name}: {a['seconds']:.1f} s wall, {cpu:.1f} s "
+              f"CPU (load {load:.1f}); {a['model_epochs']} model-epochs, buckets "
+              f"{a['buckets']}, first-rung blocks {a.get('first_rung')}; picked "
+              f"{a['selected']} (mean val PL {a['mean_val_pl']:.4f})", flush=True)
+  for by_hidden, (cold, warm) in runs.items():
+    name = "per hidden size" if by_hidden else "padded to H max"
+    print(f"{name}: {cold:.1f} s first call = {warm:.1f} s compute (second call) + "
+          f"{max(cold - warm, 0.0):.1f} s compiling", flush=True)
+  print(f"per hidden size / padded: cold x{runs[False][0] / runs[True][0]:.2f}, compiled "
+        f"x{runs[False][1] / runs[True][1]:.2f} faster", flush=True)
 
 
 def compare_methods():

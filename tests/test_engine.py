@@ -4,6 +4,7 @@ The equivalences every training entry point rests on: a block of one model equal
 ``fit``; the split axis equals one block per split; successive halving follows the
 exhaustive trajectories; compaction changes nothing; the scan driver's in-graph early
 stopping equals the host driver's; any block learner runs through the host driver."""
+import dataclasses
 import functools
 
 import jax
@@ -38,9 +39,9 @@ POINTS = [Point(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
 GROUPS = np.array([[1, 1], [1, 0], [0, 1], [0, 0]], np.float32)
 
 
-def _keys():
+def _keys(models=len(POINTS)):
   model = jax.vmap(lambda s: jax.random.split(jax.random.fold_in(jax.random.key(0), s),
-                                              len(POINTS)))(jnp.arange(S))
+                                              models))(jnp.arange(S))
   data = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(1), s))(jnp.arange(S))
   return model, data
 
@@ -98,20 +99,36 @@ def test_split_axis_block_equals_one_block_per_split(method):
   assert np.abs(out.val_pl[0] - out.val_pl[1]).max() > 1e-3
 
 
+HALVING_RULE = engine.StopRule(patience=1000, tol=0.0, num_epochs=3, eval_every=1,
+                               diverge_margin=1e9)
+
+
+def _halving(by_hidden, points=POINTS, groups=GROUPS, rule=HALVING_RULE,
+             halving=engine.Halving(2.0, 1, 1)):
+  model_keys, data_keys = _keys(len(points))
+  h = max(p.num_hidden for p in points)
+  return halving_lib.run_halving(
+      dataclasses.replace(CONFIG, num_hidden=h), A,
+      model_keys, stack_hparams(points), hidden_masks(points, h),
+      groups, data_keys, *_stacked(2), halving, rule, min_bucket=2, by_hidden=by_hidden)
+
+
 @pytest.mark.extended
-def test_successive_halving_over_splits_follows_the_exhaustive_trajectories():
+@pytest.mark.parametrize("by_hidden", [False, True])
+def test_successive_halving_over_splits_follows_the_exhaustive_trajectories(by_hidden):
   # Halving 4 -> 2 -> 1 configurations after epochs 1 and 2 (ranked by the mean over the
   # splits), with the survivors compacted into smaller blocks: every configuration's
   # validation PL on every split must be the exhaustive block's for as long as it
-  # trained (masks freeze, compaction moves models without changing them).
-  model_keys, data_keys = _keys()
-  rule = engine.StopRule(patience=1000, tol=0.0, num_epochs=3, eval_every=1,
-                         diverge_margin=1e9)
-  res = halving_lib.run_halving(CONFIG, A, model_keys, stack_hparams(POINTS),
-                                hidden_masks(POINTS, 5), GROUPS, data_keys,
-                                *_stacked(2), engine.Halving(2.0, 1, 1), rule, min_bucket=2)
+  # trained (masks freeze, compaction moves models without changing them; by_hidden: the
+  # first rung in one block per hidden size, then padded with zero units).
+  res = _halving(by_hidden)
   exhaustive = np.stack([r.val_pl for r in _per_split()])                 # [S, M, E]
-  assert res.buckets == (2, 4)  # the last survivor trains in a bucket of 2
+  if by_hidden:  # first rung: blocks of 3, 4 and 5 units; then the 2 survivors
+    assert {h: n for h, (n, _) in res.first_rung.items()} == {3: 1, 4: 1, 5: 2}
+    assert res.buckets == (1, 2)
+  else:
+    assert res.first_rung is None
+    assert res.buckets == (2, 4)  # the last survivor trains in a bucket of 2
   assert sorted(res.epochs.tolist()) == [1, 1, 2, 3]
   assert res.model_epochs == S * (4 + 2 + 1) < S * 4 * 3
   for m, e in enumerate(res.epochs):
@@ -123,6 +140,71 @@ def test_successive_halving_over_splits_follows_the_exhaustive_trajectories():
   winner = int(np.argmax(res.mean_val_pl))
   assert res.epochs[winner] == 3 and res.reason[winner] == "max_epochs"
   assert res.reason.count("halved") == 3
+
+
+# more hidden sizes, more models: halving 8 -> 4 -> 2 at epochs 2 and 4
+WIDE_POINTS = [Point(h, lr, 0.5, 1e-3, l1, sc) for h, lr, l1, sc in
+               [(2, 0.1, 1e-2, 1.0), (7, 0.3, 0.0, 10.0), (5, 0.05, 1e-3, 3.0),
+                (4, 0.2, 1e-2, 1.0), (7, 0.15, 1e-3, 3.0), (2, 0.4, 0.0, 1.0),
+                (5, 0.25, 1e-2, 10.0), (4, 0.08, 0.0, 3.0)]]
+
+
+@pytest.mark.extended
+def test_the_first_rung_by_hidden_size_equals_one_padded_block():
+  # Issue 24: each hidden size trains its first rung in a block of its own shape, then is
+  # padded with zero units and continues in the survivors' block: the same scores,
+  # epochs, reasons and work as one block padded to the largest size.
+  groups = np.tile(GROUPS, (2, 1))
+  rule = HALVING_RULE._replace(num_epochs=6)
+  halving = engine.Halving(2.0, 2, 1)
+  padded = _halving(False, WIDE_POINTS, groups, rule, halving)
+  blocks = _halving(True, WIDE_POINTS, groups, rule, halving)
+  assert {h: n for h, (n, _) in blocks.first_rung.items()} == {2: 2, 4: 2, 5: 2, 7: 2}
+  np.testing.assert_allclose(blocks.best_val_pl, padded.best_val_pl, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(blocks.best_epoch, padded.best_epoch)
+  np.testing.assert_array_equal(blocks.epochs, padded.epochs)
+  assert blocks.reason == padded.reason and blocks.reason.count("halved") == 6
+  assert blocks.model_epochs == padded.model_epochs == S * (8 * 2 + 4 * 2 + 2 * 2)
+  assert sorted(blocks.epochs.tolist()) == [2] * 4 + [4] * 2 + [6] * 2
+
+
+def test_a_block_padded_with_zero_hidden_units_trains_as_the_padded_block():
+  # pad_hidden: a 3-unit block trained one round, padded to 5 units, then trained another
+  # round equals the block padded to 5 units (mask 0) from the start, leaf by leaf.
+  model_keys, data_keys = _keys()
+  points = [Point(3, 0.3, 0.5, 1e-3, 1e-2, 3.0), Point(3, 0.1, 0.5, 0.0, 0.0, 1.0)]
+  hp = stack_hparams(points)
+  train, val = _stacked(2)
+  keep = jnp.ones(2, bool)
+  small = engine.compiled_host(learn.cd, dataclasses.replace(CONFIG, num_hidden=3), A,
+                               HALVING_RULE, block_lib.split_evaluate, True)
+  wide = engine.compiled_host(learn.cd, CONFIG, A, HALVING_RULE,
+                              block_lib.split_evaluate, True)
+  args = (model_keys[:, :2], train, val, hp)
+  carry = small[0](*args, jnp.ones((2, 3)), jnp.asarray(GROUPS[:2]))
+  carry, _ = small[1](data_keys, carry, train, val, hp, keep)
+  like = wide[0](*args, jnp.asarray(hidden_masks(points, 5)), jnp.asarray(GROUPS[:2]))
+  carry = halving_lib.pad_hidden(carry, like)
+  want, _ = wide[1](data_keys, like, train, val, hp, keep)
+  for _ in range(2):
+    carry, got_info = wide[1](data_keys, carry, train, val, hp, keep)
+    want, want_info = wide[1](data_keys, want, train, val, hp, keep)
+  np.testing.assert_allclose(got_info.val_pl, want_info.val_pl, rtol=1e-5)
+  gaps = jax.tree.leaves(jax.tree.map(
+      lambda a, b: np.abs(np.asarray(a, float) - np.asarray(b, float)).max(), carry, want))
+  assert len(gaps) > 10 and max(gaps) < 1e-5
+  assert float(np.abs(np.asarray(carry.state.params.W)[..., 3:]).max()) == 0.0
+
+
+def test_hidden_buckets_pad_many_sizes_to_powers_of_two():
+  assert halving_lib.hidden_buckets(np.array([25, 50, 25, 200])).tolist() == [25, 50, 25, 200]
+  sizes = np.array([3, 5, 9, 16, 17, 40])
+  assert halving_lib.hidden_buckets(sizes).tolist() == [4, 8, 16, 16, 32, 40]
+  assert halving_lib.first_rung_epochs(None, HALVING_RULE) is None
+  assert halving_lib.first_rung_epochs(engine.Halving(2.0, 1, 1), HALVING_RULE) == 1
+  # a round of 2 epochs reaches the rungs at 1 and 2 at once: one padded block
+  assert halving_lib.first_rung_epochs(engine.Halving(2.0, 1, 1),
+                                       HALVING_RULE._replace(eval_every=2)) is None
 
 
 def _search_data():

@@ -16,7 +16,7 @@ from crbm_jax.model import marginals as smoothing
 from crbm_jax.estimator import ConditionalRBM
 from crbm_jax.model.pseudolikelihood import balanced_pseudo_likelihood, pseudo_log_likelihood
 
-SMALL = dict(n_hidden=3, num_epochs=2, batch_size=10)
+SMALL = dict(num_hidden=3, num_epochs=2, batch_size=10)
 
 
 class BinarizedInputRBM(ConditionalRBM):
@@ -156,14 +156,14 @@ def test_sample_matches_exact_marginals_within_monte_carlo_error():
 
 
 @pytest.mark.extended
-def test_grid_search_over_n_hidden_and_pipeline():
+def test_grid_search_over_num_hidden_and_pipeline():
   X, _ = _data(n=60)
   no_holdout = dict(SMALL, validation_fraction=0.0)
-  grid = GridSearchCV(ConditionalRBM(**no_holdout), {"n_hidden": [2, 4]}, cv=2)
+  grid = GridSearchCV(ConditionalRBM(**no_holdout), {"num_hidden": [2, 4]}, cv=2)
   grid.fit(X)
-  assert grid.best_params_["n_hidden"] in (2, 4)
+  assert grid.best_params_["num_hidden"] in (2, 4)
   assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
-  assert grid.best_estimator_.transform(X).shape == (60, grid.best_params_["n_hidden"])
+  assert grid.best_estimator_.transform(X).shape == (60, grid.best_params_["num_hidden"])
   y = X[:, 0].astype(int)
   pipe = Pipeline([("rbm", ConditionalRBM(**no_holdout)), ("clf", LogisticRegression())])
   pipe.fit(X[:, 1:], y)
@@ -171,11 +171,22 @@ def test_grid_search_over_n_hidden_and_pipeline():
 
 
 def test_clone_and_set_params_round_trip():
-  est = ConditionalRBM(n_hidden=7, l1_aux=0.01, random_state=5)
+  est = ConditionalRBM(num_hidden=7, l1_aux=0.01, random_state=5)
   copy = clone(est)
   assert copy.get_params() == est.get_params()
-  copy.set_params(n_hidden=9)
-  assert copy.n_hidden == 9 and est.n_hidden == 7
+  copy.set_params(num_hidden=9)
+  assert copy.num_hidden == 9 and est.num_hidden == 7
+
+
+def test_the_old_n_hidden_keyword_is_refused_naming_num_hidden():
+  with pytest.raises(TypeError, match=r"^ConditionalRBM: 'n_hidden' was renamed; use "
+                     r"num_hidden=7$"):
+    ConditionalRBM(n_hidden=7)
+  with pytest.raises(TypeError, match="unexpected keyword argument 'hidden'"):
+    ConditionalRBM(hidden=7)
+  with pytest.raises(TypeError, match="'n_hidden' was renamed; use num_hidden=9"):
+    clone(ConditionalRBM()).set_params(num_hidden=3).__class__(n_hidden=9)
+  assert "n_hidden" not in ConditionalRBM().get_params()
 
 
 # -- early stopping, partial_fit, random_state, chunked sparse input (issue 15) ----------
@@ -183,7 +194,7 @@ def test_clone_and_set_params_round_trip():
 @pytest.mark.extended
 def test_early_stopping_stops_by_itself_and_keeps_the_best_epoch():
   X, aux = _data(n=200)
-  est = ConditionalRBM(n_hidden=4, batch_size=20, num_epochs=200, learning_rate=0.3,
+  est = ConditionalRBM(num_hidden=4, batch_size=20, num_epochs=200, learning_rate=0.3,
                        n_iter_no_change=3, tol=1e-3).fit(X, aux=aux)
   assert est.stopped_ == "converged" and est.n_iter_ < 200
   val = est.history_["val_pl"]
@@ -193,7 +204,7 @@ def test_early_stopping_stops_by_itself_and_keeps_the_best_epoch():
                   if e == 0 or val[e] > max(val[:e]) + 1e-3)
   assert est.n_iter_ == last_gain + 1 + 3
   # without early stopping every epoch runs and the last is kept
-  full = ConditionalRBM(n_hidden=4, batch_size=20, num_epochs=5,
+  full = ConditionalRBM(num_hidden=4, batch_size=20, num_epochs=5,
                         early_stopping=False).fit(X, aux=aux)
   assert full.n_iter_ == 5 and full.best_epoch_ == 4 and not full.validation_used_
 
@@ -205,13 +216,13 @@ def test_invalid_hyperparameters_and_divergence_are_one_clear_error():
     with pytest.raises(ValueError):
       ConditionalRBM(**SMALL, **bad).fit(X, aux=aux)
   with pytest.raises(ValueError, match="diverged.*lower learning_rate"):
-    ConditionalRBM(n_hidden=3, batch_size=10, num_epochs=5, learning_rate=1e7,
+    ConditionalRBM(num_hidden=3, batch_size=10, num_epochs=5, learning_rate=1e7,
                    aux_lr_scale=10.0).fit(X, aux=aux)
 
 
 def test_partial_fit_returns_self_and_continues_training():
   X, aux = _data()
-  est = ConditionalRBM(n_hidden=3, batch_size=20, random_state=0)
+  est = ConditionalRBM(num_hidden=3, batch_size=20, random_state=0)
   assert est.partial_fit(X, aux=aux) is est
   assert est.n_iter_ == 1 and est.num_aux_ == 8
   W1 = est.params_.W.copy()
@@ -219,7 +230,7 @@ def test_partial_fit_returns_self_and_continues_training():
   assert est.n_iter_ == 2 and not np.array_equal(W1, est.params_.W)
   assert est.history_["recon_error"].shape == (2,)
   # the same sequence of calls gives the same model (random_state an int)
-  again = ConditionalRBM(n_hidden=3, batch_size=20, random_state=0)
+  again = ConditionalRBM(num_hidden=3, batch_size=20, random_state=0)
   again.partial_fit(X, aux=aux).partial_fit(X, aux=aux)
   np.testing.assert_array_equal(again.params_.W, est.params_.W)
   # after fit, partial_fit continues from the fitted parameters

@@ -151,3 +151,13 @@ def test_contributions_sum_to_the_balanced_pseudo_likelihood():
                                                               jnp.asarray(v))), rtol=1e-5)
   d = select.paired(np.ones(4), np.zeros(4))
   assert d["difference"] == 4 and d["stderr"] == 0
+
+
+def test_search_space_defaults_are_the_search_specs():
+  # one source: configs/search.SPACE_DEFAULTS (the schema crbm-fit and Table 2 read)
+  from crbm_jax.configs import search as search_spec  # pylint: disable=import-outside-toplevel
+  space = search.SearchSpace()
+  assert set(search_spec.SPACE_DEFAULTS) <= set(space._fields)
+  for name, values in search_spec.SPACE_DEFAULTS.items():
+    assert tuple(getattr(space, name)) == tuple(values), name
+  assert space.conditioned == (True,)

@@ -41,7 +41,9 @@ def get_config(arg=None):
   c.method = "auto"
   c.chunk_size = 64        # models per lax.map step ('map')
   c.shard = True           # shard the model axis over jax.devices() when > 1
-  c.group_by_hidden = True  # one block shape per hidden size (else pad to the largest)
+  # One block shape per hidden size (else pad to the largest): the exhaustive stages' blocks
+  # and the adaptive search's first rung (learn.halving; the same results either way).
+  c.group_by_hidden = True
   # How the grid point is chosen: 'exhaustive' (the paper's protocol: every point on every
   # split), 'adaptive' (successive halving over every point and split at once, masks
   # freezing the halved configurations; learn.halving.run_halving, the engine's host

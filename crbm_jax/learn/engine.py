@@ -548,7 +548,8 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
              split_axis: bool = False, learner: Callable = cd,
              make_evaluate: Optional[Callable] = None, keep_params: bool = True,
              progress: Optional[Callable[[int, int, float], None]] = None,
-             clock: Optional[Callable[[], float]] = None) -> HostResult:
+             clock: Optional[Callable[[], float]] = None,
+             carry: Optional[Carry] = None) -> HostResult:
   """Trains a block of M models (on S splits with ``split_axis``) in jitted rounds, with
   the host deciding between them (module docstring).
 
@@ -576,6 +577,8 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
     keep_params: return the best-epoch parameters of every model (host copy).
     progress: called as ``progress(epoch, models training, best score)`` per round.
     clock: the time in seconds (default ``time.perf_counter``; tests inject one).
+    carry: the block's models as trained so far (the round's carry; default: ``init``'s
+      initial models): ``learn.halving`` trains the first rung in other blocks.
   """
   clock = clock or time.perf_counter
   start = clock()
@@ -590,8 +593,9 @@ def run_host(model_keys, data_keys, train: Dataset, val: Dataset, num_aux: int,
     segment_fn, finish_fn = compiled_segments(learner, config, num_aux, rule,
                                               make_evaluate, split_axis)
     pace = Pace(SEGMENT_SECONDS / SEGMENT_SHARE if seconds is None else seconds)
-  carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
-               jnp.asarray(group_mask))
+  if carry is None:
+    carry = init(model_keys, train, val, hparams, jnp.asarray(hidden_mask),
+                 jnp.asarray(group_mask))
   if pace is not None:
     jax.block_until_ready(carry.tracker.start)
     pace.setup = clock() - start

@@ -21,6 +21,7 @@ from typing import List, NamedTuple, Optional, Sequence, Union
 import jax.numpy as jnp
 import numpy as np
 
+from crbm_jax.configs.search import SPACE_DEFAULTS
 from crbm_jax.learn.base import HParams
 
 
@@ -90,14 +91,15 @@ def hidden_masks(points: Sequence[Point], num_hidden: int) -> np.ndarray:
 class SearchSpace(NamedTuple):
   """Values to search (each a sequence; the fields of ``Point``). ``batch_size`` is
   static: one block per value. ``conditioned``: True trains with the auxiliary groups,
-  False without (an unconditional RBM in the same block, for the honest comparison)."""
-  num_hidden: Sequence[int] = (25, 50, 100)
-  learning_rate: Sequence[float] = (0.02, 0.05, 0.1, 0.2)
-  l1_aux: Sequence[float] = (0.0, 1e-4, 1e-3)
-  aux_lr_scale: Sequence[float] = (1.0, 10.0, 30.0, 100.0)
-  weight_decay: Sequence[float] = (0.0, 1e-4, 1e-3)
-  batch_size: Sequence[int] = (100,)
-  momentum: Sequence[float] = (0.5,)
+  False without (an unconditional RBM in the same block, for the honest comparison).
+  The defaults are the one search spec's (``configs/search.SPACE_DEFAULTS``)."""
+  num_hidden: Sequence[int] = tuple(SPACE_DEFAULTS["num_hidden"])
+  learning_rate: Sequence[float] = tuple(SPACE_DEFAULTS["learning_rate"])
+  l1_aux: Sequence[float] = tuple(SPACE_DEFAULTS["l1_aux"])
+  aux_lr_scale: Sequence[float] = tuple(SPACE_DEFAULTS["aux_lr_scale"])
+  weight_decay: Sequence[float] = tuple(SPACE_DEFAULTS["weight_decay"])
+  batch_size: Sequence[int] = tuple(SPACE_DEFAULTS["batch_size"])
+  momentum: Sequence[float] = tuple(SPACE_DEFAULTS["momentum"])
   conditioned: Sequence[bool] = (True,)
 
   def size(self) -> int:

@@ -245,8 +245,9 @@ class Runner:
 
   def adaptive(self, points, groups, columns, stream=None) -> dict:
     """The grid stage by successive halving (``learn.halving.run_halving``) over every point and
-    split at once; selection by mean validation PL over the splits. Not stored per fit
-    (it takes seconds); returns the pick and what the search did."""
+    split at once, the first rung in one block per hidden size with ``group_by_hidden``;
+    selection by mean validation PL over the splits. Not stored per fit (it takes
+    seconds); returns the pick and what the search did."""
     t0 = time.perf_counter()
     a = self.config.adaptive
     data = _split_datasets(self.prep, columns, self.config.train.batch_size)
@@ -273,7 +274,8 @@ class Runner:
     res = halving_lib.run_halving(cfg, num_aux, keys, space_lib.stack_hparams(points),
                                 space_lib.hidden_masks(points, max_h), gmask, data_keys,
                                 train, val, halving, rule, int(a.halving.min_bucket),
-                                report, learner=learner_of(self.config))
+                                report, learner=learner_of(self.config),
+                                by_hidden=bool(self.config.group_by_hidden))
     prog.close()
     order = sorted(range(len(points)), key=lambda i: (-res.mean_val_pl[i], i))
     pick = order[0]
@@ -284,6 +286,8 @@ class Runner:
                 exhaustive_model_epochs=len(points) * num_splits * cfg.num_epochs,
                 rounds=res.rounds, buckets=list(res.buckets),
                 survivors=int(sum(r != "halved" for r in res.reason)),
+                first_rung=({str(h): dict(models=n, seconds=t) for h, (n, t) in
+                             res.first_rung.items()} if res.first_rung else None),
                 halving=dict(eta=halving.eta, first_rung=halving.first_rung,
                              min_models=halving.min_models))
 
