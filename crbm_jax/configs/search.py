@@ -22,10 +22,8 @@
 """
 import ml_collections
 
-SPACE_DEFAULTS = dict(
-    num_hidden=(16, 32, 64, 128), learning_rate=(0.01, 0.03, 0.1, 0.3),
-    l1_aux=(0.0, 1e-4, 1e-3, 1e-2), aux_lr_scale=(1.0, 10.0, 30.0, 100.0),
-    weight_decay=(0.0, 1e-4), momentum=(0.5,), batch_size=(100,))
+from crbm_jax.defaults import SPACE_DEFAULTS  # the one source (learn.space reads it too)
+
 STOP_DEFAULTS = dict(num_epochs=300, patience=8, tol=1e-4, eval_every=1, diverge_margin=0.5)
 HALVING_DEFAULTS = dict(eta=2.0, first_rung=4, min_models=1, min_bucket=1)
 DEFAULTS = dict(learner="cd", space=SPACE_DEFAULTS, num_configs=96, inits_per_config=1,

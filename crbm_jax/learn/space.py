@@ -21,7 +21,7 @@ from typing import List, NamedTuple, Optional, Sequence, Union
 import jax.numpy as jnp
 import numpy as np
 
-from crbm_jax.configs.search import SPACE_DEFAULTS
+from crbm_jax.defaults import SPACE_DEFAULTS
 from crbm_jax.learn.base import HParams
 
 
@@ -92,7 +92,8 @@ class SearchSpace(NamedTuple):
   """Values to search (each a sequence; the fields of ``Point``). ``batch_size`` is
   static: one block per value. ``conditioned``: True trains with the auxiliary groups,
   False without (an unconditional RBM in the same block, for the honest comparison).
-  The defaults are the one search spec's (``configs/search.SPACE_DEFAULTS``)."""
+  The defaults are the one search spec's (``crbm_jax.defaults.SPACE_DEFAULTS``, which
+  ``configs/search`` uses)."""
   num_hidden: Sequence[int] = tuple(SPACE_DEFAULTS["num_hidden"])
   learning_rate: Sequence[float] = tuple(SPACE_DEFAULTS["learning_rate"])
   l1_aux: Sequence[float] = tuple(SPACE_DEFAULTS["l1_aux"])
