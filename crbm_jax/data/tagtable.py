@@ -20,8 +20,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from crbm_jax.util.atomic import write_bytes_atomic
-from crbm_jax.util import interrupt
+from crbm_jax.util.atomic import write_bytes_atomic, write_stream_atomic
 from crbm_jax.data.errors import DataError
 
 STRING_COLUMNS = ("clip", "tag", "user", "track", "artist", "album")
@@ -377,32 +376,22 @@ def write_table_chunks(path: str, columns, chunks, mode: Optional[int] = None) -
   str), atomically, holding one chunk at a time: the same bytes as
   ``write_bytes_atomic(path, table_bytes(columns, all_rows, path))`` (``.gz``: the same
   gzip stream, compressed as it is written). Returns the number of rows."""
-  import tempfile  # pylint: disable=import-outside-toplevel
   import zlib  # pylint: disable=import-outside-toplevel
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
   # gzip.compress(data, 9, mtime=0) is zlib.compress(data, 9, wbits=31); deflate's
   # output does not depend on how its input is split.
   packer = zlib.compressobj(9, zlib.DEFLATED, 31) if path.endswith(".gz") else None
-  count = 0
-  with interrupt.scratch(tmp):  # a Ctrl-C removes it
-    try:
-      with os.fdopen(fd, "wb") as f:
-        for k, rows in enumerate(itertools.chain([[]], chunks)):
-          data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path,
-                             header=(k == 0))
-          count += len(rows)
-          f.write(packer.compress(data) if packer else data)
-        if packer:
-          f.write(packer.flush())
-      os.chmod(tmp, _new_file_mode(path) if mode is None else mode)
-      with interrupt.finishing():
-        os.replace(tmp, path)
-    except BaseException:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-      raise
-  return count
+
+  def write(f) -> int:
+    count = 0
+    for k, rows in enumerate(itertools.chain([[]], chunks)):
+      data = encode_rows(columns, [tuple(map(str, r)) for r in rows], path,
+                         header=(k == 0))
+      count += len(rows)
+      f.write(packer.compress(data) if packer else data)
+    if packer:
+      f.write(packer.flush())
+    return count
+  return write_stream_atomic(path, write, _new_file_mode(path) if mode is None else mode)
 
 
 def write_tag_table(table: TagTable, path: PathLike) -> None:

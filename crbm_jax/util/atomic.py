@@ -19,14 +19,18 @@ import numpy as np
 from crbm_jax.util import interrupt
 
 
-def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+def write_stream_atomic(path: str, write, mode: int = 0o644):
+  """``write(f)`` writes the file through the binary file object ``f`` (any number of
+  writes: memory holds what it writes at a time), into a temporary file beside ``path``
+  that then replaces it; a Ctrl-C removes the temporary (``interrupt.scratch``). Returns
+  what ``write`` returns."""
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-  with interrupt.scratch(tmp):  # a Ctrl-C removes it (crbm_jax.util.interrupt)
+  with interrupt.scratch(tmp):
     try:
       with os.fdopen(fd, "wb") as f:
-        f.write(data)
+        result = write(f)
       os.chmod(tmp, mode)
       with interrupt.finishing():
         os.replace(tmp, path)
@@ -34,6 +38,11 @@ def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
       if os.path.exists(tmp):
         os.remove(tmp)
       raise
+  return result
+
+
+def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+  write_stream_atomic(path, lambda f: f.write(data), mode)
 
 
 def replace_folder_atomic(folder: str, fill, kind: str, not_a_folder=None) -> str:
