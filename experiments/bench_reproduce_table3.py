@@ -117,12 +117,18 @@ def main(argv=None) -> int:
   out = dict(part=args.part, cache=cache, seconds=round(time.perf_counter() - start, 1),
              compile_seconds=round(split["compile_seconds"], 1),
              compiles=split["compiles"], cache_hits=split["cache_hits"],
+             # the sparsity label workers' compilations (spawned processes: JAX's log
+             # below does not see them; ``by_name`` is this process's only)
+             **{k: (round(v, 1) if isinstance(v, float) else v) for k, v in split.items()
+                if k.startswith("worker_")},
              xla_compiles_logged=len(handler.events),
              xla_seconds_logged=round(sum(e[1] for e in handler.events), 1),
              by_name={k: [v[0], round(v[1], 2)] for k, v in
                       sorted(by_name.items(), key=lambda kv: -kv[1][1])}, **extra)
   print(json.dumps({k: v for k, v in out.items() if k != "by_name"}, indent=1))
-  print("compiled functions (count, XLA seconds), most expensive first:")
+  print("compiled functions in this process (count, XLA seconds), most expensive first"
+        + (" (the label workers' are counted only in worker_*)" if "worker_compiles" in out
+           else "") + ":")
   for k, (n, s) in list(out["by_name"].items())[:40]:
     print(f"  {n:4d} {s:8.2f}  {k}")
   if args.json:
