@@ -106,7 +106,7 @@ def test_saved_autotagger_loads_back_and_predicts_identically_and_matches_sklear
   at = store.assemble(["t"], ["T"], fs.feature_names, "nusvc", mean, std, [arrays])
   x = fs.features + rng.normal(size=fs.features.shape).astype(np.float32) * 0.1
   zx = (x.astype(np.float64) - mean) / std
-  svc = clf.calibrated_classifiers_[0].estimator
+  svc = svm.svm_of(clf)
   np.testing.assert_allclose(at.decision_function(x)[:, 0], svc.decision_function(zx),
                              rtol=1e-9, atol=1e-9)
   np.testing.assert_allclose(at.predict_proba(x)[:, 0], clf.predict_proba(zx)[:, 1],

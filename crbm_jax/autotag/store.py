@@ -101,25 +101,28 @@ def from_sklearn_tag(model) -> dict:
   """Arrays of one tag's fitted scikit-learn classifier (in standardised features).
 
   Args:
-    model: ``CalibratedClassifierCV(NuSVC(kernel='linear'), method='sigmoid',
-      ensemble=False)`` as ``svm.fit_tag_svm`` returns, or a binary
+    model: the ``svm.PlattSVM`` that ``svm.fit_tag_svm`` returns (or the
+      ``CalibratedClassifierCV(NuSVC(kernel='linear'), method='sigmoid',
+      ensemble=False)`` it computes), or a binary
       ``LogisticRegression``.
   Returns:
     {'coef' [F], 'intercept', 'platt_a', 'platt_b', 'sv' [S, F], 'sv_dual' [S]}.
   """
   from sklearn.calibration import CalibratedClassifierCV  # pylint: disable=import-outside-toplevel
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
-  if isinstance(model, CalibratedClassifierCV):
-    if len(model.calibrated_classifiers_) != 1:
+  from crbm_jax.autotag import svm as svm_lib  # pylint: disable=import-outside-toplevel
+  if isinstance(model, (svm_lib.PlattSVM, CalibratedClassifierCV)):
+    if (isinstance(model, CalibratedClassifierCV)
+        and len(model.calibrated_classifiers_) != 1):
       raise ValueError("expected one calibrated classifier (ensemble=False)")
-    cal = model.calibrated_classifiers_[0]
-    svm, sigmoid = cal.estimator, cal.calibrators[0]
+    svm = svm_lib.svm_of(model)
+    platt_a, platt_b = svm_lib.sigmoid_of(model)
     if getattr(svm, "kernel", None) != "linear" or list(svm.classes_) != [0, 1]:
       raise ValueError("expected a binary linear-kernel SVM with classes 0, 1")
     sv = np.asarray(svm.support_vectors_, np.float64)
     dual = np.asarray(svm.dual_coef_, np.float64).ravel()
     return {"coef": dual @ sv, "intercept": float(svm.intercept_[0]),
-            "platt_a": float(sigmoid.a_), "platt_b": float(sigmoid.b_),
+            "platt_a": float(platt_a), "platt_b": float(platt_b),
             "sv": sv, "sv_dual": dual}
   if isinstance(model, LogisticRegression):
     if list(model.classes_) != [0, 1]:
