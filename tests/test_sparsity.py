@@ -235,3 +235,33 @@ def test_labels_in_two_processes_give_the_same_experiment(smoke, tmp_path):
   assert list(two["models"]) == list(one["models"])
   for name in one["models"]:
     np.testing.assert_equal(untimed(two["models"][name]), untimed(one["models"][name]))
+
+
+@pytest.mark.extended
+def test_labels_started_early_give_the_same_experiment(smoke, tmp_path):
+  """``start_labels`` (as crbm-reproduce's Table 3 stage calls it before its data sets)
+  then ``run_sparsity(labels=...)`` gives the one-process run's summary and models."""
+  config, one = smoke
+  config = _fast_config()
+  config.sparsity.label_processes = 2
+  labels = sparsity.start_labels(config, jax.random.key(0), with_reference=False,
+                                 progress=False)
+  assert labels.pool is not None and len(labels.futures) == len(labels.by_p)
+  early = sparsity.run_sparsity(config, str(tmp_path), jax.random.key(0), progress=False,
+                                labels=labels)
+  assert labels.pool is None  # closed by run_sparsity
+  np.testing.assert_equal(early["summary"], one["summary"])
+  assert list(early["models"]) == list(one["models"])
+
+
+def test_labels_started_for_another_p1_column_are_refused(tmp_path):
+  """Labels started without p = 1 (Table 3's run was to give it) cannot serve a run
+  that has no reference: p = 1 would be missing."""
+  config = _fast_config()
+  assert 1.0 in [float(p) for p in config.sparsity.keep]
+  labels = sparsity.start_labels(config, jax.random.key(0), with_reference=True,
+                                 progress=False)
+  assert labels.pool is None and all(p != 1.0 for _, p, _ in labels.units)
+  with pytest.raises(sparsity.SparsityError, match="another p = 1 column"):
+    sparsity.run_sparsity(config, str(tmp_path), jax.random.key(0), progress=False,
+                          labels=labels)

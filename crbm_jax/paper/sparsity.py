@@ -299,9 +299,76 @@ def _labels_in_worker(*args):
   return labels_of_p(*args), clock.split()
 
 
+class LabelJobs:
+  """The labels of every keep probability, started (``start_labels``): the shared
+  inputs, the units (i, p, d), the draws of each p and, with ``label_processes`` > 1,
+  the spawned pool and its futures (else the labels are computed when collected)."""
+
+  def __init__(self, config, rng_key, progress: bool = True):
+    sp = config.sparsity
+    self.keep = [float(p) for p in sp.keep]
+    if not self.keep or any(not 0.0 < p <= 1.0 for p in self.keep):
+      raise SparsityError(f"sparsity.keep must be probabilities in (0, 1], got {self.keep}")
+    if int(sp.num_draws) < 1:
+      raise SparsityError(f"sparsity.num_draws must be >= 1, got {sp.num_draws}")
+    self.config, self.progress = config, progress
+    self.inputs = load_inputs(config)
+    self.base_names = tuple(sp.get("baselines", ()))
+    self.key_data = np.asarray(jax.random.key_data(rng_key))
+    self.pool, self.futures = None, None
+    self.units, self.with_reference = None, None
+    self.started = time.monotonic()
+
+  def start(self, with_reference: bool) -> "LabelJobs":
+    """Submits the labels of every p (p = 1 left out ``with_reference``: Table 3's run
+    gives it)."""
+    sp, keep = self.config.sparsity, self.keep
+    self.with_reference = bool(with_reference)
+    self.units = [(i, p, d) for i, p in enumerate(keep)
+                  if not (p == 1.0 and with_reference)
+                  for d in range(1 if p == 1.0 else int(sp.num_draws))]
+    by_p = [(i, p, [d for (j, _, d) in self.units if j == i]) for i, p in enumerate(keep)]
+    self.by_p = [u for u in by_p if u[2]]
+    processes = max(1, min(int(sp.get("label_processes", 1) or 1), len(self.by_p)))
+    if processes > 1:  # the draws of each p in spawned processes (same numbers)
+      self.pool = spawn_pool(processes, compile_cache.enable,
+                             (compile_cache.active_dir() or "off",))
+      _log(f"labels of {len(self.by_p)} keep probabilities in {processes} processes")
+      self.futures = [self.pool.submit(_labels_in_worker, self.config, self.key_data,
+                                       self.inputs, i, p, draws, self.base_names,
+                                       self.progress) for i, p, draws in self.by_p]
+    return self
+
+  def results(self):
+    """Yields the label dicts of each p in turn (``labels_of_p``), waiting for its
+    worker when one computes them."""
+    for n, (i, p, draws) in enumerate(self.by_p):
+      if self.futures is not None:
+        got, split = self.futures[n].result()
+        compile_cache.add_worker_split(split)  # the stage's report counts it apart
+      else:
+        got = labels_of_p(self.config, self.key_data, self.inputs, i, p, draws,
+                          self.base_names, self.progress)
+      yield from got
+
+  def close(self) -> None:
+    if self.pool is not None:
+      self.pool.shutdown(cancel_futures=True)
+      self.pool = None
+
+
+def start_labels(config, rng_key, with_reference: bool, progress: bool = True) -> LabelJobs:
+  """Starts the labels of the experiment (the CRBM searches, smoothing and baselines of
+  every thinned draw) in ``config.sparsity.label_processes`` spawned processes, so that
+  they run while the caller does other work (``crbm-reproduce``'s Table 3 stage starts
+  them before its own data sets); ``run_sparsity(..., labels=)`` collects them. The same
+  numbers as computing them there."""
+  return LabelJobs(config, rng_key, progress).start(with_reference)
+
+
 def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None,
                  pool: Optional[concurrent.futures.Executor] = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, labels: Optional[LabelJobs] = None) -> dict:
   """Runs the experiment (module docstring); writes <workdir>/sparsity.{md,png,csv,json}.
 
   Args:
@@ -312,62 +379,46 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
       info)}. Without it p = 1 is computed here like every other p.
     pool: an executor for the SVM scoring (None: a spawned worker process when
       ``config.sparsity.processes`` > 0, else in this process).
+    labels: the labels as ``start_labels`` started them (with ``with_reference`` as
+      ``reference`` is given; None: started here). This function closes them.
   Returns:
     {'summary', 'paths', 'models', 'seconds'}.
   """
   start = time.monotonic()
   sp = config.sparsity
-  keep = [float(p) for p in sp.keep]
-  if not keep or any(not 0.0 < p <= 1.0 for p in keep):
-    raise SparsityError(f"sparsity.keep must be probabilities in (0, 1], got {keep}")
-  if int(sp.num_draws) < 1:
-    raise SparsityError(f"sparsity.num_draws must be >= 1, got {sp.num_draws}")
-  inputs = load_inputs(config)
-  if reference is not None:
-    same = (np.array_equal(np.asarray(reference["clips"], str), inputs.clips)
-            and np.array_equal(np.asarray(reference["fold_ids"]), inputs.fold_ids)
-            and np.array_equal(np.asarray(reference["vocab"], str), inputs.vocab)
-            and np.array_equal(np.asarray(reference["raw"]), inputs.full_raw))
-    if not same:
-      raise SparsityError("the Table 3 reference run has other clips, tags, counts or "
-                          "folds than the sparsity experiment; use the same data set, "
-                          "seed, min_users and num_folds")
-    if int(config.sparsity.num_tags) > int(config.table3.num_tags):
-      raise SparsityError(f"sparsity.num_tags ({config.sparsity.num_tags}) exceeds "
-                          f"table3.num_tags ({config.table3.num_tags}), whose run gives "
-                          "the p = 1 column")
-  settings = _protocol_settings(config)
   own_pool = None
-  if pool is None and int(sp.get("processes", 0)) > 0:
-    own_pool = pool = spawn_pool(int(sp.processes))
-  units = [(i, p, d) for i, p in enumerate(keep)
-           if not (p == 1.0 and reference is not None)
-           for d in range(1 if p == 1.0 else int(sp.num_draws))]
-  bar = Progress(len(units), "sparsity", "draws", stream=sys.stderr if progress else None)
-  jobs, models = {}, {}
-  base_names = tuple(sp.get("baselines", ()))
-  not_applicable, base_per_fold = {}, []
-  by_p = [(i, p, [d for (j, _, d) in units if j == i]) for i, p in enumerate(keep)]
-  by_p = [u for u in by_p if u[2]]
-  key_data = np.asarray(jax.random.key_data(rng_key))
-  label_processes = max(1, min(int(sp.get("label_processes", 1) or 1), len(by_p)))
-  label_pool = None
   try:
-    if label_processes > 1:  # the draws of each p in spawned processes (same numbers)
-      label_pool = spawn_pool(label_processes, compile_cache.enable,
-                              (compile_cache.active_dir() or "off",))
-      _log(f"labels of {len(by_p)} keep probabilities in {label_processes} processes")
-      labelled = [label_pool.submit(_labels_in_worker, config, key_data, inputs, i, p,
-                                    draws, base_names, progress) for i, p, draws in by_p]
-    else:
-      labelled = [(i, p, draws) for i, p, draws in by_p]
-    for job in labelled:
-      if label_pool is not None:
-        got, split = job.result()
-        compile_cache.add_worker_split(split)  # the stage's report counts it apart
-      else:
-        got = labels_of_p(config, key_data, inputs, *job, base_names, progress)
-      for unit in got:
+    if labels is None:
+      labels = LabelJobs(config, rng_key, progress)
+    elif (labels.units is not None and 1.0 in labels.keep
+          and labels.with_reference != (reference is not None)):
+      raise SparsityError("the labels were started for another p = 1 column than the "
+                          "reference given")
+    keep, inputs, base_names = labels.keep, labels.inputs, labels.base_names
+    if reference is not None:
+      same = (np.array_equal(np.asarray(reference["clips"], str), inputs.clips)
+              and np.array_equal(np.asarray(reference["fold_ids"]), inputs.fold_ids)
+              and np.array_equal(np.asarray(reference["vocab"], str), inputs.vocab)
+              and np.array_equal(np.asarray(reference["raw"]), inputs.full_raw))
+      if not same:
+        raise SparsityError("the Table 3 reference run has other clips, tags, counts or "
+                            "folds than the sparsity experiment; use the same data set, "
+                            "seed, min_users and num_folds")
+      if int(config.sparsity.num_tags) > int(config.table3.num_tags):
+        raise SparsityError(f"sparsity.num_tags ({config.sparsity.num_tags}) exceeds "
+                            f"table3.num_tags ({config.table3.num_tags}), whose run gives "
+                            "the p = 1 column")
+    if labels.units is None:
+      labels.start(reference is not None)
+    units = labels.units
+    settings = _protocol_settings(config)
+    if pool is None and int(sp.get("processes", 0)) > 0:
+      own_pool = pool = spawn_pool(int(sp.processes))
+    bar = Progress(len(units), "sparsity", "draws", stream=sys.stderr if progress else None)
+    jobs, models = {}, {}
+    not_applicable, base_per_fold = {}, []
+    try:
+      for unit in labels.results():
         i, p, d = unit["i"], unit["p"], unit["d"]
         models[f"p={p:g} draw={d}"] = unit["info"]
         not_applicable.update(unit["reasons"])
@@ -376,28 +427,30 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
         jobs[i, d] = (pool.submit(score_unit, *args) if pool is not None
                       else score_unit(*args))
         bar.update(1)
-    per_fold = []
-    for i, p in enumerate(keep):
-      if p == 1.0 and reference is not None:
-        ref = reference["per_fold"]
-        ref = np.asarray(ref() if callable(ref) else ref)[:len(inputs.tags)]
-        per_fold.append(np.stack([ref[..., 0], ref[..., 0]], -1)[None])
-        models[f"p={p:g} (Table 3)"] = reference.get("model", {})
+      per_fold = []
+      for i, p in enumerate(keep):
+        if p == 1.0 and reference is not None:
+          ref = reference["per_fold"]
+          ref = np.asarray(ref() if callable(ref) else ref)[:len(inputs.tags)]
+          per_fold.append(np.stack([ref[..., 0], ref[..., 0]], -1)[None])
+          models[f"p={p:g} (Table 3)"] = reference.get("model", {})
+          if base_names:
+            base_per_fold.append(reference_baselines(reference, base_names,
+                                                      len(inputs.tags)))
+          continue
+        draws = sorted(d for (k, d) in jobs if k == i)
+        got = [jobs[i, d].result() if pool is not None else jobs[i, d] for d in draws]
         if base_names:
-          base_per_fold.append(reference_baselines(reference, base_names,
-                                                    len(inputs.tags)))
-        continue
-      draws = sorted(d for (k, d) in jobs if k == i)
-      got = [jobs[i, d].result() if pool is not None else jobs[i, d] for d in draws]
-      if base_names:
-        base_per_fold.append(np.stack([g[1] for g in got]))
-        got = [g[0] for g in got]
-      per_fold.append(np.stack(got))
+          base_per_fold.append(np.stack([g[1] for g in got]))
+          got = [g[0] for g in got]
+        per_fold.append(np.stack(got))
+    finally:
+      bar.close()
   finally:
-    bar.close()
-    for executor in (own_pool, label_pool):
-      if executor is not None:
-        executor.shutdown(cancel_futures=True)
+    if labels is not None:
+      labels.close()
+    if own_pool is not None:
+      own_pool.shutdown(cancel_futures=True)
   tag_names = [str(inputs.vocab[t]) for t in inputs.tags]
   usage = inputs.full_raw.sum(axis=0)[inputs.tags]
   summary = summarize(keep, per_fold, tag_names, usage)
@@ -407,7 +460,8 @@ def run_sparsity(config, workdir: str, rng_key, reference: Optional[dict] = None
         keep, per_fold, [b[:, :, :, [base_names.index(n) for n in trained]]
                          for b in base_per_fold], trained)
     summary["baselines"]["not_applicable"] = not_applicable
-  seconds = round(time.monotonic() - start, 2)
+  # from the labels' start (``start_labels`` may have started them earlier)
+  seconds = round(time.monotonic() - min(start, labels.started), 2)
   notes = _notes(inputs, config, reference is not None) + [
       f"{len(units)} thinning draws (model selection, smoothing, SVMs) in {seconds:.0f} s."]
   paths = write_sparsity(summary, workdir, notes,

@@ -523,9 +523,24 @@ def run_demo_audio(num_workers: int = 2) -> dict:
               skipped=[list(s) for s in ext.skipped])
 
 
-def _run_sparsity(config, workdir: str, root, pending, pool) -> dict:
+def _sparsity_labels(config, root):
+  """The sparsity experiment's labels, started in their spawned processes before the
+  data sets train (``sparsity.start_labels``), or None (experiment off, or its labels
+  computed in this process, which gains nothing from starting early)."""
+  if config.get("sparsity") is None or not config.sparsity.enabled:
+    return None
+  if int(config.sparsity.get("label_processes", 1) or 1) <= 1:
+    return None
+  from crbm_jax.paper import sparsity  # pylint: disable=import-outside-toplevel
+  with_reference = str(config.sparsity.dataset) in tuple(config.datasets)
+  _log("sparsity experiment: labels of the thinned draws started in worker processes")
+  return sparsity.start_labels(config, jax.random.fold_in(root, 1000), with_reference)
+
+
+def _run_sparsity(config, workdir: str, root, pending, pool, labels=None) -> dict:
   """The sparsity experiment (crbm_jax.paper.sparsity); its p = 1 column is this run's
-  Table 3 of the same data set when that data set ran here."""
+  Table 3 of the same data set when that data set ran here. ``labels``: its labels as
+  ``_sparsity_labels`` started them (None: started here)."""
   from crbm_jax.paper import sparsity  # pylint: disable=import-outside-toplevel
   from crbm_jax.autotag import folds as folds_lib  # pylint: disable=import-outside-toplevel
   name = str(config.sparsity.dataset)
@@ -553,7 +568,7 @@ def _run_sparsity(config, workdir: str, root, pending, pool) -> dict:
        + (" (p = 1: this run's Table 3)" if reference is not None else ""))
   res = sparsity.run_sparsity(config, os.path.join(workdir, "sparsity"),
                               jax.random.fold_in(root, 1000), reference=reference,
-                              pool=pool)
+                              pool=pool, labels=labels)
   return {"dataset": name, "paths": res["paths"], "seconds": res["seconds"],
           "summary": res["summary"]}
 
@@ -574,7 +589,9 @@ def run_autotagging(config, workdir: str) -> dict:
   out = {"datasets": {}, "demo_audio": None}
   workers = int(config.get("table3_processes", 0))
   pool = spawn_pool(workers) if workers > 0 else None
+  labels = None
   try:
+    labels = _sparsity_labels(config, root)
     pending = []
     for i, name in enumerate(config.datasets):
       _log(f"data set {name} ({i + 1}/{len(config.datasets)})")
@@ -588,11 +605,13 @@ def run_autotagging(config, workdir: str) -> dict:
     if config.demo_audio:
       out["demo_audio"] = run_demo_audio(int(config.demo_audio_workers))
     if config.get("sparsity") is not None and config.sparsity.enabled:
-      out["sparsity"] = _run_sparsity(config, workdir, root, pending, pool)
+      out["sparsity"] = _run_sparsity(config, workdir, root, pending, pool, labels)
     for prep, job in pending:
       result, seconds = job if pool is None else job.result()
       out["datasets"][prep.name] = finish_dataset(prep, result, config, seconds)
   finally:
+    if labels is not None:
+      labels.close()
     if pool is not None:
       pool.shutdown(cancel_futures=True)
   out["seconds"] = round(time.monotonic() - start, 2)
