@@ -26,21 +26,26 @@ class Fold(NamedTuple):
   test: np.ndarray
 
 
+def one_blas_thread():
+  """A context in which BLAS runs on one thread. Per-tag fits make many small BLAS calls
+  (the Platt fit's dot products), and OpenBLAS's idle threads spin between them: Table
+  3's fold x tag loop took 46 CPU-seconds for 23 s of work, and the spinning took the
+  other core from the processes running beside it. The calls are too small to gain from
+  threads; their results are the same."""
+  return threadpool_limits(limits=1, user_api="blas")
+
+
 def fold_tag_loop(fold_ids: np.ndarray, num_folds: int, num_tags: int,
                   score: Callable[[Fold, int, Any], None], *,
                   prepare: Optional[Callable[[Fold], Any]] = None, progress: bool = True,
                   label: str = "cross-validation") -> None:
   """Calls ``score(fold, t, prepared)`` for every fold and tag position t in
   range(num_tags), where ``prepared = prepare(fold)`` (once per fold; None without
-  ``prepare``). Folds in order, tags in order within a fold.
-
-  BLAS runs on one thread inside the loop: its calls here are small (the Platt fit's dot
-  products), and OpenBLAS's idle threads spin between them, which doubled the loop's CPU
-  time (23 s of work took 46 CPU-seconds) and took the other core from the processes
-  running beside it."""
+  ``prepare``). Folds in order, tags in order within a fold, BLAS on one thread
+  (``one_blas_thread``)."""
   bar = Progress(num_folds * num_tags, label, "(fold, tag)",
                  stream=sys.stderr if progress else None)
-  with threadpool_limits(limits=1, user_api="blas"):
+  with one_blas_thread():
     for f in range(num_folds):
       fold = Fold(f, fold_ids != f, fold_ids == f)
       prepared = prepare(fold) if prepare is not None else None

@@ -285,9 +285,12 @@ def evaluate_dataset(data: AudioTagData, *, seed: int = 0, num_folds: int = 5,
     if name == "mlp":
       oofs[name], thresholds[name] = mlp_cv(data, fold_ids, seed)
     elif name == "logistic_all":
-      oofs[name], thresholds[name] = logistic_all_cv(data, fold_ids, seed)
+      with training.crossval.one_blas_thread():
+        oofs[name], thresholds[name] = logistic_all_cv(data, fold_ids, seed)
     else:
-      oofs[name] = per_tag_cv(data, fold_ids, "nusvc" if name == "nusvc" else "linear", seed)
+      with training.crossval.one_blas_thread():
+        oofs[name] = per_tag_cv(data, fold_ids, "nusvc" if name == "nusvc" else "linear",
+                                seed)
       thresholds[name] = np.full((num_folds, t), 0.5)
     out["seconds"][f"{name}_total"] = round(time.perf_counter() - tick, 2)
     log(f"audio_tags {data.name}: {name} cross-validated in "
