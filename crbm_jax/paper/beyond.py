@@ -27,6 +27,12 @@ from crbm_jax.util.atomic import write_json_atomic, write_text_atomic
 from crbm_jax.util.stats import format_mean_se, mean_stderr, recovery_auc
 
 
+# Jitted here, at the top, so that models of one shape share a program: run eagerly, the
+# pseudo-likelihood's lax.switch over closures compiled afresh at every call.
+_per_bit_pl = jax.jit(pseudo_log_likelihood, static_argnames=("chunk_size",))
+_sample_visible = jax.jit(sample_visible, static_argnames=("num_samples", "burn_in", "thin"))
+
+
 def _data(obs, idx):
   return learn.make_dataset(obs.X[idx], obs.aux[idx])
 
@@ -41,7 +47,7 @@ def _evaluate(key, params, test, c):
   AIS runs on ``c.ais_max_test`` test observations drawn with a fixed seed (the same
   subset for every model of a split), or on all of them.
   """
-  per_bit = pseudo_log_likelihood(params, test.v, test.aux)
+  per_bit = _per_bit_pl(params, test.v, test.aux)
   n = test.v.shape[0]
   sub = np.arange(n)
   if c.ais_max_test is not None and c.ais_max_test < n:
@@ -145,20 +151,20 @@ def _run_split(s, bundle, obs_all, split, c):
   obs = obs_all.select_groups(groups)
   train, val, test = (_data(obs, i) for i in split)
   per_length, fitted_drift = {}, {}
+  compiled = None
   for normalize in (False, True):
     nb = clip_distance.clip_neighbours(obs, normalize=normalize)
     kind = "mean" if normalize else "sum"
-    fit_fn = learn.make_fit(config, obs.num_aux,
-                            learn.distance_aware(config, obs.num_aux, nb))
-    compiled = None
     for ell in c.drift_lengths:
       args = (key, hp._replace(kernel_length=jnp.asarray(ell, jnp.float32)),
-              learn.pad_dataset(train, config.batch_size), val)
-      if compiled is None:  # ℓ is traced: one compilation serves the whole grid
-        compiled = _compile(fit_fn, *args)
+              learn.pad_dataset(train, config.batch_size), val,
+              clip_distance.neighbour_table(nb))
+      if compiled is None:  # ℓ and the table are traced: one compilation serves both
+        compiled = _compile(clip_distance.make_distance_fit(  # kernels and the ℓ grid
+            config, obs.num_aux, nb.offset, nb.column), *args)
       r, sec = _timed(compiled, *args)
       seconds.setdefault((f"distance-aware, {kind} kernel", _label(groups)), sec)
-      test_pl = balanced_pseudo_likelihood(pseudo_log_likelihood(r.params, test.v, test.aux),
+      test_pl = balanced_pseudo_likelihood(_per_bit_pl(r.params, test.v, test.aux),
                                            test.v)
       per_length[f"{kind} {ell}"] = {"val_pl": float(r.best_val_pl), "test_pl": float(test_pl)}
       fitted_drift[(kind, ell)] = (float(r.best_val_pl), r.params)
@@ -179,12 +185,11 @@ def _run_split(s, bundle, obs_all, split, c):
     for g in ((tuple(c.drift_prefix) + ("clip",)), tuple(c.drift_prefix)):
       if g in fitted:
         models[f"CD-1 {_label(g)}"] = fitted[g]
-    sample_fn = jax.jit(lambda k, p, a: sample_visible(
-        k, p, a, c.affinity_samples, burn_in=c.affinity_burn_in))
     for name, (o, params) in models.items():
       aux = relayout(ts["clip_aux"], obs_all, o)
-      aff = np.asarray(jnp.mean(sample_fn(jax.random.fold_in(key, 4), params, jnp.asarray(aux)),
-                                0))
+      aff = np.asarray(jnp.mean(_sample_visible(jax.random.fold_in(key, 4), params,
+                                                jnp.asarray(aux), c.affinity_samples,
+                                                burn_in=c.affinity_burn_in), 0))
       res["truth"][name] = _recovery(aff[:, ts["cols"]], ts)
     res["truth"]["track tag frequency (no model)"] = _recovery(ts["track_freq"], ts)
   if s == 0:
