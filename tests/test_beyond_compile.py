@@ -46,17 +46,20 @@ def test_masked_layout_gives_the_select_groups_numbers_bit_for_bit(groups):
 
 
 @pytest.mark.slow
-def test_smoke_stage_compiles_one_program_per_learner(tmp_path, caplog):
+def test_smoke_stage_compiles_one_program_per_learner_for_every_split(tmp_path, caplog):
   from crbm_jax.configs import beyond as beyond_config  # pylint: disable=import-outside-toplevel
+  config = beyond_config.get_config("smoke")
+  config.num_splits = 2  # splits of equal shapes share the compiled fits
   jax.config.update("jax_log_compiles", True)
   try:
     with caplog.at_level(logging.WARNING):
-      beyond.run_beyond(beyond_config.get_config("smoke"), str(tmp_path))
+      beyond.run_beyond(config, str(tmp_path))
   finally:
     jax.config.update("jax_log_compiles", False)
   count = lambda name: sum(r.getMessage().startswith(f"Compiling jit({name})")
                            for r in caplog.records)
   # CD-1 (both Table 2 rows and the sampler comparison), PCD, PT, distance-aware (both
-  # kernels, every ℓ): four fits; one pseudo-likelihood and one sampler program.
+  # kernels, every ℓ): four fits for both splits; one pseudo-likelihood and one sampler
+  # program.
   assert count("fit_fn") == 4
   assert count("pseudo_log_likelihood") <= 1 and count("sample_visible") <= 1

@@ -118,9 +118,14 @@ def _masked_groups(obs_all, groups):
       obs_all.aux.dtype))
 
 
-def _compile(fit_fn, *args):
-  """A fit compiled ahead of time for arguments shaped like ``args``."""
-  return jax.jit(fit_fn).lower(*args).compile()
+def _compiled(cache, name, make_fit_fn, *args):
+  """The fit ``make_fit_fn()`` compiled ahead of time for arguments shaped like ``args``,
+  once per (name, shapes) in ``cache`` (shared by every split of the run)."""
+  leaves, tree = jax.tree.flatten(args)
+  key = (name, tree, tuple((x.shape, x.dtype) for x in leaves))
+  if key not in cache:
+    cache[key] = jax.jit(make_fit_fn()).lower(*args).compile()
+  return cache[key]
 
 
 def _timed(compiled, *args):
@@ -130,18 +135,16 @@ def _timed(compiled, *args):
   return result, time.perf_counter() - start
 
 
-def _run_split(s, bundle, obs_all, split, c):
+def _run_split(s, bundle, obs_all, split, c, compiled):
   key = jax.random.fold_in(jax.random.key(c.train_seed), s)
   config, hp = learn.from_config(c.train)
   res = {"table2": {}, "samplers": {}, "drift": {}, "truth": {}}
   seconds = {}
   fitted = {}
-  compiled = {}  # learner name -> its fit, compiled once for the all-groups layout
 
-  def fit(name, learner, args):
-    if name not in compiled:
-      compiled[name] = _compile(learn.make_fit(config, obs_all.num_aux, learner), *args)
-    return _timed(compiled[name], *args)
+  def fit(name, learner, args):  # CD-1 of every row of one layout: one program
+    return _timed(_compiled(compiled, name, lambda: learn.make_fit(config, obs_all.num_aux,
+                                                                   learner), *args), *args)
 
   for groups in c.table2_groups:
     obs = _masked_groups(obs_all, groups)
@@ -168,7 +171,6 @@ def _run_split(s, bundle, obs_all, split, c):
   obs = obs_all.select_groups(groups)
   train, val, test = (_data(obs, i) for i in split)
   per_length, fitted_drift = {}, {}
-  drift_fit = None
   for normalize in (False, True):
     nb = clip_distance.clip_neighbours(obs, normalize=normalize)
     kind = "mean" if normalize else "sum"
@@ -176,10 +178,10 @@ def _run_split(s, bundle, obs_all, split, c):
       args = (key, hp._replace(kernel_length=jnp.asarray(ell, jnp.float32)),
               learn.pad_dataset(train, config.batch_size), val,
               clip_distance.neighbour_table(nb))
-      if drift_fit is None:  # ℓ and the table are traced: one compilation serves both
-        drift_fit = _compile(clip_distance.make_distance_fit(  # kernels and the ℓ grid
-            config, obs.num_aux, nb.offset, nb.column), *args)
-      r, sec = _timed(drift_fit, *args)
+      # ℓ and the table are traced: one compilation serves both kernels and the ℓ grid
+      r, sec = _timed(_compiled(compiled, "distance-aware", lambda: clip_distance.
+                                make_distance_fit(config, obs.num_aux, nb.offset, nb.column),
+                                *args), *args)
       seconds.setdefault((f"distance-aware, {kind} kernel", _label(groups)), sec)
       test_pl = balanced_pseudo_likelihood(_per_bit_pl(r.params, test.v, test.aux),
                                            test.v)
@@ -308,7 +310,8 @@ def run_beyond(config, workdir: str) -> dict:
   obs_all = bundle.to_observations(("user", "track", "clip"), top_n=c.top_n)
   splits = splits_lib.paper_splits(obs_all.aux, c.num_splits, c.split_seed)
   start = time.perf_counter()
-  per_split = [_run_split(s, bundle, obs_all, sp, c) for s, sp in enumerate(splits)]
+  compiled = {}  # fits compiled for this run, by learner and shapes: splits share them
+  per_split = [_run_split(s, bundle, obs_all, sp, c, compiled) for s, sp in enumerate(splits)]
   cost = {"train_observations": len(splits[0].train), "fits": per_split[0].pop("cost")}
   agg = _aggregate(per_split)
   for k in ("chosen", "best_finite"):
