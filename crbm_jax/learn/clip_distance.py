@@ -126,11 +126,11 @@ def kernel_weights(dist: Array, rows: Array, length: Array,
   """
   k = jnp.where(dist > 0, jnp.exp(-dist / jnp.maximum(length, 1e-12)), 1.0)
   k = jnp.where(rows >= 0, k, 0.0)
-  if isinstance(normalize, (bool, np.bool_)) and not normalize:
+  static = isinstance(normalize, (bool, np.bool_))  # a Python flag picks the branch here
+  if static and not normalize:
     return k
   normalized = k / jnp.maximum(jnp.sum(k, axis=-1, keepdims=True), 1e-12)
-  return normalized if isinstance(normalize, (bool, np.bool_)) else jnp.where(
-      normalize, normalized, k)
+  return normalized if static else jnp.where(normalize, normalized, k)
 
 
 def expanded_weights(rows: Array, dist: Array, length: Array, nb: ClipNeighbours) -> Array:

@@ -113,6 +113,9 @@ def _masked_groups(obs_all, groups):
   adds exactly 0 to W_a a and leaves its row at 0, so fits and evaluations give the same
   numbers, and the fits of Table 2 and of the samplers, of one shape, share their compiled
   programs (the fit, the pseudo-likelihood, the sampler)."""
+  unknown = sorted(set(groups) - set(obs_all.groups))
+  if unknown:
+    raise ValueError(f"aux groups {unknown} are not among {list(obs_all.groups)}")
   keep = np.isin(np.asarray(obs_all.groups), list(groups))
   return dataclasses.replace(obs_all, aux=np.where(keep, obs_all.aux, -1).astype(
       obs_all.aux.dtype))
@@ -142,7 +145,7 @@ def _run_split(s, bundle, obs_all, split, c, compiled):
   seconds = {}
   fitted = {}
 
-  def fit(name, learner, args):  # CD-1 of every row of one layout: one program
+  def fit(name, learner, args):  # one program per learner: every row shares the layout
     return _timed(_compiled(compiled, name, lambda: learn.make_fit(config, obs_all.num_aux,
                                                                    learner), *args), *args)
 
@@ -206,7 +209,7 @@ def _run_split(s, bundle, obs_all, split, c, compiled):
         models[f"CD-1 {_label(g)}"] = fitted[g]
     for name, (o, params) in models.items():
       aux = relayout(ts["clip_aux"], obs_all, o)
-      aux = np.where(o.aux.max(axis=0, initial=-1) >= 0, aux, -1)  # the model's groups
+      aux = np.where(o.aux.max(axis=0, initial=-1) >= 0, aux, -1)  # groups o leaves out
       aff = np.asarray(jnp.mean(_sample_visible(jax.random.fold_in(key, 4), params,
                                                 jnp.asarray(aux), c.affinity_samples,
                                                 burn_in=c.affinity_burn_in), 0))
