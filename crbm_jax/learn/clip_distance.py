@@ -19,10 +19,15 @@ W_aux step scale and lazy L1 prox) with one change, the auxiliary input: each
 observation's clip column becomes the P clips of its track with kernel weights, so the
 gradient reaches W_clip[j] through the mixing weights (``lazy_l1.AuxInput``). ℓ is
 ``HParams.kernel_length``; the learner's ``model`` is ``effective_params``.
+
+``make_distance_fit`` takes the neighbour table (``NeighbourTable``: the rows, the
+distances and the normalisation flag) as a traced argument of the fit instead of closing
+over it, so the sum and the normalised kernel, and any table of the same shape, share one
+compiled program (a closed-over table is baked into the program as constants).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union
 
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +35,8 @@ import numpy as np
 from crbm_jax.learn import lazy_l1
 from crbm_jax.learn.base import Learner, TrainConfig
 from crbm_jax.learn.contrastive import cd_sampler
+from crbm_jax.learn.engine import StopRule
+from crbm_jax.learn.fit import make_fit
 from crbm_jax.learn.learner import make_learner
 from crbm_jax.model.crbm import CRBMParams
 from crbm_jax.types import Array
@@ -48,13 +55,28 @@ class ClipNeighbours(NamedTuple):
     offset: first W_aux row of the clip group (clip entity e is row offset + e).
     column: which aux column holds the clip row.
     normalize: divide the weights by their sum (a weighted average of the track's clip
-      rows; ℓ = inf is then their mean) instead of K(0) = 1 for the clip itself.
+      rows; ℓ = inf is then their mean) instead of K(0) = 1 for the clip itself. A Python
+      bool, or a traced bool scalar (``NeighbourTable``).
   """
-  rows: np.ndarray
-  dist: np.ndarray
+  rows: Union[np.ndarray, Array]
+  dist: Union[np.ndarray, Array]
   offset: int
   column: int
-  normalize: bool = False
+  normalize: Union[bool, Array] = False
+
+
+class NeighbourTable(NamedTuple):
+  """The traced part of ``ClipNeighbours``: rows [E, P], dist [E, P], normalize (bool
+  scalar). Passed to ``make_distance_fit``'s fit as an argument, never closed over."""
+  rows: Array
+  dist: Array
+  normalize: Array
+
+
+def neighbour_table(nb: ClipNeighbours) -> NeighbourTable:
+  """``nb``'s arrays and flag as a pytree of device arrays (an argument of a jitted fit)."""
+  return NeighbourTable(jnp.asarray(nb.rows), jnp.asarray(nb.dist),
+                        jnp.asarray(nb.normalize, bool))
 
 
 def clip_neighbours(obs, group: str = "clip", normalize: bool = False) -> ClipNeighbours:
@@ -95,16 +117,20 @@ def clip_neighbours(obs, group: str = "clip", normalize: bool = False) -> ClipNe
   return ClipNeighbours(rows, dist, offset, col, normalize)
 
 
-def kernel_weights(dist: Array, rows: Array, length: Array, normalize: bool = False) -> Array:
+def kernel_weights(dist: Array, rows: Array, length: Array,
+                   normalize: Union[bool, Array] = False) -> Array:
   """K(d) = exp(-d / ℓ) with K(0) = 1 for any ℓ >= 0, and 0 for padding rows: [..., P].
 
-  ``normalize`` divides by the sum over the last axis (the clips of one track).
+  ``normalize`` (a bool, or a traced bool scalar) divides by the sum over the last axis
+  (the clips of one track).
   """
   k = jnp.where(dist > 0, jnp.exp(-dist / jnp.maximum(length, 1e-12)), 1.0)
   k = jnp.where(rows >= 0, k, 0.0)
-  if normalize:
-    k = k / jnp.maximum(jnp.sum(k, axis=-1, keepdims=True), 1e-12)
-  return k
+  static = isinstance(normalize, (bool, np.bool_))  # a Python flag picks the branch here
+  if static and not normalize:
+    return k
+  normalized = k / jnp.maximum(jnp.sum(k, axis=-1, keepdims=True), 1e-12)
+  return normalized if static else jnp.where(normalize, normalized, k)
 
 
 def expanded_weights(rows: Array, dist: Array, length: Array, nb: ClipNeighbours) -> Array:
@@ -163,3 +189,19 @@ def distance_aware(config: TrainConfig, num_aux: int, nb: ClipNeighbours) -> Lea
       config, num_aux, cd_sampler(config),
       aux_input=lambda aux, hparams: aux_input(aux, hparams.kernel_length, nb),
       view=lambda params, hparams: effective_params(params, nb, hparams.kernel_length))
+
+
+def make_distance_fit(config: TrainConfig, num_aux: int, offset: int, column: int,
+                      rule: Optional[StopRule] = None):
+  """``fit_fn(rng_key, hparams, train, val, table: NeighbourTable) -> FitResult``, the
+  ``make_fit`` of ``distance_aware`` with the neighbour table a traced argument: jitted
+  once, it serves every kernel (sum or normalised), every ℓ and every table of the same
+  shape. ``offset`` / ``column``: the clip group's first W_aux row and aux column
+  (``ClipNeighbours.offset`` / ``.column``, static)."""
+
+  def fit_fn(rng_key, hparams, train, val, table: NeighbourTable):
+    nb = ClipNeighbours(table.rows, table.dist, offset, column, table.normalize)
+    learner = distance_aware(config, num_aux, nb)
+    return make_fit(config, num_aux, learner, rule)(rng_key, hparams, train, val)
+
+  return fit_fn

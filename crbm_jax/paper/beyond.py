@@ -8,6 +8,7 @@ construction; costs are measured in this same run, against CD-1.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -27,6 +28,12 @@ from crbm_jax.util.atomic import write_json_atomic, write_text_atomic
 from crbm_jax.util.stats import format_mean_se, mean_stderr, recovery_auc
 
 
+# Jitted here, at the top, so that models of one shape share a program: run eagerly, the
+# pseudo-likelihood's lax.switch over closures compiled afresh at every call.
+_per_bit_pl = jax.jit(pseudo_log_likelihood, static_argnames=("chunk_size",))
+_sample_visible = jax.jit(sample_visible, static_argnames=("num_samples", "burn_in", "thin"))
+
+
 def _data(obs, idx):
   return learn.make_dataset(obs.X[idx], obs.aux[idx])
 
@@ -41,7 +48,7 @@ def _evaluate(key, params, test, c):
   AIS runs on ``c.ais_max_test`` test observations drawn with a fixed seed (the same
   subset for every model of a split), or on all of them.
   """
-  per_bit = pseudo_log_likelihood(params, test.v, test.aux)
+  per_bit = _per_bit_pl(params, test.v, test.aux)
   n = test.v.shape[0]
   sub = np.arange(n)
   if c.ais_max_test is not None and c.ais_max_test < n:
@@ -100,9 +107,28 @@ def _recovery(affinity, ts):
           "few_clips": int(few.sum())}
 
 
-def _compile(fit_fn, *args):
-  """A fit compiled ahead of time for arguments shaped like ``args``."""
-  return jax.jit(fit_fn).lower(*args).compile()
+def _masked_groups(obs_all, groups):
+  """``obs_all`` with the aux columns of the groups not in ``groups`` absent (-1): the
+  model of ``obs_all.select_groups(groups)`` in the layout of all groups. An absent entry
+  adds exactly 0 to W_a a and leaves its row at 0, so fits and evaluations give the same
+  numbers, and the fits of Table 2 and of the samplers, of one shape, share their compiled
+  programs (the fit, the pseudo-likelihood, the sampler)."""
+  unknown = sorted(set(groups) - set(obs_all.groups))
+  if unknown:
+    raise ValueError(f"aux groups {unknown} are not among {list(obs_all.groups)}")
+  keep = np.isin(np.asarray(obs_all.groups), list(groups))
+  return dataclasses.replace(obs_all, aux=np.where(keep, obs_all.aux, -1).astype(
+      obs_all.aux.dtype))
+
+
+def _compiled(cache, name, make_fit_fn, *args):
+  """The fit ``make_fit_fn()`` compiled ahead of time for arguments shaped like ``args``,
+  once per (name, shapes) in ``cache`` (shared by every split of the run)."""
+  leaves, tree = jax.tree.flatten(args)
+  key = (name, tree, tuple((x.shape, x.dtype) for x in leaves))
+  if key not in cache:
+    cache[key] = jax.jit(make_fit_fn()).lower(*args).compile()
+  return cache[key]
 
 
 def _timed(compiled, *args):
@@ -112,32 +138,35 @@ def _timed(compiled, *args):
   return result, time.perf_counter() - start
 
 
-def _run_split(s, bundle, obs_all, split, c):
+def _run_split(s, bundle, obs_all, split, c, compiled):
   key = jax.random.fold_in(jax.random.key(c.train_seed), s)
   config, hp = learn.from_config(c.train)
   res = {"table2": {}, "samplers": {}, "drift": {}, "truth": {}}
   seconds = {}
   fitted = {}
+
+  def fit(name, learner, args):  # one program per learner: every row shares the layout
+    return _timed(_compiled(compiled, name, lambda: learn.make_fit(config, obs_all.num_aux,
+                                                                   learner), *args), *args)
+
   for groups in c.table2_groups:
-    obs = obs_all.select_groups(tuple(groups))
+    obs = _masked_groups(obs_all, groups)
     train, val, test = (_data(obs, i) for i in split)
-    args = (key, hp, learn.pad_dataset(train, config.batch_size), val)
-    r, seconds[("CD-1", _label(groups))] = _timed(
-        _compile(learn.make_fit(config, obs.num_aux), *args), *args)
+    r, seconds[("CD-1", _label(groups))] = fit(
+        "CD-1", None, (key, hp, learn.pad_dataset(train, config.batch_size), val))
     fitted[tuple(groups)] = (obs, r.params)
     res["table2"][_label(groups)] = _evaluate(jax.random.fold_in(key, 1), r.params, test, c)
   res["table2"]["factored baseline"] = _factored(*(_data(obs_all, i) for i in (split.train,
                                                                                split.test)))
-  obs = obs_all.select_groups(tuple(c.sampler_groups))
+  obs = _masked_groups(obs_all, c.sampler_groups)
   train, val, test = (_data(obs, i) for i in split)
-  learners = {"CD-1": learn.cd(config, obs.num_aux),
+  learners = {"CD-1": None,  # make_fit's default, CD-k: the Table 2 rows' compiled fit
               "PCD": learn.pcd(config, obs.num_aux, chain_mode=c.pcd_chain_mode),
               f"PT ({c.pt_temperatures} temperatures)": learn.parallel_tempering(
                   config, obs.num_aux, c.pt_temperatures, c.pt_min_beta)}
   args = (key, hp, learn.pad_dataset(train, config.batch_size), val)
   for name, learner in learners.items():
-    r, seconds[(name, _label(c.sampler_groups))] = _timed(
-        _compile(learn.make_fit(config, obs.num_aux, learner), *args), *args)
+    r, seconds[(name, _label(c.sampler_groups))] = fit(name, learner, args)
     res["samplers"][name] = _evaluate(jax.random.fold_in(key, 2), r.params, test, c)
     res["samplers"][name]["best_epoch"] = int(r.best_epoch)
   # Distance-aware clip model: ℓ grid x {sum kernel (K(0) = 1), normalised kernel}.
@@ -148,17 +177,16 @@ def _run_split(s, bundle, obs_all, split, c):
   for normalize in (False, True):
     nb = clip_distance.clip_neighbours(obs, normalize=normalize)
     kind = "mean" if normalize else "sum"
-    fit_fn = learn.make_fit(config, obs.num_aux,
-                            learn.distance_aware(config, obs.num_aux, nb))
-    compiled = None
     for ell in c.drift_lengths:
       args = (key, hp._replace(kernel_length=jnp.asarray(ell, jnp.float32)),
-              learn.pad_dataset(train, config.batch_size), val)
-      if compiled is None:  # ℓ is traced: one compilation serves the whole grid
-        compiled = _compile(fit_fn, *args)
-      r, sec = _timed(compiled, *args)
+              learn.pad_dataset(train, config.batch_size), val,
+              clip_distance.neighbour_table(nb))
+      # ℓ and the table are traced: one compilation serves both kernels and the ℓ grid
+      r, sec = _timed(_compiled(compiled, "distance-aware", lambda: clip_distance.
+                                make_distance_fit(config, obs.num_aux, nb.offset, nb.column),
+                                *args), *args)
       seconds.setdefault((f"distance-aware, {kind} kernel", _label(groups)), sec)
-      test_pl = balanced_pseudo_likelihood(pseudo_log_likelihood(r.params, test.v, test.aux),
+      test_pl = balanced_pseudo_likelihood(_per_bit_pl(r.params, test.v, test.aux),
                                            test.v)
       per_length[f"{kind} {ell}"] = {"val_pl": float(r.best_val_pl), "test_pl": float(test_pl)}
       fitted_drift[(kind, ell)] = (float(r.best_val_pl), r.params)
@@ -179,12 +207,12 @@ def _run_split(s, bundle, obs_all, split, c):
     for g in ((tuple(c.drift_prefix) + ("clip",)), tuple(c.drift_prefix)):
       if g in fitted:
         models[f"CD-1 {_label(g)}"] = fitted[g]
-    sample_fn = jax.jit(lambda k, p, a: sample_visible(
-        k, p, a, c.affinity_samples, burn_in=c.affinity_burn_in))
     for name, (o, params) in models.items():
       aux = relayout(ts["clip_aux"], obs_all, o)
-      aff = np.asarray(jnp.mean(sample_fn(jax.random.fold_in(key, 4), params, jnp.asarray(aux)),
-                                0))
+      aux = np.where(o.aux.max(axis=0, initial=-1) >= 0, aux, -1)  # groups o leaves out
+      aff = np.asarray(jnp.mean(_sample_visible(jax.random.fold_in(key, 4), params,
+                                                jnp.asarray(aux), c.affinity_samples,
+                                                burn_in=c.affinity_burn_in), 0))
       res["truth"][name] = _recovery(aff[:, ts["cols"]], ts)
     res["truth"]["track tag frequency (no model)"] = _recovery(ts["track_freq"], ts)
   if s == 0:
@@ -285,7 +313,8 @@ def run_beyond(config, workdir: str) -> dict:
   obs_all = bundle.to_observations(("user", "track", "clip"), top_n=c.top_n)
   splits = splits_lib.paper_splits(obs_all.aux, c.num_splits, c.split_seed)
   start = time.perf_counter()
-  per_split = [_run_split(s, bundle, obs_all, sp, c) for s, sp in enumerate(splits)]
+  compiled = {}  # fits compiled for this run, by learner and shapes: splits share them
+  per_split = [_run_split(s, bundle, obs_all, sp, c, compiled) for s, sp in enumerate(splits)]
   cost = {"train_observations": len(splits[0].train), "fits": per_split[0].pop("cost")}
   agg = _aggregate(per_split)
   for k in ("chosen", "best_finite"):
