@@ -316,7 +316,7 @@ class LabelJobs:
     self.base_names = tuple(sp.get("baselines", ()))
     self.key_data = np.asarray(jax.random.key_data(rng_key))
     self.pool, self.futures = None, None
-    self.units, self.with_reference = None, None
+    self.units, self.by_p, self.with_reference = None, None, None  # set by start()
     self.started = time.monotonic()
 
   def start(self, with_reference: bool) -> "LabelJobs":
