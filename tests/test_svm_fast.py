@@ -50,3 +50,42 @@ def test_fast_svm_equals_calibrated_classifier_cv(num_pos, num_neg, dim, nu, see
 def test_fast_svm_refuses_too_few_examples():
   with pytest.raises(ValueError, match="need >= 2 examples per class"):
     svm.fit_tag_svm(np.zeros((1, 3)), np.ones((5, 3)))
+
+
+def test_the_direct_libsvm_path_is_used_with_this_scikit_learn():
+  """The installed scikit-learn's binding passes the once-per-process check, so the
+  calibration folds and the kept SVM skip NuSVC's checks (the speed this module is for)."""
+  fast = svm.fit_tag_svm(np.eye(6)[:3] + 1.0, np.eye(6)[3:], seed=0)
+  assert svm._linear_nusvm() is svm.LinearNuSVM
+  assert isinstance(svm.svm_of(fast), svm.LinearNuSVM)
+
+
+def test_a_binding_that_differs_falls_back_to_nusvc(monkeypatch):
+  """Where the private binding raises, NuSVC is used and the numbers stay the
+  meta-estimator's; either way NumPy's global generator ends where NuSVC leaves it."""
+  rng = np.random.default_rng(2)
+  x_pos, x_neg = rng.normal(size=(20, 6)) + 0.5, rng.normal(size=(25, 6))
+  x_test = rng.normal(size=(10, 6))
+  svm.fit_tag_svm(x_pos, x_neg, seed=2)  # the real binding's check done beforehand
+  np.random.seed(5)
+  direct = svm.fit_tag_svm(x_pos, x_neg, seed=2)
+  after_direct = np.random.get_state()[1].copy()
+  direct_p = direct.predict_proba(x_test)
+
+  class Broken:
+    def set_verbosity_wrap(self, v):
+      pass
+
+    def fit(self, *a, **k):
+      raise TypeError("another signature")
+
+  monkeypatch.setattr(svm, "_libsvm", Broken())
+  monkeypatch.setattr(svm, "_svm_impl", [])
+  np.random.seed(5)
+  fallback = svm.fit_tag_svm(x_pos, x_neg, seed=2)
+  assert isinstance(svm.svm_of(direct), svm.LinearNuSVM)
+  assert isinstance(svm.svm_of(fallback), NuSVC)
+  np.testing.assert_array_equal(np.random.get_state()[1], after_direct)
+  ref = _reference(x_pos, x_neg, 0.5, 2).predict_proba(x_test)
+  np.testing.assert_array_equal(fallback.predict_proba(x_test), ref)
+  np.testing.assert_array_equal(direct_p, ref)

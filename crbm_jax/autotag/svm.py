@@ -21,11 +21,17 @@ label is 'probability' (calibrated P(positive) >= 0.5, the class LibSVM -b 1
 predicts) by default, or 'sign' (the SVM decision function >= 0).
 
 ``fit_tag_svm`` returns a ``PlattSVM``: the same NuSVC fits on the same folds, and
-scikit-learn's own Platt fit (``_SigmoidCalibration``), without the meta-estimator's
+scikit-learn's own Platt fit (``_sigmoid_calibration``), without the meta-estimator's
 per-call checks, cloning and joblib dispatch, which cost about 5x the SVMs' own
-training at Table 3's sizes (200 examples x 133 features). Its probabilities equal the
-meta-estimator's bit for bit (tests/test_svm_fast.py). Where scikit-learn's private
-calibrator is missing (another version), ``CalibratedClassifierCV`` itself is fitted.
+training at Table 3's sizes (200 examples x 133 features). The calibration folds' SVMs
+and the SVM kept for prediction call LibSVM through scikit-learn's own binding
+(``sklearn.svm._libsvm``) with the arguments ``NuSVC.fit`` and
+``NuSVC.decision_function`` pass, skipping their input checks (``LinearNuSVM``; about
+half of each small fit's time). Its probabilities equal the meta-estimator's bit for bit
+(tests/test_svm_fast.py). These are private parts of scikit-learn: the direct calls are
+checked against ``NuSVC`` once per process on a small problem and dropped for ``NuSVC``
+where they differ or are missing; where the private calibrator is missing (another
+version), ``CalibratedClassifierCV`` itself is fitted.
 """
 from __future__ import annotations
 
@@ -39,9 +45,13 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import NuSVC
 
 try:  # scikit-learn's Platt fit (private; present in the versions setup.cfg allows)
-  from sklearn.calibration import _SigmoidCalibration  # pylint: disable=protected-access
+  from sklearn.calibration import _sigmoid_calibration  # pylint: disable=protected-access
 except ImportError:  # pragma: no cover - another scikit-learn: the meta-estimator instead
-  _SigmoidCalibration = None
+  _sigmoid_calibration = None
+try:  # scikit-learn's LibSVM binding (private): the calibration folds' SVMs (module doc)
+  from sklearn.svm import _libsvm  # pylint: disable=protected-access
+except ImportError:  # pragma: no cover
+  _libsvm = None
 
 Kind = Literal["raw", "smoothed"]
 Decision = Literal["probability", "sign"]
@@ -91,11 +101,12 @@ class PlattSVM:
   """A linear nu-SVM fitted on all the examples and Platt's sigmoid fitted on its
   cross-validated decision values: P(positive | x) = expit(-(a f(x) + b)).
 
-  ``estimator``: the NuSVC; ``a_``, ``b_``: the sigmoid (scikit-learn's names)."""
+  ``estimator``: the SVM (a ``LinearNuSVM``, or a NuSVC where that is unavailable);
+  ``a_``, ``b_``: the sigmoid (scikit-learn's names)."""
 
   classes_ = np.array([0, 1])
 
-  def __init__(self, estimator: NuSVC, a: float, b: float):
+  def __init__(self, estimator, a: float, b: float):
     self.estimator, self.a_, self.b_ = estimator, float(a), float(b)
 
   def decision_function(self, x: np.ndarray) -> np.ndarray:
@@ -108,6 +119,82 @@ class PlattSVM:
 
 
 Classifier = Union[PlattSVM, CalibratedClassifierCV]
+
+_NU_SVC = 1  # sklearn.svm._base.LIBSVM_IMPL.index("nu_svc")
+
+
+class LinearNuSVM:
+  """A binary linear nu-SVM fitted by LibSVM through scikit-learn's binding: what
+  ``NuSVC(kernel="linear", nu=nu).fit(x, y)`` computes for y in {0, 1}, without the
+  estimator's input checks. Public attributes as NuSVC's (``support_``,
+  ``support_vectors_``, ``dual_coef_``, ``intercept_``, ``classes_``, ``kernel``,
+  ``nu``); ``decision_function`` makes NuSVC's LibSVM call."""
+
+  kernel = "linear"
+  classes_ = np.array([0, 1])
+
+  def __init__(self, x: np.ndarray, y: np.ndarray, nu: float):
+    x = np.ascontiguousarray(x, np.float64)
+    x_var = x.var()  # gamma='scale' (unused by the linear kernel; passed as NuSVC does)
+    self.nu, self._gamma = float(nu), 1.0 / (x.shape[1] * x_var) if x_var != 0 else 1.0
+    # NuSVC.fit draws a seed from NumPy's global generator: drawn here too, so that
+    # stream is left as NuSVC leaves it
+    seed = np.random.mtrand._rand.randint(np.iinfo("i").max)  # pylint: disable=protected-access
+    _libsvm.set_verbosity_wrap(0)  # as NuSVC.fit sets it (verbose=False)
+    (self.support_, self.support_vectors_, self._n_support, self._dual_coef,
+     self._intercept, self._prob_a, self._prob_b, _, _) = _libsvm.fit(
+         x, np.asarray(y, np.float64), sample_weight=np.empty(0), class_weight=np.ones(2),
+         C=0.0, nu=self.nu, probability=False, shrinking=True, tol=1e-3, epsilon=0.0,
+         max_iter=-1, random_seed=seed, **self._kernel_args())
+    if not (np.isfinite(self._intercept).all() and np.isfinite(self._dual_coef).all()):
+      raise ValueError("The dual coefficients or intercepts are not finite. The input "
+                       "data may contain large values and need to be preprocessed.")
+    # NuSVC's public signs for two classes (LibSVM's own are kept for its calls)
+    self.intercept_, self.dual_coef_ = -self._intercept, -self._dual_coef
+
+  def _kernel_args(self) -> dict:
+    return dict(svm_type=_NU_SVC, kernel="linear", degree=3, cache_size=200, coef0=0.0,
+                gamma=self._gamma)
+
+  def decision_function(self, x: np.ndarray) -> np.ndarray:
+    return -_libsvm.decision_function(
+        np.ascontiguousarray(x, np.float64), self.support_, self.support_vectors_,
+        self._n_support, self._dual_coef, self._intercept, self._prob_a, self._prob_b,
+        **self._kernel_args()).ravel()
+
+
+_svm_impl = []  # the checked implementation, chosen at first use
+
+
+def _same_as_nusvc(fitted, reference, x_test) -> bool:
+  return (np.array_equal(fitted.decision_function(x_test),
+                         reference.decision_function(x_test))
+          and all(np.array_equal(getattr(fitted, k), getattr(reference, k)) for k in
+                  ("support_", "support_vectors_", "dual_coef_", "intercept_")))
+
+
+def _linear_nusvm():
+  """``LinearNuSVM`` where it equals NuSVC on a small fixed problem (checked once per
+  process, NumPy's global generator restored), else NuSVC."""
+  if not _svm_impl:
+    fit = lambda x, y, nu: NuSVC(kernel="linear", nu=nu).fit(x, y)
+    if _libsvm is not None:
+      rng = np.random.default_rng(0)
+      x = rng.normal(size=(24, 5)) + np.repeat([0.0, 0.7], 12)[:, None]
+      y = np.repeat([0, 1], 12)
+      state = np.random.get_state()
+      try:
+        with sklearn.config_context(skip_parameter_validation=True):
+          same = _same_as_nusvc(LinearNuSVM(x[::2], y[::2], 0.5),
+                                fit(x[::2], y[::2], 0.5), x[1::2])
+      except Exception:  # pylint: disable=broad-except  (another binding: NuSVC instead)
+        same = False
+      finally:
+        np.random.set_state(state)
+      if same:
+        fit = LinearNuSVM
+    _svm_impl.append(fit)
+  return _svm_impl[0]
 
 
 def fit_tag_svm(x_pos: np.ndarray, x_neg: np.ndarray, nu: float = 0.5,
@@ -133,21 +220,21 @@ def fit_tag_svm(x_pos: np.ndarray, x_neg: np.ndarray, nu: float = 0.5,
   y = np.concatenate([np.ones(x_pos.shape[0]), np.zeros(x_neg.shape[0])]).astype(int)
   cv = StratifiedKFold(min(max_calibration_folds, n_min), shuffle=True,
                        random_state=seed)
-  if _SigmoidCalibration is None:  # pragma: no cover
+  if _sigmoid_calibration is None:  # pragma: no cover
     clf = CalibratedClassifierCV(NuSVC(kernel="linear", nu=nu), method="sigmoid",
                                  cv=cv, ensemble=False)
     return clf.fit(x, y)
+  fit = _linear_nusvm()
   with sklearn.config_context(skip_parameter_validation=True):
     f = np.empty(y.shape[0])
     for train, test in cv.split(x, y):
-      f[test] = NuSVC(kernel="linear", nu=nu).fit(x[train], y[train]).decision_function(
-          x[test])
-    estimator = NuSVC(kernel="linear", nu=nu).fit(x, y)
-    sigmoid = _SigmoidCalibration().fit(f, y)
-  return PlattSVM(estimator, sigmoid.a_, sigmoid.b_)
+      f[test] = fit(x[train], y[train], nu).decision_function(x[test])
+    estimator = fit(x, y, nu)
+    a, b = _sigmoid_calibration(f, y)
+  return PlattSVM(estimator, a, b)
 
 
-def svm_of(clf: Classifier) -> NuSVC:
+def svm_of(clf: Classifier):
   """The SVM trained on every example (of a ``PlattSVM`` or the meta-estimator)."""
   if isinstance(clf, PlattSVM):
     return clf.estimator
