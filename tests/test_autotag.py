@@ -226,6 +226,20 @@ def test_recovery_auc_matches_pair_counting_and_respects_mask():
   assert recovery_auc(truth, -truth.astype(float))["overall"] == 0.0
 
 
+def test_recovery_auc_equals_scikit_learns_roc_auc_with_ties():
+  """The rank statistic gives roc_auc_score's values (ties included) to float rounding."""
+  from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(4)
+  truth = rng.random((200, 6)) < 0.2
+  scores = np.round(truth + rng.normal(0, 1.0, truth.shape), 1)  # many ties
+  mask = rng.random((200, 6)) < 0.8
+  out = recovery_auc(truth, scores, mask)
+  assert abs(out["overall"] - roc_auc_score(truth[mask], scores[mask])) < 1e-12
+  for j in range(6):
+    m = mask[:, j]
+    assert abs(out["per_tag"][j] - roc_auc_score(truth[m, j], scores[m, j])) < 1e-12
+
+
 def test_recovery_auc_gives_nan_for_tag_with_one_class():
   truth = np.zeros((6, 2), bool)
   truth[:3, 0] = True

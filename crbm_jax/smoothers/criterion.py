@@ -43,6 +43,7 @@ import numpy as np
 from crbm_jax.learn.base import Dataset
 from crbm_jax.learn.learner import BLOCK_PARAM_AXES
 from crbm_jax.model.crbm import CRBMParams, aux_bias
+from crbm_jax.util.stats import roc_auc
 
 EXACT_MAX_HIDDEN = 10   # exact enumeration up to 2^10 hidden states
 NUM_SAMPLES = 48        # Rao-Blackwellised Gibbs sweeps averaged (H > EXACT_MAX_HIDDEN)
@@ -183,18 +184,6 @@ def aggregate_rows(X, aux) -> Dataset:
   np.add.at(sums, inverse, X)
   return Dataset(jnp.asarray(sums / np.maximum(n, 1.0)[:, None]), jnp.asarray(rows),
                  jnp.asarray(n))
-
-
-def roc_auc(scores, labels) -> float:
-  """ROC-AUC of scores against binary labels (ties count 1/2); NaN when one class is
-  missing."""
-  from scipy.stats import rankdata  # pylint: disable=import-outside-toplevel
-  scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels).ravel() > 0
-  pos, neg = int(labels.sum()), int((~labels).sum())
-  if pos == 0 or neg == 0:
-    return float("nan")
-  ranks = rankdata(scores)
-  return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
 class Score(NamedTuple):

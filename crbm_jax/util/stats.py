@@ -22,6 +22,20 @@ def format_mean_se(mean: float, se: Optional[float], digits: int = 4) -> str:
   return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
+def roc_auc(scores, labels) -> float:
+  """ROC-AUC of scores against binary labels (ties count 1/2), from the ranks (the
+  Mann-Whitney statistic): the value ``sklearn.metrics.roc_auc_score`` gives, to float
+  rounding, without its per-call checks (``recovery_auc`` calls it per tag). NaN when one
+  class is missing."""
+  from scipy.stats import rankdata  # pylint: disable=import-outside-toplevel
+  scores, labels = np.asarray(scores, np.float64).ravel(), np.asarray(labels).ravel() > 0
+  pos, neg = int(labels.sum()), int((~labels).sum())
+  if pos == 0 or neg == 0:
+    return float("nan")
+  ranks = rankdata(scores)
+  return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
 def recovery_auc(truth: np.ndarray, scores: np.ndarray,
                  mask: Optional[np.ndarray] = None) -> dict:
   """ROC-AUC of scores for boolean truth, overall and per tag.
@@ -34,7 +48,6 @@ def recovery_auc(truth: np.ndarray, scores: np.ndarray,
     where a tag's masked entries lack a class), 'mean_per_tag': float, 'num_entries':
     int, 'num_positive': int, 'num_tags_scored': int}.
   """
-  from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
   truth = np.asarray(truth, dtype=bool)
   scores = np.asarray(scores, dtype=np.float64)
   mask = np.ones_like(truth) if mask is None else np.asarray(mask, dtype=bool)
@@ -42,12 +55,9 @@ def recovery_auc(truth: np.ndarray, scores: np.ndarray,
     raise ValueError(f"shapes disagree: truth {truth.shape}, scores {scores.shape}, "
                      f"mask {mask.shape}; they must have the same [clips, tags] shape")
   t, s = truth[mask], scores[mask]
-  overall = float(roc_auc_score(t, s)) if 0 < t.sum() < t.shape[0] else float("nan")
-  per_tag = np.full(truth.shape[1], np.nan)
-  for j in range(truth.shape[1]):
-    tj, sj = truth[mask[:, j], j], scores[mask[:, j], j]
-    if 0 < tj.sum() < tj.shape[0]:
-      per_tag[j] = roc_auc_score(tj, sj)
+  overall = roc_auc(s, t)
+  per_tag = np.array([roc_auc(scores[mask[:, j], j], truth[mask[:, j], j])
+                      for j in range(truth.shape[1])], np.float64).reshape(truth.shape[1])
   scored = np.isfinite(per_tag)
   return {"overall": overall, "per_tag": per_tag,
           "mean_per_tag": float(per_tag[scored].mean()) if scored.any() else float("nan"),
