@@ -334,3 +334,28 @@ def test_table3_trains_autotaggers_on_the_baseline_smoothers(smoke):
   assert "dawid_skene" in table["not_applicable"]     # crowd off in the smoke config
   with open(out["datasets"]["simulated"]["paths"]["smoothers_md"]) as fh:
     assert "Autotaggers trained on each smoother's labels" in fh.read()
+
+
+def test_padding_w_aux_to_a_common_size_changes_no_affinity():
+  """``pad_num_aux(at_least=...)``: zero W_aux rows that no aux row names; the sampled
+  (same key) and exact affinities are unchanged, and models with different entity counts
+  get one shape (one compiled sampler for every sparsity draw)."""
+  from crbm_jax.model import marginals
+  from crbm_jax.model.crbm import CRBMParams
+  from crbm_jax.paper import smoothing_model
+  rng = np.random.default_rng(0)
+  make = lambda a: CRBMParams(
+      W=rng.normal(0, 0.5, (6, 3)).astype(np.float32), b=np.zeros(6, np.float32),
+      c=np.zeros(3, np.float32), W_aux=rng.normal(0, 1, (a, 6)).astype(np.float32))
+  small, large = make(7), make(600)
+  padded = [smoothing_model.pad_num_aux(p, at_least=600) for p in (small, large)]
+  assert [p.W_aux.shape for p in padded] == [(1024, 6), (1024, 6)]
+  assert smoothing_model.pad_num_aux(small).W_aux.shape == (512, 6)
+  rows = np.array([[0, 3], [2, -1], [6, 5]], np.int32)
+  key = jax.random.key(3)
+  for raw, pad in zip((small, large), padded):
+    np.testing.assert_array_equal(
+        marginals.smooth_affinities(key, raw, rows, num_samples=50, burn_in=5),
+        marginals.smooth_affinities(key, pad, rows, num_samples=50, burn_in=5))
+    np.testing.assert_allclose(marginals.exact_visible_marginals(raw, rows),
+                               marginals.exact_visible_marginals(pad, rows), rtol=0, atol=0)

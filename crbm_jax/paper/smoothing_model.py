@@ -367,19 +367,21 @@ def fit_selected(rng_key, obs: Observations, config, selected: dict):
 AUX_ROW_BUCKET = 512
 
 
-def pad_num_aux(params, multiple: int = AUX_ROW_BUCKET):
-  """``params`` with W_aux [A, V] padded by zero rows to a multiple of ``multiple``.
+def pad_num_aux(params, multiple: int = AUX_ROW_BUCKET, at_least: int = 0):
+  """``params`` with W_aux [A, V] padded by zero rows to max(A, ``at_least``) rounded up
+  to a multiple of ``multiple``.
 
   Exact: p(v | a) gathers the rows the aux indices name (all < A), and nothing draws
   random numbers over the W_aux rows, so every affinity, sampled or exact, is unchanged;
-  only the compiled shapes are shared between models whose A differ."""
+  only the compiled shapes are shared between models whose A differ (``at_least``: one
+  shape for every draw of an experiment, e.g. the full data's entity count)."""
   num_aux = int(params.W_aux.shape[0])
-  pad = (-num_aux) % int(multiple)
-  if pad == 0:
+  rows = -(-max(num_aux, int(at_least)) // int(multiple)) * int(multiple)
+  if rows == num_aux:
     return params
   W_aux = np.asarray(params.W_aux)
   return params._replace(W_aux=np.concatenate(
-      [W_aux, np.zeros((pad,) + W_aux.shape[1:], W_aux.dtype)], 0))
+      [W_aux, np.zeros((rows - num_aux,) + W_aux.shape[1:], W_aux.dtype)], 0))
 
 
 def aux_dependence(params, aux_rows: np.ndarray, groups: Sequence[str],

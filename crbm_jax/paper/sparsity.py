@@ -158,15 +158,21 @@ def smoothed_labels(rng_key, inputs: SparsityInputs, thinned: TagTable, config, 
   aux_rows, unknown = aux_rows_from_names(used.groups, used.entity_names, used.offsets,
                                           values, len(inputs.clips), factor_out)
   s = config.smoothing
-  affinity = marginals.smooth_affinities(key_smooth, smoothing_model.pad_num_aux(params),
-                                         aux_rows,
+  # one W_aux shape for every draw (the full data's entities): one compiled sampler
+  padded = smoothing_model.pad_num_aux(params, at_least=entity_rows(inputs))
+  affinity = marginals.smooth_affinities(key_smooth, padded, aux_rows,
                                          int(s.num_samples), "sample", int(s.burn_in),
                                          int(s.thin), int(s.batch))
   info = dict(info, num_observations=obs.num_observations,
               clips_without_observation=int(len(inputs.clips) - len(np.unique(obs.clip))),
               unknown_entities=unknown,
-              aux_dependence=smoothing_model.aux_dependence(params, aux_rows, used.groups))
+              aux_dependence=smoothing_model.aux_dependence(padded, aux_rows, used.groups))
   return np.asarray(affinity, np.float32), info
+
+
+def entity_rows(inputs: SparsityInputs) -> int:
+  """Aux rows of the unthinned data (its clips and tracks): no draw's model has more."""
+  return len(inputs.clips) + len(np.unique(inputs.clip_track))
 
 
 def baseline_labels(inputs: SparsityInputs, thinned: TagTable, config,

@@ -138,9 +138,11 @@ def _smooth(rng_key, params, obs: Observations, config):
   factor_out = tuple(g for g in config.factor_out if g in obs.groups)
   clip_names, aux_rows = clip_aux_rows(obs, factor_out=factor_out)
   s = config.smoothing
+  # W_aux padded (exact): MajorMiner's sampler then has the sparsity draws' shapes
   comp = marginals.compare_smoothing_methods(
-      rng_key, params, aux_rows, num_samples=int(s.num_samples), burn_in=int(s.burn_in),
-      thin=int(s.thin), batch=int(s.batch))
+      rng_key, smoothing_model.pad_num_aux(params), aux_rows,
+      num_samples=int(s.num_samples), burn_in=int(s.burn_in), thin=int(s.thin),
+      batch=int(s.batch))
   stats = dict(mean_abs_diff=comp.mean_abs_diff, max_abs_diff=comp.max_abs_diff,
                correlation=comp.correlation, sampled_vs_exact=comp.sampled_vs_exact,
                mean_field_vs_exact=comp.mean_field_vs_exact,
