@@ -4,11 +4,12 @@
 
 One sparsity scoring unit (``paper.sparsity.score_unit``) on the embedded MajorMiner clips
 thinned at ``--keep``: 40 tags x 5 folds, raw / low-rank-smoothed / the two baseline
-smoothers' labels, 800 calibrated SVMs. Each repeat scores the unit twice in this process,
-once with ``fit_tag_svm`` as it is (the fast path, BLAS on one thread in the loop) and once
-with the meta-estimator and BLAS's own threads (the code before 4dec41d), alternating which
-goes first. Prints wall and CPU seconds of each, their medians and the paired ratios, and
-whether the two scorings are equal (they must be, bit for bit).
+smoothers' labels, 800 calibrated SVMs. Each repeat scores the unit three times in this
+process, in a rotating order: ``fit_tag_svm`` as it is ('fast': ``svm.LinearNuSVM``, BLAS
+on one thread in the loop); 'nusvc': the same with scikit-learn's ``NuSVC`` objects (the
+code of 4dec41d-b687b2d); 'before': the meta-estimator and BLAS's own threads (the code
+before 4dec41d). Prints wall and CPU seconds of each, their medians and the paired ratios,
+and whether the scorings are equal (they must be, bit for bit).
 """
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ def _meta_estimator(x_pos, x_neg, nu=0.5, seed=0, max_calibration_folds=5):
 
 
 @contextlib.contextmanager
+def _nusvc():
+  """The fast path with scikit-learn's NuSVC objects instead of ``svm.LinearNuSVM``."""
+  impl = list(svm._svm_impl)  # pylint: disable=protected-access
+  svm._svm_impl[:] = [lambda x, y, nu: NuSVC(kernel="linear", nu=nu).fit(x, y)]  # pylint: disable=protected-access
+  try:
+    yield
+  finally:
+    svm._svm_impl[:] = impl  # pylint: disable=protected-access
+
+
+@contextlib.contextmanager
 def _before():
   """The code before: the meta-estimator, and BLAS with its own threads in the loop."""
   fit, limit = svm.fit_tag_svm, crossval.one_blas_thread
@@ -64,29 +76,32 @@ def main(argv=None) -> int:
   unit = (inputs.features, raw, base["low_rank"], inputs.full_raw, inputs.fold_ids,
           inputs.tags, sparsity._protocol_settings(config), base)  # pylint: disable=protected-access
 
-  def timed(before: bool):
-    with _before() if before else contextlib.nullcontext():
+  arms = {"fast": contextlib.nullcontext, "nusvc": _nusvc, "before": _before}
+
+  def timed(arm: str):
+    with arms[arm]():
       wall, cpu = time.perf_counter(), time.process_time()
       out = sparsity.score_unit(*unit)
       return (time.perf_counter() - wall, time.process_time() - cpu,
               np.concatenate([o.ravel() for o in out]))
 
-  rows, equal = [], True
+  svm.fit_tag_svm(np.eye(4)[:2] + 1.0, np.eye(4)[2:])  # LibSVM binding checked first
+  rows, equal, names = [], True, list(arms)
   for r in range(args.repeats):
-    got = {}
-    for before in ((False, True) if r % 2 == 0 else (True, False)):
-      got[before] = timed(before)
-    equal &= bool(np.array_equal(got[False][2], got[True][2], equal_nan=True))
-    rows.append(dict(fast_wall=got[False][0], fast_cpu=got[False][1],
-                     before_wall=got[True][0], before_cpu=got[True][1]))
+    got = {a: timed(a) for a in names[r % 3:] + names[:r % 3]}
+    equal &= all(np.array_equal(got["fast"][2], got[a][2], equal_nan=True) for a in got)
+    rows.append({f"{a}_{k}": got[a][i] for a in names for i, k in ((0, "wall"), (1, "cpu"))})
     print(json.dumps({k: round(v, 2) for k, v in rows[-1].items()}), flush=True)
   med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
   ratio = lambda a, b: [round(r[a] / r[b], 2) for r in rows]
   print(json.dumps(dict(
       svms=int(len(inputs.tags) * int(config.table3.num_folds) * 4),
+      fast_path_is_linear_nusvm=svm._linear_nusvm() is svm.LinearNuSVM,  # pylint: disable=protected-access
       median={k: round(v, 2) for k, v in med.items()},
       wall_ratio_before_over_fast=ratio("before_wall", "fast_wall"),
       cpu_ratio_before_over_fast=ratio("before_cpu", "fast_cpu"),
+      wall_ratio_nusvc_over_fast=ratio("nusvc_wall", "fast_wall"),
+      cpu_ratio_nusvc_over_fast=ratio("nusvc_cpu", "fast_cpu"),
       equal_scores=equal), indent=1))
   return 0 if equal else 1
 
