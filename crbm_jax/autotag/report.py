@@ -10,7 +10,7 @@ import numpy as np
 
 from crbm_jax.util.atomic import (save_figure_atomic, write_csv_atomic, write_json_atomic,
                                   write_npz_atomic, write_text_atomic)
-from crbm_jax.util.stats import mean_stderr
+from crbm_jax.util.stats import mean_stderr, roc_auc
 
 
 def roc_pr_auc(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
@@ -24,9 +24,7 @@ def roc_pr_auc(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
   n_neg = y.shape[0] - n_pos
   if n_pos == 0 or n_neg == 0:
     return math.nan, math.nan
-  import scipy.stats  # pylint: disable=import-outside-toplevel
-  ranks = scipy.stats.rankdata(s)
-  roc = (ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+  roc = roc_auc(s, y)
   order = np.argsort(-s, kind="stable")
   s_sorted, y_sorted = s[order], y[order]
   last = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), y.shape[0] - 1]  # end of ties
