@@ -39,9 +39,9 @@ from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from crbm_jax.autotag import crossval
 from crbm_jax.autotag import folds as folds_lib
 from crbm_jax.autotag import report as report_lib
-from crbm_jax.autotag import svm
 from crbm_jax.autotag import training
 from crbm_jax.tagger.scoring import MIN_VERIFIED, score_folds
 from crbm_jax.util.stats import mean_stderr
@@ -140,7 +140,7 @@ def per_tag_cv(data: AudioTagData, fold_ids: np.ndarray, model: str, seed: int,
     full[train] = z
     zt, _, _ = training.standardize(data.x[test], mean, std)
     for j in range(data.raw.shape[1]):
-      picked = training.crossval.examples(data.raw[:, j], train, "raw", max_per_class,
+      picked = crossval.examples(data.raw[:, j], train, "raw", max_per_class,
                                           MIN_VERIFIED, [seed, k, j, 0], 5)
       if picked is None:
         continue
@@ -284,14 +284,14 @@ def evaluate_dataset(data: AudioTagData, *, seed: int = 0, num_folds: int = 5,
     tick = time.perf_counter()
     if name == "mlp":
       oofs[name], thresholds[name] = mlp_cv(data, fold_ids, seed)
-    elif name == "logistic_all":
-      with training.crossval.one_blas_thread():
-        oofs[name], thresholds[name] = logistic_all_cv(data, fold_ids, seed)
     else:
-      with training.crossval.one_blas_thread():
-        oofs[name] = per_tag_cv(data, fold_ids, "nusvc" if name == "nusvc" else "linear",
-                                seed)
-      thresholds[name] = np.full((num_folds, t), 0.5)
+      with crossval.one_blas_thread():  # many small fits: BLAS threads only spin
+        if name == "logistic_all":
+          oofs[name], thresholds[name] = logistic_all_cv(data, fold_ids, seed)
+        else:
+          oofs[name] = per_tag_cv(data, fold_ids, "nusvc" if name == "nusvc" else "linear",
+                                  seed)
+          thresholds[name] = np.full((num_folds, t), 0.5)
     out["seconds"][f"{name}_total"] = round(time.perf_counter() - tick, 2)
     log(f"audio_tags {data.name}: {name} cross-validated in "
         f"{out['seconds'][f'{name}_total']} s")
