@@ -222,10 +222,25 @@ def make_round(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Call
   draws its minibatches and noise from ``fold_in(data_key, e)``.
   """
   epochs = rule.eval_every if epochs is None else epochs
+  train_fn = make_train(learner, config, rule, epochs)
   finish = make_finish(learner, evaluate_fn, rule)
 
   def round_fn(data_key: PRNGKey, carry: Carry, train: Dataset, val: Dataset,
                hparams: HParams, keep: Array):
+    carry, recon = train_fn(data_key, carry, train, hparams)
+    carry, val_pl = finish(carry, carry.epoch + epochs, val, hparams, keep)
+    return carry, RoundInfo(recon, val_pl)
+
+  return round_fn
+
+
+def make_train(learner: Learner, config: TrainConfig, rule: Optional[StopRule],
+               epochs: int):
+  """Returns pure ``train_fn(data_key, carry, train, hparams) -> (carry, recon [epochs,
+  *M])``: the training part of a round (``make_round``): ``epochs`` epochs from
+  ``carry.epoch`` with the stopped models frozen; only ``carry.state`` changes."""
+
+  def train_fn(data_key: PRNGKey, carry: Carry, train: Dataset, hparams: HParams):
     frozen = frozen_hparams(hparams, carry.tracker.active, rule)
 
     def body(state, epoch):
@@ -234,11 +249,9 @@ def make_round(learner: Learner, config: TrainConfig, evaluate_fn: Optional[Call
       return state, info.recon_error
 
     state, recon = jax.lax.scan(body, carry.state, carry.epoch + jnp.arange(epochs))
-    carry, val_pl = finish(carry._replace(state=state), carry.epoch + epochs, val,
-                           hparams, keep)
-    return carry, RoundInfo(recon, val_pl)
+    return carry._replace(state=state), recon
 
-  return round_fn
+  return train_fn
 
 
 def frozen_hparams(hparams: HParams, active: Array, rule: Optional[StopRule]) -> HParams:
@@ -254,19 +267,41 @@ def make_finish(learner: Learner, evaluate_fn: Optional[Callable],
   """Returns pure ``finish(carry, epoch, val, hparams, keep) -> (carry, val_pl)``: the end
   of a round whose training is done (``carry.state`` trained, ``carry.best``,
   ``carry.tracker`` and ``carry.epoch`` as at the round's start; ``epoch`` the epochs
-  trained after it): one validation evaluation, the best-epoch bookkeeping and the
-  tracker update (``make_round``). ``val_pl`` is NaN for the models that were not
-  training."""
+  trained after it): one validation evaluation (``make_score``), then ``make_settle``."""
+  score = make_score(learner, evaluate_fn)
+  settle = make_settle(learner, rule)
+
+  def finish(carry: Carry, epoch: Array, val: Dataset, hparams: HParams, keep: Array):
+    return settle(carry, epoch, score(carry.state, hparams, val), hparams, keep)
+
+  return finish
+
+
+def make_score(learner: Learner, evaluate_fn: Optional[Callable]):
+  """Returns pure ``score(state, hparams, val) -> [*M]`` (None without a criterion): the
+  validation criterion of the models a learner state holds. The host driver compiles it
+  on its own, once per shape: the initial models' reference and every round's evaluation
+  share that program."""
+  if evaluate_fn is None:
+    return lambda state, hparams, val: None
+  return lambda state, hparams, val: evaluate_fn(learner.model(state, hparams), val)
+
+
+def make_settle(learner: Learner, rule: Optional[StopRule]):
+  """Returns pure ``settle(carry, epoch, val_pl, hparams, keep) -> (carry, val_pl)``: the
+  bookkeeping after an evaluation (``val_pl`` [*M]; None: no criterion, NaN): the
+  best-epoch parameters, the tracker update (``make_round``), and the stopped models' W
+  zeroed. The returned ``val_pl`` is NaN for the models that were not training."""
   axes = learner.model_axes
   w_axis = None if axes is None else axes.W
 
-  def finish(carry: Carry, epoch: Array, val: Dataset, hparams: HParams, keep: Array):
+  def settle(carry: Carry, epoch: Array, val_pl: Optional[Array], hparams: HParams,
+             keep: Array):
     active = carry.tracker.active
     state = carry.state
     params = learner.model(state, hparams)
     shape = carry.best.val_pl.shape
-    val_pl = (jnp.full(shape, jnp.nan) if evaluate_fn is None
-              else evaluate_fn(params, val))
+    val_pl = jnp.full(shape, jnp.nan) if val_pl is None else val_pl
     if rule is None:
       tracker = carry.tracker._replace(epochs=jnp.full(shape, epoch, jnp.int32))
       best = keep_best(carry.best, params, val_pl, epoch - 1, axes)
@@ -283,7 +318,7 @@ def make_finish(learner: Learner, evaluate_fn: Optional[Callable],
     state = state._replace(params=state.params._replace(W=W))
     return (Carry(state, best, tracker, epoch), jnp.where(active, val_pl, jnp.nan))
 
-  return finish
+  return settle
 
 
 def make_segment(learner: Learner, config: TrainConfig, rule: Optional[StopRule]):
@@ -442,39 +477,95 @@ def take_models(tree, axes, index):
 
 
 @functools.lru_cache(maxsize=64)
+def compiled_score(learner_factory: Callable, config: TrainConfig, num_aux: int,
+                   make_evaluate: Callable, split_axis: bool):
+  """``score(state, hparams, val)`` (``make_score``) jitted for a static setting, or None
+  without a criterion: one program per shape serves the initial models' reference and
+  every round's evaluation, of ``compiled_host`` and of ``compiled_segments`` (the
+  criterion, the costliest part of a round to compile, compiles once, not once inside
+  the init and again inside the round)."""
+  evaluate = make_evaluate(config)
+  if evaluate is None:
+    return None
+  score = make_score(learner_factory(config, num_aux, over_models=True), evaluate)
+  if split_axis:
+    score = jax.vmap(score, in_axes=(0, None, 0), axis_name=SPLIT_AXIS)
+  return jax.jit(score)
+
+
+def _with_reference(start_fn, score):
+  """``init``: the initial carry (``start_fn``) with the initial models' validation
+  score as the divergence reference (``init_carry``), computed by ``score``."""
+
+  def init(model_keys, train, val, hparams, hidden_mask, group_mask):
+    carry = start_fn(model_keys, train, hparams, hidden_mask, group_mask)
+    if score is None:
+      return carry
+    reference = score(carry.state, hparams, val)
+    return carry._replace(tracker=carry.tracker._replace(start=reference))
+
+  return init
+
+
+@functools.lru_cache(maxsize=64)
 def compiled_host(learner_factory: Callable, config: TrainConfig, num_aux: int,
                   rule: StopRule, make_evaluate: Callable, split_axis: bool):
-  """(init, round, take) jitted for a static setting, cached so that repeated searches on
-  data of the same shapes (a fit's splits, the sparsity draws, cross-validation) compile
+  """(init, round, take) for a static setting, cached so that repeated searches on data
+  of the same shapes (a fit's splits, the sparsity draws, cross-validation) compile
   once. With ``split_axis`` every function is vmapped over a leading split axis
-  (``SPLIT_AXIS``; ``make_evaluate`` should then reduce over it too)."""
+  (``SPLIT_AXIS``; ``make_evaluate`` should then reduce over it too).
+
+  ``init`` and ``round`` have the signatures of ``init_carry`` (less the learner and
+  criterion) and ``make_round`` and compute the same, but each is a few jitted programs
+  called in turn: the learner's init, the training epochs (``make_train``), the
+  criterion (``compiled_score``, shared) and the bookkeeping (``make_settle``)."""
   learner = learner_factory(config, num_aux, over_models=True)
-  evaluate = make_evaluate(config)
-  round_fn = make_round(learner, config, evaluate, rule)
-  init = lambda k, tr, va, hp, hm, gm: init_carry(learner, evaluate, k, tr, va, hp, hm, gm)
+  epochs = rule.eval_every
+  train_fn = make_train(learner, config, rule, epochs)
+  settle = make_settle(learner, rule)
+  settle_round = lambda c, v, hp, k: settle(c, c.epoch + epochs, v, hp, k)
+  start = lambda k, tr, hp, hm, gm: init_carry(learner, None, k, tr, None, hp, hm, gm)
   take = lambda c, i: take_models(c, CARRY_AXES, i)
   if split_axis:
-    init = jax.vmap(init, in_axes=(0, 0, 0, None, None, None), axis_name=SPLIT_AXIS)
-    round_fn = jax.vmap(round_fn, in_axes=(0, 0, 0, 0, None, None), axis_name=SPLIT_AXIS)
+    start = jax.vmap(start, in_axes=(0, 0, None, None, None), axis_name=SPLIT_AXIS)
+    train_fn = jax.vmap(train_fn, in_axes=(0, 0, 0, None), axis_name=SPLIT_AXIS)
+    settle_round = jax.vmap(settle_round, in_axes=(0, 0, None, None), axis_name=SPLIT_AXIS)
     take = jax.vmap(take, in_axes=(0, None))
-  return jax.jit(init), jax.jit(round_fn), jax.jit(take)
+  score = compiled_score(learner_factory, config, num_aux, make_evaluate, split_axis)
+  train_fn, settle_round = jax.jit(train_fn), jax.jit(settle_round)
+
+  def round_fn(data_key, carry: Carry, train: Dataset, val: Dataset, hparams: HParams,
+               keep: Array):
+    carry, recon = train_fn(data_key, carry, train, hparams)
+    val_pl = None if score is None else score(carry.state, hparams, val)
+    carry, val_pl = settle_round(carry, val_pl, hparams, keep)
+    return carry, RoundInfo(recon, val_pl)
+
+  return _with_reference(jax.jit(start), score), round_fn, jax.jit(take)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_segments(learner_factory: Callable, config: TrainConfig, num_aux: int,
                       rule: StopRule, make_evaluate: Callable, split_axis: bool):
-  """(segment, finish) jitted for a static setting (``make_segment``, ``make_finish``):
-  the round of ``compiled_host`` in pieces, for a host driver with a time budget. The
-  segment donates the training state and the finish the carry (no second copy of W_aux
-  while they run)."""
+  """(segment, finish) for a static setting (``make_segment``, ``make_finish``): the
+  round of ``compiled_host`` in pieces, for a host driver with a time budget. The
+  segment donates the training state and the finish's bookkeeping the carry (no second
+  copy of W_aux while they run); the finish's criterion is ``compiled_score``'s."""
   learner = learner_factory(config, num_aux, over_models=True)
   segment = make_segment(learner, config, rule)
-  finish = make_finish(learner, make_evaluate(config), rule)
+  settle = make_settle(learner, rule)
   if split_axis:
     segment = jax.vmap(segment, in_axes=(0, 0, 0, 0, None, None, None, None),
                        axis_name=SPLIT_AXIS)
-    finish = jax.vmap(finish, in_axes=(0, None, 0, None, None), axis_name=SPLIT_AXIS)
-  return jax.jit(segment, donate_argnums=(1,)), jax.jit(finish, donate_argnums=(0,))
+    settle = jax.vmap(settle, in_axes=(0, None, 0, None, None), axis_name=SPLIT_AXIS)
+  score = compiled_score(learner_factory, config, num_aux, make_evaluate, split_axis)
+  settle = jax.jit(settle, donate_argnums=(0,))
+
+  def finish(carry: Carry, epoch: Array, val: Dataset, hparams: HParams, keep: Array):
+    val_pl = None if score is None else score(carry.state, hparams, val)
+    return settle(carry, epoch, val_pl, hparams, keep)
+
+  return jax.jit(segment, donate_argnums=(1,)), finish
 
 
 # The host driver with a time budget trains in segments of an epoch's steps, each sized
