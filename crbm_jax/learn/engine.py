@@ -268,8 +268,12 @@ def make_finish(learner: Learner, evaluate_fn: Optional[Callable],
   of a round whose training is done (``carry.state`` trained, ``carry.best``,
   ``carry.tracker`` and ``carry.epoch`` as at the round's start; ``epoch`` the epochs
   trained after it): one validation evaluation (``make_score``), then ``make_settle``."""
-  score = make_score(learner, evaluate_fn)
-  settle = make_settle(learner, rule)
+  return _finish_of(make_score(learner, evaluate_fn), make_settle(learner, rule))
+
+
+def _finish_of(score, settle):
+  """``finish(carry, epoch, val, hparams, keep)``: ``score`` then ``settle`` (pure
+  functions, or their jitted programs)."""
 
   def finish(carry: Carry, epoch: Array, val: Dataset, hparams: HParams, keep: Array):
     return settle(carry, epoch, score(carry.state, hparams, val), hparams, keep)
@@ -479,15 +483,15 @@ def take_models(tree, axes, index):
 @functools.lru_cache(maxsize=64)
 def compiled_score(learner_factory: Callable, config: TrainConfig, num_aux: int,
                    make_evaluate: Callable, split_axis: bool):
-  """``score(state, hparams, val)`` (``make_score``) jitted for a static setting, or None
-  without a criterion: one program per shape serves the initial models' reference and
-  every round's evaluation, of ``compiled_host`` and of ``compiled_segments`` (the
-  criterion, the costliest part of a round to compile, compiles once, not once inside
-  the init and again inside the round)."""
+  """``score(state, hparams, val)`` (``make_score``) jitted for a static setting (without
+  a criterion it returns None and compiles nothing): one program per shape serves the
+  initial models' reference and every round's evaluation, of ``compiled_host`` and of
+  ``compiled_segments`` (the criterion, the costliest part of a round to compile,
+  compiles once, not once inside the init and again inside the round)."""
   evaluate = make_evaluate(config)
-  if evaluate is None:
-    return None
   score = make_score(learner_factory(config, num_aux, over_models=True), evaluate)
+  if evaluate is None:
+    return score
   if split_axis:
     score = jax.vmap(score, in_axes=(0, None, 0), axis_name=SPLIT_AXIS)
   return jax.jit(score)
@@ -499,9 +503,9 @@ def _with_reference(start_fn, score):
 
   def init(model_keys, train, val, hparams, hidden_mask, group_mask):
     carry = start_fn(model_keys, train, hparams, hidden_mask, group_mask)
-    if score is None:
-      return carry
     reference = score(carry.state, hparams, val)
+    if reference is None:   # no criterion: the reference stays -inf (``init_tracker``)
+      return carry
     return carry._replace(tracker=carry.tracker._replace(start=reference))
 
   return init
@@ -537,8 +541,7 @@ def compiled_host(learner_factory: Callable, config: TrainConfig, num_aux: int,
   def round_fn(data_key, carry: Carry, train: Dataset, val: Dataset, hparams: HParams,
                keep: Array):
     carry, recon = train_fn(data_key, carry, train, hparams)
-    val_pl = None if score is None else score(carry.state, hparams, val)
-    carry, val_pl = settle_round(carry, val_pl, hparams, keep)
+    carry, val_pl = settle_round(carry, score(carry.state, hparams, val), hparams, keep)
     return carry, RoundInfo(recon, val_pl)
 
   return _with_reference(jax.jit(start), score), round_fn, jax.jit(take)
@@ -559,13 +562,8 @@ def compiled_segments(learner_factory: Callable, config: TrainConfig, num_aux: i
                        axis_name=SPLIT_AXIS)
     settle = jax.vmap(settle, in_axes=(0, None, 0, None, None), axis_name=SPLIT_AXIS)
   score = compiled_score(learner_factory, config, num_aux, make_evaluate, split_axis)
-  settle = jax.jit(settle, donate_argnums=(0,))
-
-  def finish(carry: Carry, epoch: Array, val: Dataset, hparams: HParams, keep: Array):
-    val_pl = None if score is None else score(carry.state, hparams, val)
-    return settle(carry, epoch, val_pl, hparams, keep)
-
-  return jax.jit(segment, donate_argnums=(1,)), finish
+  return (jax.jit(segment, donate_argnums=(1,)),
+          _finish_of(score, jax.jit(settle, donate_argnums=(0,))))
 
 
 # The host driver with a time budget trains in segments of an epoch's steps, each sized
