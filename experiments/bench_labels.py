@@ -11,7 +11,9 @@ in ``crbm-reproduce``. With ``--against REV`` each repeat runs it once in this c
 and once in a temporary ``git worktree`` of REV, in alternating order; prints wall and
 CPU seconds, the compile/compute split (``util.compile_cache.CompileClock``), the
 programs compiled, the medians and the paired CPU ratios, and whether both checkouts'
-labels are equal (a digest of every array they return).
+labels are equal (a digest of every array they return). ``CRBM_JAX_THREADS=1`` in the
+environment gives the children one JAX compute thread each, as crbm-reproduce's workers
+have (``util/threads.py``).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runs in the child, in the checkout on its PYTHONPATH: prints one JSON line.
 CHILD = r"""
 import hashlib, json, sys, tempfile, time
+from crbm_jax.util import threads
+threads.apply_requested()   # $CRBM_JAX_THREADS, as crbm-reproduce's workers do
 import jax, numpy as np
 from crbm_jax.configs import reproduce as rc
 from crbm_jax.paper import sparsity

@@ -31,6 +31,11 @@ def define_flags(define) -> None:
          "many processes, longest first (default: the config's, 2 for default and full, 1 "
          "for smoke; 1: one after the other). The report and its numbers are the same.",
          lower_bound=1)
+  define(flags.DEFINE_integer, "threads", None, "JAX compute threads per process "
+         "(default: the config's, 1 for default and full, 0 for smoke; 0: JAX's default, "
+         "one per core). One keeps the run's several processes from oversubscribing the "
+         "cores. The count is part of the computation: numbers differ in the last digits "
+         "between counts.", lower_bound=0)
   define(flags.DEFINE_list, "stages", None, "Run only these stages, comma-separated, "
          f"among {','.join(reproduce.STAGES)} (default: all).")
 
@@ -42,6 +47,8 @@ def run(f) -> None:
   from crbm_jax.configs import reproduce as reproduce_config  # pylint: disable=import-outside-toplevel
   from crbm_jax.paper import reproduce  # pylint: disable=import-outside-toplevel
   config = reproduce_config.get_config(f.config)
+  if f.threads is not None:
+    config.threads = f.threads
   if f.stages:
     unknown = [s for s in f.stages if s not in reproduce.STAGES]
     if unknown:

@@ -18,6 +18,12 @@ def get_config(arg=None):
   # after the other in this process). The numbers are the same either way; two use both
   # cores of a 2-core machine, which one process leaves half idle between its compiles.
   c.processes = 1 if variant == "smoke" else 2
+  # JAX compute threads per process (crbm_jax/util/threads.py): every spawned stage,
+  # label and SVM worker, and this process when the stages run in it. 1: the run's 4-6
+  # processes do not oversubscribe the cores (measured x0.77 CPU time, docs/benchmarks.md);
+  # 0: JAX's default, one per core. The count is part of the computation: numbers differ
+  # in the last bits between counts (and equal across machines at 1).
+  c.threads = 0 if variant == "smoke" else 1
   c.table1 = table1.get_config(variant)
   c.table2 = table2.get_config(variant)
   c.table3 = table3.get_config(variant)

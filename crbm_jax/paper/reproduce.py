@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from crbm_jax.paper import report as report_lib
 from crbm_jax.util import compile_cache
 from crbm_jax.util.atomic import write_json_atomic, write_text_atomic
+from crbm_jax.util import threads as threads_lib
 from crbm_jax.util.pool import spawn_pool
 
 
@@ -333,6 +334,12 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
     _log(f"stage {stage} done in {split['seconds']:.1f} s "
          f"({compile_cache.describe(split)})")
 
+  threads = int(config.get("threads", 0) or 0)
+  os.environ[threads_lib.ENV] = str(threads)   # inherited by every spawned worker
+  if threads > 0:
+    if processes == 1 and not threads_lib.limit(threads):
+      _log(f"threads = {threads} not applied in this process (JAX had started): its "
+           "numbers can differ in the last digits from a run started by crbm-reproduce")
   start = time.perf_counter()
   if processes > 1:
     _log(f"{len(stages)} stages in {processes} processes, longest first")

@@ -3,7 +3,9 @@
 ``spawn_pool`` gives a ``concurrent.futures.ProcessPoolExecutor`` whose workers are
 spawned (never forked: JAX and XLA's threads do not survive a fork), ignore Ctrl-C (a
 terminal sends it to the whole process group; the main process ends the run with one line,
-``crbm_jax.util.interrupt``, and kills the workers), and run an optional initializer.
+``crbm_jax.util.interrupt``, and kills the workers), size JAX's CPU thread pool as
+``$CRBM_JAX_THREADS`` asks (``crbm_jax.util.threads``; inherited, so workers of workers
+do too), and run an optional initializer.
 
 When a Ctrl-C ends the main process at once (``os._exit``), multiprocessing's resource
 tracker removes the pool's semaphores itself and would print a warning about "leaked
@@ -38,6 +40,8 @@ def can_spawn() -> bool:
 def _worker_start(initializer: Optional[Callable], initargs: tuple) -> None:
   import signal  # pylint: disable=import-outside-toplevel
   signal.signal(signal.SIGINT, signal.SIG_IGN)
+  from crbm_jax.util import threads  # pylint: disable=import-outside-toplevel
+  threads.apply_requested()
   if initializer is not None:
     initializer(*initargs)
 
