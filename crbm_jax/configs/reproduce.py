@@ -20,9 +20,9 @@ def get_config(arg=None):
   c.processes = 1 if variant == "smoke" else 2
   # JAX compute threads per process (crbm_jax/util/threads.py): every spawned stage,
   # label and SVM worker, and this process when the stages run in it. 1: the run's 4-6
-  # processes do not oversubscribe the cores (measured x0.77 CPU time, docs/benchmarks.md);
-  # 0: JAX's default, one per core. The count is part of the computation: numbers differ
-  # in the last bits between counts (and equal across machines at 1).
+  # processes do not oversubscribe the cores (measured x0.77-0.95 CPU time,
+  # docs/benchmarks.md); 0: JAX's default, one per core. The count is part of the
+  # computation: numbers differ in the last bits between counts.
   c.threads = 0 if variant == "smoke" else 1
   c.table1 = table1.get_config(variant)
   c.table2 = table2.get_config(variant)

@@ -10,13 +10,14 @@ Why: ``crbm-reproduce`` runs several processes at once on a 2-core machine (two 
 processes, and under Table 3 its label and SVM workers). Each JAX process otherwise
 starts one compute thread per core, so 4-6 processes share 2 cores with 8-12 busy
 threads, and the threads spin and switch instead of computing. Measured on the 2-core
-machine (``docs/benchmarks.md``): two label workers side by side took x0.77 the CPU time
-with one thread each.
+machine (``docs/benchmarks.md``): two label workers side by side took x0.77 and x0.91 the
+CPU time with one thread each (two pairs), the whole default reproduction x0.95 (one).
 
 The thread count is part of the computation: XLA splits some reductions by thread, so
 one thread and two give numbers that differ in the last bits (and then, through the
-random searches, in later digits). One thread also makes the numbers the same on
-machines with different core counts.
+random searches, in later digits). With one thread the pool no longer depends on the
+machine's core count (numbers across machines are not tested: the compiled code may
+still differ by CPU model).
 
 ``ENV`` carries the setting to spawned workers (``util.pool`` applies it in each worker
 before any JAX work), including workers that spawn workers of their own.
