@@ -41,6 +41,8 @@ def test_spawned_worker_gets_one_compute_thread_on_every_core(monkeypatch):
   assert affinities == {cores} and one_cores == cores
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"),
+                    reason="no CPU affinities on this platform (limit then refuses)")
 def test_limit_refuses_once_jax_has_started():
   """In a process whose JAX client exists (this one), the pool cannot be resized: limit
   says so rather than pretending, and leaves the affinity alone."""

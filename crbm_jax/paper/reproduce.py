@@ -336,10 +336,10 @@ def run_reproduction(config, workdir: str, stages: Optional[Sequence[str]] = Non
 
   threads = int(config.get("threads", 0) or 0)
   os.environ[threads_lib.ENV] = str(threads)   # inherited by every spawned worker
-  if threads > 0:
-    if processes == 1 and not threads_lib.limit(threads):
-      _log(f"threads = {threads} not applied in this process (JAX had started): its "
-           "numbers can differ in the last digits from a run started by crbm-reproduce")
+  if threads > 0 and processes == 1 and not threads_lib.limit(threads):
+    _log(f"threads = {threads} not applied in this process (JAX had started, or this "
+         "platform sets no CPU affinities): its numbers can differ in the last digits "
+         "from a run with that many threads")
   start = time.perf_counter()
   if processes > 1:
     _log(f"{len(stages)} stages in {processes} processes, longest first")

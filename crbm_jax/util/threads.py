@@ -77,7 +77,7 @@ def _widen(cores) -> None:
   try:
     tids = os.listdir("/proc/self/task")
   except OSError:
-    tids = [str(0)]
+    tids = ["0"]   # no /proc: this thread only
   for tid in tids:
     try:
       os.sched_setaffinity(int(tid), cores)
